@@ -1,0 +1,19 @@
+# tomoseg: ETSAM two-stage SAM2 membrane segmentation, baselines, evaluation and the paper's tables.
+# Stages live in workflow/rules/*.smk; see README.md and DESIGN notes there.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/normalize.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

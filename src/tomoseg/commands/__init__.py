@@ -1,0 +1,1 @@
+"""Sub-commands of the `tomoseg` CLI; each module defines `register(subparsers)`."""

@@ -1,0 +1,46 @@
+import re
+
+import pandas as pd
+from snakemake.utils import validate
+
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+runs = pd.read_csv(
+    config["runs"], sep="\t", dtype=str, keep_default_na=False, comment="#"
+)
+validate(runs, schema="../schemas/runs.schema.yaml")
+_duplicates = sorted(runs["tomo"][runs["tomo"].duplicated()].unique())
+if _duplicates:
+    raise ValueError(
+        f"{config['runs']}: duplicate tomo keys {_duplicates}; every row needs its own key"
+    )
+runs = runs.set_index("tomo", drop=False)
+# Rows selected for this invocation: the splits named in the config.
+selected = runs[runs["split"].isin(config["splits"])]
+
+
+def tomos(source=None, with_truth=None):
+    """Keys of the selected runs, optionally of one source or only those with ground truth."""
+    rows = selected
+    if source is not None:
+        rows = rows[rows["source"] == source]
+    if with_truth is not None:
+        rows = rows[(rows["truth"] != "none") == with_truth]
+    return list(rows["tomo"])
+
+
+def key_pattern(keys):
+    """A wildcard constraint matching exactly `keys` (never matching when empty)."""
+    return "|".join(re.escape(k) for k in keys) if keys else "(?!x)x"
+
+
+def run_row(wildcards):
+    """The runs-sheet row of `{tomo}` as a plain dict."""
+    return runs.loc[wildcards.tomo].to_dict()
+
+
+def all_targets():
+    """Everything `rule all` builds; each stage adds its outputs here as it lands."""
+    targets = expand("results/data/{tomo}/normalized.mrc", tomo=tomos())
+    return targets

@@ -1,0 +1,53 @@
+# Tomograms and ground truth enter the workflow here: synthetic phantoms or a user's local files.
+# (Portal downloads live in download.smk.)
+
+
+rule phantom:
+    output:
+        tomogram="results/data/{tomo}/tomogram.mrc",
+        truth="results/data/{tomo}/groundtruth.mrc",
+    params:
+        row=run_row,
+        phantom=config["phantom"],
+    wildcard_constraints:
+        tomo=key_pattern(tomos(source="phantom")),
+    log:
+        "results/logs/phantom/{tomo}.log",
+    conda:
+        "../../envs/tomoseg.yaml"
+    script:
+        "../scripts/phantom.py"
+
+
+rule import_local_tomogram:
+    input:
+        lambda wc: runs.loc[wc.tomo, "path"],
+    output:
+        "results/data/{tomo}/tomogram.mrc",
+    wildcard_constraints:
+        tomo=key_pattern(tomos(source="local")),
+    log:
+        "results/logs/import_local_tomogram/{tomo}.log",
+    conda:
+        "../../envs/tomoseg.yaml"
+    script:
+        "../scripts/import_local.py"
+
+
+rule import_local_truth:
+    input:
+        lambda wc: runs.loc[wc.tomo, "truth_path"],
+    output:
+        "results/data/{tomo}/groundtruth.mrc",
+    params:
+        binarize=True,
+    wildcard_constraints:
+        tomo=key_pattern(
+            [t for t in tomos(source="local") if runs.loc[t, "truth"] == "local"]
+        ),
+    log:
+        "results/logs/import_local_truth/{tomo}.log",
+    conda:
+        "../../envs/tomoseg.yaml"
+    script:
+        "../scripts/import_local.py"

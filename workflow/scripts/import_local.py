@@ -1,0 +1,11 @@
+from pathlib import Path
+
+from tomoseg.data import import_local
+from tomoseg.runlog import log_to
+
+log_to(snakemake.log[0])
+import_local(
+    Path(snakemake.input[0]),
+    Path(snakemake.output[0]),
+    binarize=snakemake.params.get("binarize", False),
+)
