@@ -4,10 +4,37 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import socket
+
+RUN_CONTEXT_MARKER = "run context:"
+# The environment that says where a job ran: Slurm's node name and job id, and the GPUs it was given.
+RUN_CONTEXT_VARIABLES = ("SLURMD_NODENAME", "SLURM_JOB_ID", "CUDA_VISIBLE_DEVICES")
+
+
+def run_context() -> dict[str, str]:
+    """Where this process runs (host, Slurm node and job, visible GPUs), so logs prove job placement."""
+    context = {"host": socket.gethostname()}
+    context.update({name: os.environ.get(name, "-") or "-" for name in RUN_CONTEXT_VARIABLES})
+    return context
+
+
+def parse_run_context(text: str) -> list[dict[str, str]]:
+    """Every run-context record written by `log_to` in a log's text (the inverse of its format)."""
+    records = []
+    for line in text.splitlines():
+        _, marker, rest = line.partition(RUN_CONTEXT_MARKER)
+        if marker:
+            records.append(dict(re.findall(r"(\w+)=(\S+)", rest)))
+    return records
 
 
 def log_to(path: str | os.PathLike | None, level: int = logging.INFO) -> None:
-    """Send library logging (and uncaught errors, via the caller's re-raise) to the rule's log file."""
+    """Send library logging (and uncaught errors, via the caller's re-raise) to the rule's log file.
+
+    Its first line records the run context (host, `$SLURMD_NODENAME`, `$SLURM_JOB_ID`,
+    `$CUDA_VISIBLE_DEVICES`), so every job's log shows where it ran.
+    """
     handlers: list[logging.Handler] = [logging.StreamHandler()]
     if path:
         handlers.append(logging.FileHandler(path, mode="w"))
@@ -17,3 +44,7 @@ def log_to(path: str | os.PathLike | None, level: int = logging.INFO) -> None:
         handlers=handlers,
         force=True,
     )
+    context = " ".join(f"{key}={value}" for key, value in run_context().items())
+    logger = logging.getLogger("tomoseg.runlog")
+    logger.setLevel(logging.INFO)  # written whatever the level asked for: placement proof
+    logger.info("%s %s", RUN_CONTEXT_MARKER, context)

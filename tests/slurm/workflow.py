@@ -1,0 +1,200 @@
+"""Run tomoseg's workflow on the test cluster through a profile derived from profiles/slurm, and
+collect the records that say where each job ran.
+
+Three records, gathered independently:
+- Snakemake's own output: which Slurm job id it submitted for which rule (and how often: retries);
+- each job's own log: the run-context line of `tomoseg.runlog.log_to` ($SLURMD_NODENAME,
+  $SLURM_JOB_ID, $CUDA_VISIBLE_DEVICES), written by the job itself on the node;
+- Slurm's job-completion log: state, partition and node list of every job id.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from tomoseg.runlog import parse_run_context
+
+from .cluster import CPU_NODE, GPU_NODE, GPU_TYPE, JobRecord, SlurmCluster
+
+REPO = Path(__file__).resolve().parents[2]
+SLURM_PROFILE = REPO / "profiles" / "slurm" / "config.yaml"
+CPU_PARTITION = "cpu"
+GPU_PARTITION = "gpu"
+RUNS_COLUMNS = ("tomo", "source", "dataset_id", "run_id", "tomogram_id", "path", "truth_path", "truth", "split")
+_SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: (\S+?)\)")
+
+
+def derive_profile(dest: Path, gpu_rules: tuple[str, ...], extra_set_resources: dict | None = None) -> dict:
+    """Write `dest/config.yaml`: profiles/slurm/config.yaml with only the cluster-specific keys changed.
+
+    Changed: partition names, the GPU model, CPUs per GPU job (the test nodes have 2), and the status
+    command for a cluster without an accounting database (squeue; MinJobAge is 600 s there), no account,
+    Slurm logs kept. Everything else (executor, retries, resources, rule routing) is the shipped profile.
+    """
+    profile = yaml.safe_load(SLURM_PROFILE.read_text())
+    routed = copy.deepcopy(profile.get("set-resources", {}))
+    for rule, resources in (extra_set_resources or {}).items():
+        routed.setdefault(rule, {}).update(resources)
+    missing = [r for r in gpu_rules if r not in routed]
+    if missing:
+        raise AssertionError(f"{SLURM_PROFILE}: GPU rules {missing} are not routed in set-resources")
+    profile["default-resources"]["slurm_partition"] = CPU_PARTITION
+    for rule in gpu_rules:
+        routed[rule].update(slurm_partition=GPU_PARTITION, gpu_model=GPU_TYPE, cpus_per_task=2)
+    profile["set-resources"] = routed
+    profile.update(
+        {
+            "slurm-status-command": "squeue",
+            "slurm-init-seconds-before-status-checks": 2,
+            "slurm-no-account": True,
+            "slurm-keep-successful-logs": True,
+        }
+    )
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "config.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
+    return profile
+
+
+def write_runs_sheet(path: Path, rows: list[dict]) -> None:
+    """A runs sheet (TSV) with the schema's columns from row dicts (missing columns empty)."""
+    lines = ["\t".join(RUNS_COLUMNS)]
+    lines += ["\t".join(str(row.get(c, "")) for c in RUNS_COLUMNS) for row in rows]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def prepare_workdir(workdir: Path, config: dict, rows: list[dict]) -> Path:
+    """A scratch working directory with the repository's configs, a runs sheet and `config` as smoke.yaml."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(REPO / "config", workdir / "config", dirs_exist_ok=True)
+    write_runs_sheet(workdir / "runs.tsv", rows)
+    config = {**config, "runs": "runs.tsv"}
+    configfile = workdir / "smoke.yaml"
+    configfile.write_text(yaml.safe_dump(config, sort_keys=False))
+    return configfile
+
+
+@dataclass
+class WorkflowRun:
+    """One Snakemake invocation on the cluster and what it left behind."""
+
+    workdir: Path
+    returncode: int | None  # None: killed at the time limit (hung)
+    output: str
+    seconds: float
+    # rule -> Slurm job ids Snakemake submitted for it (several when retried)
+    submitted: dict[str, list[str]] = field(default_factory=dict)
+
+    def job_rule(self) -> dict[str, str]:
+        """Slurm job id -> rule, from Snakemake's submission messages."""
+        return {job: rule for rule, jobs in self.submitted.items() for job in jobs}
+
+    def run_contexts(self) -> dict[str, list[dict[str, str]]]:
+        """Rule -> run-context records that the jobs wrote to results/logs/<rule>/... themselves."""
+        records: dict[str, list[dict[str, str]]] = defaultdict(list)
+        for log in sorted((self.workdir / "results" / "logs").rglob("*.log")):
+            rule = log.relative_to(self.workdir / "results" / "logs").parts[0]
+            records[rule] += parse_run_context(log.read_text(errors="replace"))
+        return dict(records)
+
+
+def start_workflow(
+    workdir: Path, profile_dir: Path, configfile: Path, targets: list[str] = (), extra_args: list[str] = ()
+) -> tuple[subprocess.Popen, float]:
+    """Start `snakemake --profile <derived>` in `workdir` (output to workdir/snakemake.out)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), env.get("PYTHONPATH")]))
+    env.setdefault("OMP_NUM_THREADS", "1")
+    argv = [
+        sys.executable, "-m", "snakemake",
+        *targets,  # before the options: --configfile takes several values
+        "--profile", str(profile_dir),
+        "--snakefile", str(REPO / "Snakefile"),
+        "--directory", str(workdir),
+        "--configfile", str(configfile),
+        *extra_args,
+    ]  # fmt: skip
+    out = open(workdir / "snakemake.out", "wb")
+    with out:
+        proc = subprocess.Popen(
+            argv, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    return proc, time.monotonic()
+
+
+def finish_workflow(workdir: Path, proc: subprocess.Popen, started: float, timeout_s: float) -> WorkflowRun:
+    """Wait for a run started by `start_workflow`; past `timeout_s` kill it (its process group) and
+    record it as hung. Slurm jobs it left behind are cancelled by the cluster's shutdown."""
+    try:
+        returncode: int | None = proc.wait(timeout=max(1.0, timeout_s - (time.monotonic() - started)))
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.wait()
+        returncode = None
+    seconds = time.monotonic() - started
+    output = (workdir / "snakemake.out").read_text(errors="replace")
+    submitted: dict[str, list[str]] = defaultdict(list)
+    for job_id, slurm_log in _SUBMITTED.findall(output):
+        rule = next((p[len("rule_") :] for p in Path(slurm_log).parts if p.startswith("rule_")), "?")
+        submitted[rule].append(job_id)
+    return WorkflowRun(workdir, returncode, output, seconds, dict(submitted))
+
+
+def expected_node(rule: str, gpu_rules: tuple[str, ...]) -> str:
+    return GPU_NODE if rule in gpu_rules else CPU_NODE
+
+
+def placement_problems(run: WorkflowRun, cluster: SlurmCluster, gpu_rules: tuple[str, ...]) -> list[str]:
+    """Every disagreement between where each job of `run` should have run and what the two records say.
+
+    GPU rules must run on gpunode in the gpu partition with a GPU allocated (CUDA_VISIBLE_DEVICES set
+    by Slurm), all other rules on cpunode without one. Checked per Slurm job id in the job-completion
+    log and, per rule, in the jobs' own logs (whose job ids must be ones Snakemake submitted for it).
+    """
+    problems = []
+    jobs: dict[str, JobRecord] = cluster.jobs()
+    job_rule = run.job_rule()
+    for job_id, rule in sorted(job_rule.items(), key=lambda item: int(item[0])):
+        node = expected_node(rule, gpu_rules)
+        partition = GPU_PARTITION if node == GPU_NODE else CPU_PARTITION
+        record = jobs.get(job_id)
+        if record is None:
+            problems.append(f"jobcomp: no record of Slurm job {job_id} ({rule})")
+            continue
+        if record.nodes != node or record.partition != partition:
+            problems.append(
+                f"jobcomp: job {job_id} ({rule}) ran on {record.nodes!r} in partition {record.partition!r}, "
+                f"expected {node!r} in {partition!r}"
+            )
+    contexts = run.run_contexts()
+    for rule, job_ids in sorted(run.submitted.items()):
+        node = expected_node(rule, gpu_rules)
+        own = [c for c in contexts.get(rule, []) if c.get("SLURM_JOB_ID") in job_ids]
+        if not own:
+            problems.append(
+                f"job log: no run-context line from Slurm jobs {job_ids} of rule {rule} under "
+                f"results/logs/{rule}/ (does its script call tomoseg.runlog.log_to?)"
+            )
+        for c in own:
+            job = c.get("SLURM_JOB_ID")
+            if c.get("SLURMD_NODENAME") != node:
+                problems.append(f"job log: {rule} job {job} says SLURMD_NODENAME={c.get('SLURMD_NODENAME')}, expected {node}")
+            gpus = c.get("CUDA_VISIBLE_DEVICES")
+            if node == GPU_NODE and gpus in (None, "-"):
+                problems.append(f"job log: {rule} job {job} got no GPU from Slurm (CUDA_VISIBLE_DEVICES unset)")
+            if node == CPU_NODE and gpus not in (None, "-"):
+                problems.append(f"job log: {rule} job {job} on the CPU node sees CUDA_VISIBLE_DEVICES={gpus}")
+        stray = [c for c in contexts.get(rule, []) if c.get("SLURM_JOB_ID") not in job_ids]
+        for c in stray:
+            problems.append(f"job log: {rule} has a record of Slurm job {c.get('SLURM_JOB_ID')} not submitted for it")
+    return problems

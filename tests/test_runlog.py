@@ -1,0 +1,34 @@
+"""Every workflow script's log starts with where it ran (host, Slurm node and job, visible GPUs)."""
+
+from __future__ import annotations
+
+import logging
+
+from tomoseg.runlog import log_to, parse_run_context
+
+
+def test_log_to_records_run_context(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURMD_NODENAME", "gpunode")
+    monkeypatch.setenv("SLURM_JOB_ID", "42")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    log = tmp_path / "rule.log"
+    try:
+        log_to(log, level=logging.WARNING)  # the context line is written even above INFO
+        logging.getLogger("tomoseg.test").warning("step done")
+    finally:
+        logging.basicConfig(handlers=[logging.NullHandler()], force=True)
+    text = log.read_text()
+    records = parse_run_context(text)
+    assert len(records) == 1
+    assert records[0]["SLURMD_NODENAME"] == "gpunode"
+    assert records[0]["SLURM_JOB_ID"] == "42"
+    assert records[0]["CUDA_VISIBLE_DEVICES"] == "-"
+    assert records[0]["host"]
+    assert text.index("run context") < text.index("step done")
+
+
+def test_parse_run_context_ignores_other_lines():
+    assert parse_run_context("a line\nrun context: host=h SLURMD_NODENAME=cpunode\n") == [
+        {"host": "h", "SLURMD_NODENAME": "cpunode"}
+    ]
+    assert parse_run_context("nothing here") == []
