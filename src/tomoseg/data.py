@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
-
 from tomoseg.io import read_mask, read_volume, sha256sum, write_json, write_volume
 from tomoseg.provenance import provenance_record
 

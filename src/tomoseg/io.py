@@ -163,7 +163,9 @@ def check_finite_volume(array: np.ndarray, path: str | os.PathLike, chunk: int =
         block = array[z : z + chunk]
         if not np.isfinite(block).all():
             bad = int(np.count_nonzero(~np.isfinite(block)))
-            raise InputError(f"{path}: non-finite values (NaN or inf) in slices {z}..{z + len(block) - 1}, {bad} voxels")
+            raise InputError(
+                f"{path}: non-finite values (NaN or inf) in slices {z}..{z + len(block) - 1}, {bad} voxels"
+            )
 
 
 def read_header(path: str | os.PathLike) -> tuple[tuple[int, int, int], np.dtype, VoxelSize]:
@@ -222,7 +224,9 @@ def _create_volume(
     # uint8 (masks) is streamed through a uint8 view of a mode-0 (int8) file; see _as_mode0.
     file_dtype = np.dtype(np.int8) if dtype == np.uint8 else dtype
     with atomic_path(path, suffix=".mrc.part") as tmp:
-        mrc = mrcfile.new_mmap(tmp, shape=shape, mrc_mode=mrcfile.utils.mode_from_dtype(file_dtype), overwrite=True)
+        mrc = mrcfile.new_mmap(
+            tmp, shape=shape, mrc_mode=mrcfile.utils.mode_from_dtype(file_dtype), overwrite=True
+        )
         try:
             z, y, x = voxel_size
             mrc.voxel_size = (x, y, z)
