@@ -1,4 +1,4 @@
-"""Logging for workflow scripts: everything a step logs goes to its Snakemake `log:` file."""
+"""Logging for workflow scripts: everything a step logs, and why it failed, goes to its `log:` file."""
 
 from __future__ import annotations
 
@@ -6,6 +6,12 @@ import logging
 import os
 import re
 import socket
+import sys
+from types import TracebackType
+
+from tomoseg.io import InputError
+
+log = logging.getLogger("tomoseg")
 
 RUN_CONTEXT_MARKER = "run context:"
 # The environment that says where a job ran: Slurm's node name and job id, and the GPUs it was given.
@@ -30,7 +36,7 @@ def parse_run_context(text: str) -> list[dict[str, str]]:
 
 
 def log_to(path: str | os.PathLike | None, level: int = logging.INFO) -> None:
-    """Send library logging (and uncaught errors, via the caller's re-raise) to the rule's log file.
+    """Send library logging and any uncaught error of this script to the rule's log file.
 
     Its first line records the run context (host, `$SLURMD_NODENAME`, `$SLURM_JOB_ID`,
     `$CUDA_VISIBLE_DEVICES`), so every job's log shows where it ran.
@@ -44,7 +50,18 @@ def log_to(path: str | os.PathLike | None, level: int = logging.INFO) -> None:
         handlers=handlers,
         force=True,
     )
+    sys.excepthook = _log_uncaught
+    context_log = logging.getLogger("tomoseg.runlog")
+    context_log.setLevel(logging.INFO)  # written whatever the level asked for: placement proof
     context = " ".join(f"{key}={value}" for key, value in run_context().items())
-    logger = logging.getLogger("tomoseg.runlog")
-    logger.setLevel(logging.INFO)  # written whatever the level asked for: placement proof
-    logger.info("%s %s", RUN_CONTEXT_MARKER, context)
+    context_log.info("%s %s", RUN_CONTEXT_MARKER, context)
+
+
+def _log_uncaught(kind: type[BaseException], error: BaseException, tb: TracebackType | None) -> None:
+    """Record why the step failed: bad input as one line, anything else with its traceback."""
+    if isinstance(error, InputError):
+        log.error("FAILED: %s", error)
+    else:
+        log.error("FAILED: %s: %s", kind.__name__, error, exc_info=(kind, error, tb))
+    logging.shutdown()
+    sys.exit(1)
