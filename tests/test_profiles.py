@@ -46,7 +46,9 @@ class _Job(SimpleNamespace):
     """The parts of a Snakemake job that the plugin's partition scoring reads."""
 
     def __init__(self, name: str, threads: int = 1, **resources):
-        super().__init__(name=name, threads=threads, resources=SimpleNamespace(get=resources.get, **resources))
+        super().__init__(
+            name=name, threads=threads, resources=SimpleNamespace(get=resources.get, **resources)
+        )
 
     def __str__(self) -> str:
         return self.name

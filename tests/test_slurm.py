@@ -17,12 +17,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from slurm.cluster import SlurmCluster, missing_requirements
 from slurm.workflow import (
     REPO,
     derive_profile,
-    finish_workflow,
+    finish_workflows,
     placement_problems,
     prepare_workdir,
     start_workflow,
@@ -34,8 +33,11 @@ pytestmark = pytest.mark.slurm
 GPU_RULES = ("etsam_stage1", "etsam_stage2", "membrain", "tardis")
 SMOKE_SHAPE = [16, 64, 64]
 RUN_TIME_LIMIT_S = 600  # the smoke run; far above its expected ~2-3 min, far below CI's 30
-# A job that fails every attempt: 1 + retries attempts, each a few seconds plus the status polling.
+# A job that fails every attempt: 1 + retries attempts of ~15-40 s each (queueing, Snakemake's start
+# inside the job, status polling), then up to 180 s until Snakemake exits: the plugin's status-check
+# interval grows by 10 s per poll without a success (capped at 180 s) and shutdown waits for it.
 PER_ATTEMPT_LIMIT_S = 90
+SHUTDOWN_LIMIT_S = 180
 
 
 def _require_cluster() -> None:
@@ -70,7 +72,9 @@ def test_workflow_places_gpu_rules_on_gpu_node(cluster, tmp_path):
 
     good = tmp_path / "good"
     good_config = prepare_workdir(
-        good, smoke_config(), [{"tomo": "phantom-001", "source": "phantom", "run_id": 1, "truth": "phantom", "split": "test"}]
+        good,
+        smoke_config(),
+        [{"tomo": "phantom-001", "source": "phantom", "run_id": 1, "truth": "phantom", "split": "test"}],
     )
     bad = tmp_path / "bad"
     bad.mkdir()
@@ -78,14 +82,22 @@ def test_workflow_places_gpu_rules_on_gpu_node(cluster, tmp_path):
     bad_config = prepare_workdir(
         bad,
         smoke_config(),
-        [{"tomo": "broken", "source": "local", "path": str(bad / "broken.mrc"), "truth": "none", "split": "test"}],
+        [
+            {
+                "tomo": "broken",
+                "source": "local",
+                "path": str(bad / "broken.mrc"),
+                "truth": "none",
+                "split": "test",
+            }
+        ],
     )
     # Both at once: the failing run's retries overlap the smoke run, so they cost no extra wall time.
-    good_proc = start_workflow(good, profile, good_config)
-    bad_proc = start_workflow(bad, profile, bad_config, targets=["results/data/broken/normalized.mrc"])
-    bad_limit = (1 + retries) * PER_ATTEMPT_LIMIT_S
-    failing = finish_workflow(bad, *bad_proc, timeout_s=bad_limit)
-    smoke = finish_workflow(good, *good_proc, timeout_s=RUN_TIME_LIMIT_S)
+    bad_limit = (1 + retries) * PER_ATTEMPT_LIMIT_S + SHUTDOWN_LIMIT_S
+    smoke, failing = finish_workflows(
+        start_workflow(good, profile, good_config, timeout_s=RUN_TIME_LIMIT_S),
+        start_workflow(bad, profile, bad_config, ["results/data/broken/normalized.mrc"], timeout_s=bad_limit),
+    )
     print(f"smoke run {smoke.seconds:.0f} s, failing run {failing.seconds:.0f} s")  # noqa: T201
 
     # The smoke run finished, ran all four GPU rules, and every job ran where it belongs.

@@ -28,7 +28,17 @@ SLURM_CONF = Path("/etc/slurm/slurm.conf")  # the jobstep's inner srun drops SLU
 GRES_CONF = Path("/etc/slurm/gres.conf")
 MUNGE_KEY = Path("/etc/munge/munge.key")
 MUNGE_SOCKET = Path("/run/munge/munge.socket.2")
-REQUIRED_PROGRAMS = ("munged", "munge", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "scontrol", "setpriv")
+REQUIRED_PROGRAMS = (
+    "munged",
+    "munge",
+    "slurmctld",
+    "slurmd",
+    "sbatch",
+    "squeue",
+    "sinfo",
+    "scontrol",
+    "setpriv",
+)
 CPU_NODE = "cpunode"
 GPU_NODE = "gpunode"
 GPU_TYPE = "fakegpu"
@@ -51,7 +61,9 @@ def _port_in_use(port: int) -> bool:
 def slurm_conf(scratch: Path, node_cpus: int, node_memory_mb: int) -> str:
     """slurm.conf of the two-node cluster, with state, spool, logs and pid files under `scratch`."""
     host = socket.gethostname().split(".")[0]
-    common = f"NodeAddr=127.0.0.1 NodeHostname={host} CPUs={node_cpus} RealMemory={node_memory_mb} State=UNKNOWN"
+    common = (
+        f"NodeAddr=127.0.0.1 NodeHostname={host} CPUs={node_cpus} RealMemory={node_memory_mb} State=UNKNOWN"
+    )
     return f"""\
 # Written by tomoseg tests/slurm/cluster.py for a throw-away test cluster; restored afterwards.
 ClusterName=tomoseg-test
@@ -138,7 +150,9 @@ def parse_jobcomp(path: Path) -> dict[str, JobRecord]:
 class SlurmCluster:
     """Context manager: bring the test cluster up in `scratch`, yield it, stop what it started by PID."""
 
-    def __init__(self, scratch: Path, node_cpus: int = 4, node_memory_mb: int = 64000, start_timeout_s: float = 60):
+    def __init__(
+        self, scratch: Path, node_cpus: int = 4, node_memory_mb: int = 64000, start_timeout_s: float = 60
+    ):
         self.scratch = Path(scratch).resolve()
         self.node_cpus = node_cpus
         self.node_memory_mb = node_memory_mb  # fake (not enforced: no cgroups); large so rules' mem_mb fit
@@ -195,7 +209,9 @@ class SlurmCluster:
             cred = subprocess.run(["munge", "-n"], capture_output=True, timeout=5)
             if cred.returncode != 0:
                 return False
-            return subprocess.run(["unmunge"], input=cred.stdout, capture_output=True, timeout=5).returncode == 0
+            return (
+                subprocess.run(["unmunge"], input=cred.stdout, capture_output=True, timeout=5).returncode == 0
+            )
         except (OSError, subprocess.TimeoutExpired):
             return False
 
@@ -248,7 +264,9 @@ class SlurmCluster:
         deadline = time.monotonic() + timeout_s
         while not predicate():
             if time.monotonic() > deadline:
-                raise RuntimeError(f"timed out after {timeout_s:.0f} s waiting for {what}\n{self.diagnostics()}")
+                raise RuntimeError(
+                    f"timed out after {timeout_s:.0f} s waiting for {what}\n{self.diagnostics()}"
+                )
             time.sleep(0.5)
 
     def diagnostics(self) -> str:

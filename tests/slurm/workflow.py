@@ -14,6 +14,7 @@ import copy
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -31,7 +32,17 @@ REPO = Path(__file__).resolve().parents[2]
 SLURM_PROFILE = REPO / "profiles" / "slurm" / "config.yaml"
 CPU_PARTITION = "cpu"
 GPU_PARTITION = "gpu"
-RUNS_COLUMNS = ("tomo", "source", "dataset_id", "run_id", "tomogram_id", "path", "truth_path", "truth", "split")
+RUNS_COLUMNS = (
+    "tomo",
+    "source",
+    "dataset_id",
+    "run_id",
+    "tomogram_id",
+    "path",
+    "truth_path",
+    "truth",
+    "split",
+)
 _SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: (\S+?)\)")
 
 
@@ -108,9 +119,23 @@ class WorkflowRun:
         return dict(records)
 
 
+@dataclass
+class StartedRun:
+    """A Snakemake process started by `start_workflow`."""
+
+    workdir: Path
+    proc: subprocess.Popen
+    started: float
+    timeout_s: float
+
+
 def start_workflow(
-    workdir: Path, profile_dir: Path, configfile: Path, targets: list[str] = (), extra_args: list[str] = ()
-) -> tuple[subprocess.Popen, float]:
+    workdir: Path,
+    profile_dir: Path,
+    configfile: Path,
+    targets: list[str] = (),
+    timeout_s: float = 600,
+) -> StartedRun:
     """Start `snakemake --profile <derived>` in `workdir` (output to workdir/snakemake.out)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), env.get("PYTHONPATH")]))
@@ -122,32 +147,41 @@ def start_workflow(
         "--snakefile", str(REPO / "Snakefile"),
         "--directory", str(workdir),
         "--configfile", str(configfile),
-        *extra_args,
     ]  # fmt: skip
-    out = open(workdir / "snakemake.out", "wb")
-    with out:
+    with open(workdir / "snakemake.out", "wb") as out:
         proc = subprocess.Popen(
             argv, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
-    return proc, time.monotonic()
+    return StartedRun(workdir, proc, time.monotonic(), timeout_s)
 
 
-def finish_workflow(workdir: Path, proc: subprocess.Popen, started: float, timeout_s: float) -> WorkflowRun:
-    """Wait for a run started by `start_workflow`; past `timeout_s` kill it (its process group) and
-    record it as hung. Slurm jobs it left behind are cancelled by the cluster's shutdown."""
-    try:
-        returncode: int | None = proc.wait(timeout=max(1.0, timeout_s - (time.monotonic() - started)))
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, 9)
-        proc.wait()
-        returncode = None
-    seconds = time.monotonic() - started
-    output = (workdir / "snakemake.out").read_text(errors="replace")
-    submitted: dict[str, list[str]] = defaultdict(list)
-    for job_id, slurm_log in _SUBMITTED.findall(output):
-        rule = next((p[len("rule_") :] for p in Path(slurm_log).parts if p.startswith("rule_")), "?")
-        submitted[rule].append(job_id)
-    return WorkflowRun(workdir, returncode, output, seconds, dict(submitted))
+def finish_workflows(*runs: StartedRun) -> list[WorkflowRun]:
+    """Wait for runs started by `start_workflow`, timing each to its own exit; a run still going at
+    its `timeout_s` is killed (its process group) and recorded as hung (returncode None). Slurm jobs
+    it left behind end with the cluster."""
+    ended: dict[int, tuple[int | None, float]] = {}
+    while len(ended) < len(runs):
+        for i, run in enumerate(runs):
+            if i in ended:
+                continue
+            elapsed = time.monotonic() - run.started
+            if run.proc.poll() is not None:
+                ended[i] = (run.proc.returncode, elapsed)
+            elif elapsed > run.timeout_s:
+                os.killpg(run.proc.pid, signal.SIGKILL)
+                run.proc.wait()
+                ended[i] = (None, elapsed)
+        time.sleep(0.5)
+    results = []
+    for i, run in enumerate(runs):
+        output = (run.workdir / "snakemake.out").read_text(errors="replace")
+        submitted: dict[str, list[str]] = defaultdict(list)
+        for job_id, slurm_log in _SUBMITTED.findall(output):
+            rule = next((p[len("rule_") :] for p in Path(slurm_log).parts if p.startswith("rule_")), "?")
+            submitted[rule].append(job_id)
+        returncode, seconds = ended[i]
+        results.append(WorkflowRun(run.workdir, returncode, output, seconds, dict(submitted)))
+    return results
 
 
 def expected_node(rule: str, gpu_rules: tuple[str, ...]) -> str:
@@ -188,13 +222,19 @@ def placement_problems(run: WorkflowRun, cluster: SlurmCluster, gpu_rules: tuple
         for c in own:
             job = c.get("SLURM_JOB_ID")
             if c.get("SLURMD_NODENAME") != node:
-                problems.append(f"job log: {rule} job {job} says SLURMD_NODENAME={c.get('SLURMD_NODENAME')}, expected {node}")
+                problems.append(
+                    f"job log: {rule} job {job} says SLURMD_NODENAME={c.get('SLURMD_NODENAME')}, expected {node}"
+                )
             gpus = c.get("CUDA_VISIBLE_DEVICES")
             if node == GPU_NODE and gpus in (None, "-"):
-                problems.append(f"job log: {rule} job {job} got no GPU from Slurm (CUDA_VISIBLE_DEVICES unset)")
+                problems.append(
+                    f"job log: {rule} job {job} got no GPU from Slurm (CUDA_VISIBLE_DEVICES unset)"
+                )
             if node == CPU_NODE and gpus not in (None, "-"):
                 problems.append(f"job log: {rule} job {job} on the CPU node sees CUDA_VISIBLE_DEVICES={gpus}")
         stray = [c for c in contexts.get(rule, []) if c.get("SLURM_JOB_ID") not in job_ids]
         for c in stray:
-            problems.append(f"job log: {rule} has a record of Slurm job {c.get('SLURM_JOB_ID')} not submitted for it")
+            problems.append(
+                f"job log: {rule} has a record of Slurm job {c.get('SLURM_JOB_ID')} not submitted for it"
+            )
     return problems
