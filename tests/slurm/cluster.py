@@ -188,7 +188,7 @@ class SlurmCluster:
         busy = [p for p in (CONTROLLER_PORT, *NODE_PORTS.values()) if _port_in_use(p)]
         if busy:
             raise RuntimeError(f"ports {busy} already in use: is another Slurm (test) cluster running?")
-        for sub in ("state", "spool"):
+        for sub in ("state", *(f"spool/{node}" for node in NODE_PORTS)):
             (self.scratch / sub).mkdir(parents=True, exist_ok=True)
         self._write_config(SLURM_CONF, slurm_conf(self.scratch, self.node_cpus, self.node_memory_mb))
         self._write_config(GRES_CONF, GRES_CONF_TEXT)

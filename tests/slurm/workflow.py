@@ -50,7 +50,7 @@ def derive_profile(dest: Path, gpu_rules: tuple[str, ...], extra_set_resources: 
     """Write `dest/config.yaml`: profiles/slurm/config.yaml with only the cluster-specific keys changed.
 
     Changed: partition names, the GPU model, CPUs per GPU job (the test nodes have 2), and the status
-    command for a cluster without an accounting database (squeue; MinJobAge is 600 s there), no account,
+    command for a cluster without an accounting database (squeue; MinJobAge is 600 s there) and
     Slurm logs kept. Everything else (executor, retries, resources, rule routing) is the shipped profile.
     """
     profile = yaml.safe_load(SLURM_PROFILE.read_text())
@@ -68,7 +68,6 @@ def derive_profile(dest: Path, gpu_rules: tuple[str, ...], extra_set_resources: 
         {
             "slurm-status-command": "squeue",
             "slurm-init-seconds-before-status-checks": 2,
-            "slurm-no-account": True,
             "slurm-keep-successful-logs": True,
         }
     )
