@@ -1,7 +1,8 @@
 """A real single-host Slurm cluster for tests: munge, slurmctld and two slurmd (cpunode, gpunode).
 
-gpunode carries one fake GPU (gres `gpu:fakegpu:1` backed by /dev/null), so jobs asking for a GPU
-are placed there by Slurm's own scheduler. Every daemon this module starts runs in the foreground as
+gpunode carries fake GPUs (gres `gpu:fakegpu:N`, each backed by a device file such as /dev/null), so
+jobs asking for a GPU are placed there by Slurm's own scheduler, which gives each its own GPU index
+in CUDA_VISIBLE_DEVICES. Every daemon this module starts runs in the foreground as
 our child; it is stopped by its process id when the context ends, also on failure. Needs root and
 Debian's `slurmctld slurmd slurm-client munge` packages; facts and pitfalls: shared notes
 `slurm-ci.md`. Job status is read with `squeue` (no slurmdbd/MariaDB): `MinJobAge` is set high so
@@ -44,6 +45,8 @@ GPU_NODE = "gpunode"
 GPU_TYPE = "fakegpu"
 CONTROLLER_PORT = 6817
 NODE_PORTS = {CPU_NODE: 6818, GPU_NODE: 6820}
+# One existing file per fake GPU: gres.conf needs File= (without it the node is INVAL).
+FAKE_GPU_FILES = ("/dev/null", "/dev/zero", "/dev/full")
 
 
 def missing_requirements() -> list[str]:
@@ -58,7 +61,7 @@ def _port_in_use(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def slurm_conf(scratch: Path, node_cpus: int, node_memory_mb: int) -> str:
+def slurm_conf(scratch: Path, node_cpus: int, node_memory_mb: int, gpus: int) -> str:
     """slurm.conf of the two-node cluster, with state, spool, logs and pid files under `scratch`."""
     host = socket.gethostname().split(".")[0]
     common = (
@@ -100,17 +103,20 @@ SlurmdLogFile={scratch / "slurmd.%n.log"}
 SlurmctldDebug=info
 SlurmdDebug=info
 NodeName={CPU_NODE} Port={NODE_PORTS[CPU_NODE]} {common}
-NodeName={GPU_NODE} Port={NODE_PORTS[GPU_NODE]} {common} Gres=gpu:{GPU_TYPE}:1
+NodeName={GPU_NODE} Port={NODE_PORTS[GPU_NODE]} {common} Gres=gpu:{GPU_TYPE}:{gpus}
 PartitionName=cpu Nodes={CPU_NODE} Default=YES MaxTime=INFINITE State=UP
 PartitionName=gpu Nodes={GPU_NODE} Default=NO MaxTime=INFINITE State=UP
 """
 
 
-GRES_CONF_TEXT = f"""\
-# Written by tomoseg tests/slurm/cluster.py: one fake GPU on {GPU_NODE} (File= is required).
-AutoDetect=off
-NodeName={GPU_NODE} Name=gpu Type={GPU_TYPE} File=/dev/null
-"""
+def gres_conf(gpus: int) -> str:
+    """gres.conf: `gpus` fake GPUs on gpunode, one device file each."""
+    lines = [
+        f"# Written by tomoseg tests/slurm/cluster.py: {gpus} fake GPU(s) on {GPU_NODE}.",
+        "AutoDetect=off",
+    ]
+    lines += [f"NodeName={GPU_NODE} Name=gpu Type={GPU_TYPE} File={f}" for f in FAKE_GPU_FILES[:gpus]]
+    return "\n".join(lines) + "\n"
 
 
 @dataclass
@@ -123,6 +129,8 @@ class JobRecord:
     partition: str
     nodes: str
     exit_code: str
+    start: str  # ISO timestamps, second resolution
+    end: str
     fields: dict[str, str] = field(repr=False)
 
 
@@ -142,6 +150,8 @@ def parse_jobcomp(path: Path) -> dict[str, JobRecord]:
             partition=fields.get("Partition", ""),
             nodes=fields.get("NodeList", ""),
             exit_code=fields.get("ExitCode", ""),
+            start=fields.get("StartTime", ""),
+            end=fields.get("EndTime", ""),
             fields=fields,
         )
     return records
@@ -151,10 +161,18 @@ class SlurmCluster:
     """Context manager: bring the test cluster up in `scratch`, yield it, stop what it started by PID."""
 
     def __init__(
-        self, scratch: Path, node_cpus: int = 4, node_memory_mb: int = 64000, start_timeout_s: float = 60
+        self,
+        scratch: Path,
+        node_cpus: int = 4,
+        node_memory_mb: int = 64000,
+        gpus: int = 2,
+        start_timeout_s: float = 60,
     ):
+        if not 1 <= gpus <= len(FAKE_GPU_FILES):
+            raise ValueError(f"gpus must be 1..{len(FAKE_GPU_FILES)}")
         self.scratch = Path(scratch).resolve()
-        self.node_cpus = node_cpus
+        self.node_cpus = node_cpus  # declared, not real: jobs may oversubscribe the host's cores
+        self.gpus = gpus
         self.node_memory_mb = node_memory_mb  # fake (not enforced: no cgroups); large so rules' mem_mb fit
         self.start_timeout_s = start_timeout_s
         self.procs: dict[str, subprocess.Popen] = {}
@@ -190,8 +208,10 @@ class SlurmCluster:
             raise RuntimeError(f"ports {busy} already in use: is another Slurm (test) cluster running?")
         for sub in ("state", *(f"spool/{node}" for node in NODE_PORTS)):
             (self.scratch / sub).mkdir(parents=True, exist_ok=True)
-        self._write_config(SLURM_CONF, slurm_conf(self.scratch, self.node_cpus, self.node_memory_mb))
-        self._write_config(GRES_CONF, GRES_CONF_TEXT)
+        self._write_config(
+            SLURM_CONF, slurm_conf(self.scratch, self.node_cpus, self.node_memory_mb, self.gpus)
+        )
+        self._write_config(GRES_CONF, gres_conf(self.gpus))
         self._start_munge()
         self._spawn("slurmctld", ["slurmctld", "-D", "-i"])
         for node in (CPU_NODE, GPU_NODE):

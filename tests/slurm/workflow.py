@@ -190,9 +190,10 @@ def expected_node(rule: str, gpu_rules: tuple[str, ...]) -> str:
 def placement_problems(run: WorkflowRun, cluster: SlurmCluster, gpu_rules: tuple[str, ...]) -> list[str]:
     """Every disagreement between where each job of `run` should have run and what the two records say.
 
-    GPU rules must run on gpunode in the gpu partition with a GPU allocated (CUDA_VISIBLE_DEVICES set
+    GPU rules must run on gpunode in the gpu partition with one GPU allocated (CUDA_VISIBLE_DEVICES set
     by Slurm), all other rules on cpunode without one. Checked per Slurm job id in the job-completion
-    log and, per rule, in the jobs' own logs (whose job ids must be ones Snakemake submitted for it).
+    log and, per rule, in the jobs' own logs (whose job ids must be ones Snakemake submitted for it);
+    GPU jobs that overlapped in time must have been given different GPUs.
     """
     problems = []
     jobs: dict[str, JobRecord] = cluster.jobs()
@@ -210,6 +211,7 @@ def placement_problems(run: WorkflowRun, cluster: SlurmCluster, gpu_rules: tuple
                 f"expected {node!r} in {partition!r}"
             )
     contexts = run.run_contexts()
+    gpu_jobs: list[tuple[str, str, str]] = []  # (Slurm job id, rule, CUDA_VISIBLE_DEVICES)
     for rule, job_ids in sorted(run.submitted.items()):
         node = expected_node(rule, gpu_rules)
         own = [c for c in contexts.get(rule, []) if c.get("SLURM_JOB_ID") in job_ids]
@@ -231,9 +233,22 @@ def placement_problems(run: WorkflowRun, cluster: SlurmCluster, gpu_rules: tuple
                 )
             if node == CPU_NODE and gpus not in (None, "-"):
                 problems.append(f"job log: {rule} job {job} on the CPU node sees CUDA_VISIBLE_DEVICES={gpus}")
+            if node == GPU_NODE and gpus not in (None, "-"):
+                if "," in gpus:
+                    problems.append(f"job log: {rule} job {job} got several GPUs: {gpus}")
+                gpu_jobs.append((job, rule, gpus))
         stray = [c for c in contexts.get(rule, []) if c.get("SLURM_JOB_ID") not in job_ids]
         for c in stray:
             problems.append(
                 f"job log: {rule} has a record of Slurm job {c.get('SLURM_JOB_ID')} not submitted for it"
             )
+    # GPU jobs that ran at the same time (job-completion log) must have been given different GPUs.
+    for i, (job_a, rule_a, gpu_a) in enumerate(gpu_jobs):
+        for job_b, rule_b, gpu_b in gpu_jobs[i + 1 :]:
+            a, b = jobs.get(job_a), jobs.get(job_b)
+            if a and b and a.start < b.end and b.start < a.end and gpu_a == gpu_b:
+                problems.append(
+                    f"GPU {gpu_a} shared: {rule_a} job {job_a} ({a.start}..{a.end}) and "
+                    f"{rule_b} job {job_b} ({b.start}..{b.end}) ran at the same time on it"
+                )
     return problems
