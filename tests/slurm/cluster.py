@@ -320,11 +320,12 @@ class SlurmCluster:
 
 
 def main() -> None:
-    """Bring a cluster up in ./slurm-scratch (or $1), print `sinfo`, wait for Ctrl-C, stop it."""
+    """Bring a cluster up in ./slurm-scratch (or $1), print `sinfo`, wait for Ctrl-C/SIGTERM, stop it."""
     import sys
 
     logging.basicConfig(level=logging.INFO)
     scratch = Path(sys.argv[1] if len(sys.argv) > 1 else "slurm-scratch")
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill PID` also stops the daemons
     with SlurmCluster(scratch) as cluster:
         subprocess.run(["sinfo", "-N", "-l"], check=False)
         print(f"cluster up; daemons: { {n: p.pid for n, p in cluster.procs.items()} }; Ctrl-C stops it")  # noqa: T201
