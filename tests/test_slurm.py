@@ -4,7 +4,8 @@ Starts munge, slurmctld and two slurmd (cpunode; gpunode with two fake GPUs), ru
 on one small phantom with every method (all four GPU rules and the CPU rules) and, at the same time,
 a second run whose only tomogram is a corrupt file. Asserts from Snakemake's submissions, the jobs'
 own logs and Slurm's job-completion log that GPU rules ran on gpunode with one GPU each (never one
-GPU for two jobs at once) and everything else on cpunode, and that the broken job was reported failed after its retries instead of hanging.
+GPU for two jobs at once) and everything else on cpunode, and that the broken job was reported
+failed after its retries instead of hanging.
 
 Needs root and Debian's slurmctld, slurmd, slurm-client and munge. In CI (CI set) their absence is a
 failure; elsewhere the test is skipped.
