@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 from tomoseg.runlog import log_to, parse_run_context
 
@@ -11,6 +12,7 @@ def test_log_to_records_run_context(tmp_path, monkeypatch):
     monkeypatch.setenv("SLURMD_NODENAME", "gpunode")
     monkeypatch.setenv("SLURM_JOB_ID", "42")
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # log_to replaces it; restored afterwards
     log = tmp_path / "rule.log"
     try:
         log_to(log, level=logging.WARNING)  # the context line is written even above INFO
