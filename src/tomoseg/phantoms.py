@@ -153,15 +153,16 @@ def _unit_xy(angle: float, tilt: float = 0.0) -> np.ndarray:
     return np.array([math.sin(tilt), math.cos(tilt) * math.sin(angle), math.cos(tilt) * math.cos(angle)])
 
 
-def _place_membranes(scene: _Scene, rng: np.random.Generator) -> list[dict[str, Any]]:
-    """Cell envelope, a nearly parallel pair of sheets, a touching vesicle pair and free vesicles."""
+def _place_membranes(
+    scene: _Scene, rng: np.random.Generator, cell_angle: float, carbon_edge: np.ndarray
+) -> list[dict[str, Any]]:
+    """Cell envelope, a nearly parallel pair of sheets and a touching vesicle pair."""
     nz, ny, nx = scene.shape
     v = scene.v
     c0 = np.array([(nz - 1) / 2, (ny - 1) / 2, (nx - 1) / 2])
     half_field = min(ny, nx) / 2 * v  # Angstrom from the centre to the nearest XY edge
     objects: list[dict[str, Any]] = []
     full = (slice(0, nz), slice(0, ny), slice(0, nx))
-    cell_angle = rng.uniform(0, 2 * math.pi)
 
     # 1. cell envelope: two concentric spherical membranes of a large cell crossing one side of the field
     radius = rng.uniform(1.5, 3.0) * 2 * half_field
@@ -199,9 +200,11 @@ def _place_membranes(scene: _Scene, rng: np.random.Generator) -> list[dict[str, 
             )
             break
 
+    # large membranes run into the carbon and are clipped there later; vesicles stay clear of it
+    scene.occupied |= np.broadcast_to(carbon_edge > -(2 * scene.half + MARGIN_A), scene.shape)
     r_lo, r_hi = max(80.0, 0.12 * half_field), max(120.0, 0.3 * half_field)
     # 3. two spherical vesicles touching (outer bilayer edges 0-2 nm apart), side by side in XY
-    for _ in range(100):
+    for _ in range(200):
         r1, r2 = rng.uniform(r_lo, (r_lo + r_hi) / 2, size=2)
         u = _unit_xy(rng.uniform(0, 2 * math.pi))
         ca = c0 + (rng.uniform(-1, 1, 3) * (np.array([nz, ny, nx]) / 2 - 1)) * np.array([0.3, 0.6, 0.6])
@@ -221,10 +224,20 @@ def _place_membranes(scene: _Scene, rng: np.random.Generator) -> list[dict[str, 
             ]
             break
 
-    # 4. free vesicles: spheres and ellipsoids flattened in Z (lying in the ice), several radii
+    return objects
+
+
+def _place_vesicles(scene: _Scene, rng: np.random.Generator) -> list[dict[str, Any]]:
+    """Free vesicles in the remaining space: spheres and ellipsoids flattened in Z, several radii."""
+    nz, ny, nx = scene.shape
+    v = scene.v
+    c0 = np.array([(nz - 1) / 2, (ny - 1) / 2, (nx - 1) / 2])
+    half_field = min(ny, nx) / 2 * v
+    r_lo, r_hi = max(80.0, 0.12 * half_field), max(120.0, 0.3 * half_field)
+    objects: list[dict[str, Any]] = []
     wanted = int(np.clip(round((2 * half_field) ** 2 / 900.0**2), 3, 12))
     placed = 0
-    for _ in range(wanted * 15):
+    for _ in range(wanted * 40):
         if placed >= wanted:
             break
         r = rng.uniform(r_lo, r_hi)
@@ -252,10 +265,31 @@ def _soft_inside(d: np.ndarray, width: float) -> np.ndarray:
     return (0.5 * (1 - np.tanh(d / width))).astype(np.float32)
 
 
-def _place_distractors(
+def _carbon_edge(
     scene: _Scene, rng: np.random.Generator, away_angle: float
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Signed XY distance (Angstrom, (1, Y, X), > 0 on the carbon) to the edge of a large hole in a carbon film.
+
+    The film lies beyond the edge on the side `away_angle` points to and runs through the whole
+    reconstructed thickness (a thin slab in Z would sit mostly inside the missing wedge and vanish).
+    """
+    _, ny, nx = scene.shape
+    v = scene.v
+    c0 = np.array([0.0, (ny - 1) / 2, (nx - 1) / 2])
+    half_field = min(ny, nx) / 2 * v
+    hole_r = rng.uniform(3.0, 6.0) * 2 * half_field
+    reach = rng.uniform(0.65, 0.85) * half_field
+    u = _unit_xy(away_angle + rng.uniform(-math.pi / 4, math.pi / 4))
+    hole_c = c0 - u * (hole_r - reach) / v
+    _, y, x = _axes_a((slice(0, 1), slice(0, ny), slice(0, nx)), hole_c, v)
+    d_edge = (np.sqrt(y[:, None] ** 2 + x[None, :] ** 2) - np.float32(hole_r))[None]
+    return d_edge, {"kind": "carbon_edge", "hole_center_yx_vox": hole_c[1:], "hole_radius_A": hole_r}
+
+
+def _place_distractors(
+    scene: _Scene, rng: np.random.Generator, carbon_edge: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
-    """Carbon-film edge, ice blobs and gold dots (dark, membrane-like contrast), kept off the membranes."""
+    """Carbon film, ice blobs and gold dots (dark, membrane-like contrast), kept off the membranes."""
     nz, ny, nx = scene.shape
     v = scene.v
     c0 = np.array([(nz - 1) / 2, (ny - 1) / 2, (nx - 1) / 2])
@@ -264,23 +298,14 @@ def _place_distractors(
     labels = np.zeros(scene.shape, np.uint8)
     objects: list[dict[str, Any]] = []
 
-    # carbon film beyond the edge of a large circular hole, on the side away from the cell, through the
-    # whole reconstructed thickness (a thin slab in Z would sit mostly inside the missing wedge and vanish).
-    # Nothing biological lies over the carbon: membranes are clipped there, with a margin.
-    hole_r = rng.uniform(3.0, 6.0) * 2 * half_field
-    reach = rng.uniform(0.65, 0.85) * half_field
-    u = _unit_xy(away_angle + rng.uniform(-math.pi / 4, math.pi / 4))
-    hole_c = c0 - u * (hole_r - reach) / v
-    _, y, x = _axes_a((slice(0, 1), slice(0, ny), slice(0, nx)), hole_c, v)
-    d_edge = (np.sqrt(y[:, None] ** 2 + x[None, :] ** 2) - np.float32(hole_r))[None]  # > 0 on the carbon
-    density += np.float32(-0.45) * _soft_inside(-d_edge, 8.0)
-    labels[np.broadcast_to(d_edge >= 0, scene.shape)] = DISTRACTOR_LABELS["carbon"]
-    column = np.broadcast_to(d_edge > -(scene.half + MARGIN_A), scene.shape)
+    # nothing biological lies over the carbon: membranes running into it are clipped, with a margin
+    density += np.float32(-0.45) * _soft_inside(-carbon_edge, 8.0)
+    labels[np.broadcast_to(carbon_edge >= 0, scene.shape)] = DISTRACTOR_LABELS["carbon"]
+    column = np.broadcast_to(carbon_edge > -(scene.half + MARGIN_A), scene.shape)
     scene.membrane[column] = 0
     scene.offset[column] = 0
     scene.truth[column] = False
-    scene.occupied |= np.broadcast_to(d_edge > -(2 * MARGIN_A), scene.shape)
-    objects.append({"kind": "carbon_edge", "hole_center_yx_vox": hole_c[1:], "hole_radius_A": hole_r})
+    scene.occupied |= np.broadcast_to(carbon_edge > -(2 * MARGIN_A), scene.shape)
 
     # ice blobs and gold fiducials, rejected where they would come within MARGIN_A of a membrane band
     area = (2 * half_field) ** 2
@@ -312,6 +337,7 @@ def _place_distractors(
             ):
                 continue
             density[box] += np.float32(amplitude) * _soft_inside(d, edge)
+            scene.occupied[box] |= d <= MARGIN_A
             labels[box][inside] = DISTRACTOR_LABELS[kind]
             objects.append({"kind": kind, "center_zyx_vox": c, "radii_zyx_A": axes})
             placed += 1
@@ -355,12 +381,12 @@ def make_phantom(
     noise_rng = np.random.default_rng([int(seed), 1, 0 if noise_seed is None else int(noise_seed) + 1])
 
     scene = _Scene(shape3, v)
-    membranes = _place_membranes(scene, rng)
-    cell_angle = math.atan2(
-        membranes[0]["center_zyx_vox"][1] - (shape3[1] - 1) / 2,
-        membranes[0]["center_zyx_vox"][2] - (shape3[2] - 1) / 2,
-    )
-    distractor_density, distractors, others = _place_distractors(scene, rng, cell_angle + math.pi)
+    cell_angle = rng.uniform(0, 2 * math.pi)  # the cell lies on this side, the carbon film opposite
+    carbon_edge, carbon = _carbon_edge(scene, rng, cell_angle + math.pi)
+    membranes = _place_membranes(scene, rng, cell_angle, carbon_edge)
+    distractor_density, distractors, others = _place_distractors(scene, rng, carbon_edge)
+    membranes += _place_vesicles(scene, rng)
+    others.insert(0, carbon)
 
     # slow in-plane density ramp (XY only: a Z ramp would sit mostly inside the missing wedge)
     nz, ny, nx = shape3
