@@ -409,14 +409,10 @@ def make_phantom(
     ky = sfft.fftfreq(ny)[None, :, None]
     kx = sfft.rfftfreq(nx)[None, None, :]
     blur = np.exp(-2 * math.pi**2 * (blur_sigma / v) ** 2 * (kz**2 + ky**2 + kx**2)).astype(np.float32)
-    signal = sfft.irfftn(sfft.rfftn(density, workers=-1) * (blur * kept), s=shape3, workers=-1).astype(
-        np.float32
-    )
+    signal = sfft.irfftn(sfft.rfftn(density) * (blur * kept), s=shape3).astype(np.float32)
     white = noise_rng.standard_normal(shape3, dtype=np.float32)
     grain = np.exp(-2 * math.pi**2 * NOISE_SIGMA_VOX**2 * (kz**2 + ky**2 + kx**2)).astype(np.float32)
-    noise = sfft.irfftn(sfft.rfftn(white, workers=-1) * (grain * kept), s=shape3, workers=-1).astype(
-        np.float32
-    )
+    noise = sfft.irfftn(sfft.rfftn(white) * (grain * kept), s=shape3).astype(np.float32)
     signal -= signal.mean(dtype=np.float64)
     noise -= noise.mean(dtype=np.float64)
     noise *= np.float32(
