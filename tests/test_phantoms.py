@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tomoseg.cli import main
-from tomoseg.io import read_header, read_volume
+from tomoseg.io import read_header, read_mask, read_volume
 from tomoseg.normalize import normalize_volume
 from tomoseg.phantoms import DISTRACTOR_LABELS, Phantom, make_phantom, write_phantom
 
@@ -55,11 +55,11 @@ def _wedge_power_ratio(volume: np.ndarray, around: str = "kz") -> float:
 
 def test_files_shapes_dtypes_and_header(written):
     tomo, vs = read_volume(written / "tomogram.mrc")
-    truth, vs_truth = read_volume(written / "groundtruth.mrc")
+    truth, vs_truth = read_mask(written / "groundtruth.mrc")
     assert tomo.shape == SHAPE and truth.shape == SHAPE
     assert tomo.dtype == np.float32
-    # written from a uint8 array; mrcfile stores uint8 as mode 6 (uint16), so compare values, not dtype
-    assert np.issubdtype(truth.dtype, np.integer)
+    assert read_header(written / "groundtruth.mrc")[1] == np.int8  # masks are MRC mode 0
+    assert truth.dtype == np.uint8
     assert set(np.unique(truth)) == {0, 1}
     assert vs == pytest.approx((VOXEL,) * 3, rel=1e-6) and vs_truth == pytest.approx((VOXEL,) * 3, rel=1e-6)
     assert read_header(written / "tomogram.mrc")[0] == SHAPE
