@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from tomoseg.download import DownloadError, DownloadOptions, fetch, partial_path
+from tomoseg.download import DEFAULT_OPTIONS, DownloadError, DownloadOptions, fetch, partial_path
 from tomoseg.io import InputError, read_header, read_volume, sha256sum, write_json, write_volume
 
 log = logging.getLogger(__name__)
@@ -162,7 +162,7 @@ def download_tomogram(
     source_out: str | os.PathLike,
     pin: int | None = None,
     portal_url: str | None = None,
-    options: DownloadOptions = DownloadOptions(),
+    options: DownloadOptions = DEFAULT_OPTIONS,
     expected_sha256: str | None = None,
 ) -> dict[str, Any]:
     """Choose and download a run's tomogram, verified, with a `source.json` record; atomic."""
@@ -227,7 +227,7 @@ def download_portal_groundtruth(
     out: str | os.PathLike,
     source_out: str | os.PathLike,
     portal_url: str | None = None,
-    options: DownloadOptions = DownloadOptions(),
+    options: DownloadOptions = DEFAULT_OPTIONS,
 ) -> dict[str, Any]:
     """Ground truth from the portal: union (> 0) of the run's membrane masks on the tomogram's grid."""
     from tomoseg.io import read_json

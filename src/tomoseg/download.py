@@ -55,6 +55,9 @@ class DownloadOptions:
         )
 
 
+DEFAULT_OPTIONS = DownloadOptions()
+
+
 def partial_path(dest: Path) -> Path:
     """The hidden sibling a download streams into (kept between attempts and runs for resume)."""
     return dest.with_name(f".{dest.name}.part")
@@ -69,7 +72,7 @@ def fetch(
     dest: str | os.PathLike,
     what: str,
     expected_size: int | None,
-    options: DownloadOptions = DownloadOptions(),
+    options: DownloadOptions = DEFAULT_OPTIONS,
     session: requests.Session | None = None,
 ) -> Path:
     """Download `url` into the partial file of `dest` (resuming if possible) and return that path.

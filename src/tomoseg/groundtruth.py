@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import requests
 
-from tomoseg.download import USER_AGENT, DownloadError, DownloadOptions, fetch
+from tomoseg.download import DEFAULT_OPTIONS, USER_AGENT, DownloadError, DownloadOptions, fetch
 from tomoseg.io import InputError, read_header, read_volume, sha256sum, write_json, write_volume
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ PAGE_SIZE = 1000
 
 
 def list_dataset_files(
-    base_url: str, doi: str, options: DownloadOptions = DownloadOptions(), page_size: int = PAGE_SIZE
+    base_url: str, doi: str, options: DownloadOptions = DEFAULT_OPTIONS, page_size: int = PAGE_SIZE
 ) -> list[dict[str, Any]]:
     """All file entries of a published Dataverse dataset (by persistent id), paged with limit/offset."""
     url = f"{base_url.rstrip('/')}/api/datasets/:persistentId/versions/:latest-published/files"
@@ -107,7 +107,7 @@ def download_dataverse_groundtruth(
     source_out: str | os.PathLike,
     base_url: str = DEFAULT_DATAVERSE_URL,
     doi: str = DEFAULT_DOI,
-    options: DownloadOptions = DownloadOptions(),
+    options: DownloadOptions = DEFAULT_OPTIONS,
 ) -> dict[str, Any]:
     """Fetch a run's target mask, binarize (> 0) to uint8 0/1, check its shape against the tomogram."""
     out, source_out = Path(out), Path(source_out)
