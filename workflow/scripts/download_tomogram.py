@@ -1,0 +1,7 @@
+from tomoseg.commands.portal import download_tomogram_row
+from tomoseg.runlog import log_to
+
+log_to(snakemake.log[0])
+download_tomogram_row(
+    snakemake.params.row, snakemake.output.tomogram, snakemake.output.source, snakemake.params.download
+)
