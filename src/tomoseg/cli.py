@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "tomoseg.commands.phantom",
     "tomoseg.commands.normalize",
     "tomoseg.commands.portal",
+    "tomoseg.nightly",
 )
 
 
