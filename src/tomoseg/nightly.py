@@ -141,6 +141,15 @@ def load_state(path: Path) -> dict[str, Any]:
     return read_json(path)
 
 
+def _parse_date(value: str) -> _dt.datetime:
+    """An ISO date or date-time (UTC when no zone is given)."""
+    try:
+        parsed = _dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"nightly: {value!r} is not an ISO date (e.g. 2025-01-01)") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=_dt.timezone.utc)
+
+
 def _now() -> _dt.datetime:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
 
@@ -219,7 +228,11 @@ def _night(
     night_id = started.strftime("%Y%m%dT%H%M%SZ")
     download = config.get("download") or {}
     client = portal_client(download.get("portal_url"), DownloadOptions.from_config(download).query_timeout_s)
-    listed = lister(client, str(since), sorted(load_membrane_terms()), int(night_cfg.get("page_size", 500)))
+    # Look back a little further than the last listing: portal dates are often whole days and can be
+    # set before an entry becomes visible. Processed and pending runs are not listed twice.
+    lookback = _dt.timedelta(days=float(night_cfg.get("lookback_days", 2)))
+    query_since = (_parse_date(str(since)) - lookback).isoformat()
+    listed = lister(client, query_since, sorted(load_membrane_terms()), int(night_cfg.get("page_size", 500)))
     new = 0
     for run in listed:
         key = run_key(run["dataset_id"], run["name"])

@@ -2,8 +2,7 @@
 
 The portal stand-in executes the real client's GraphQL queries with graphql-core against the schema
 the client bundles (cryoet_data_portal/data/schema.graphql), over in-memory tables, and serves files
-over HTTP with Range support and injectable faults. It can also run as a process:
-`python cdp_standin.py STATE.json` (serves the tables/files described in the JSON, prints its URL).
+over HTTP with Range support and injectable faults (404 HTML page, 503, stall, dropped or slow connection).
 """
 
 from __future__ import annotations
@@ -11,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import sys
 import threading
 import time
 import urllib.parse
@@ -280,7 +280,12 @@ class Portal:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+                    super().handle_error(request, client_address)  # a client that gave up is expected here
+
+        self._server = Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
