@@ -116,6 +116,8 @@ def select_tomogram(
     if pin is not None:
         for t in tomograms:
             if int(t["id"]) == int(pin):
+                if not t.get("https_mrc_file"):
+                    raise InputError(f"pinned tomogram_id {pin} has no MRC file on the portal")
                 return t, f"pinned tomogram_id {pin}"
         raise InputError(f"pinned tomogram_id {pin} is not one of the run's tomograms {[t['id'] for t in tomograms]}")
     usable = [t for t in tomograms if t.get("https_mrc_file")]

@@ -281,6 +281,12 @@ def _night(
     with open(night_dir / "snakemake.log", "w") as out:
         code = subprocess.run(cmd, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, pass_fds=(lock_fd,)).returncode
     log.info("snakemake exited with %d", code)
+    snake_log = (night_dir / "snakemake.log").read_text(errors="replace")
+    if code != 0 and "Error in rule" not in snake_log:
+        # Snakemake stopped before or outside any job (bad config, missing rule, ...): that is the night's
+        # failure, not the runs'; they stay pending without using up an attempt.
+        tail = " | ".join([ln.strip() for ln in snake_log.splitlines() if ln.strip()][-4:])
+        raise RuntimeError(f"snakemake failed outside any job (exit {code}): {tail} (log: {night_dir / 'snakemake.log'})")
 
     max_attempts = int(night_cfg.get("max_attempts", 3))
     unfinished = incomplete_outputs(workdir)

@@ -148,3 +148,13 @@ def test_killed_night_resumes_and_a_second_night_is_refused(portal, tmp_path):
     assert list(_state(work)["processed"]) == ["10000/TS_026"]
     ranges = [e["detail"] for e in portal.log if e["kind"] == "file" and name in e["detail"]]
     assert ranges[0].endswith("range=None") and "range=bytes=" in ranges[-1]  # the rerun resumed the partial file
+
+
+def test_snakemake_failing_outside_jobs_fails_the_night_not_the_runs(portal, tmp_path):
+    add_run(portal, 10000, 245, "TS_026", date="2024-02-01T00:00:00")
+    work = _workdir(tmp_path, portal, snakemake_args=["--no-such-option"])
+    result = _night(work)
+    assert result.returncode == 1
+    assert (work / "on_failure.txt").read_text().startswith("error: snakemake failed outside any job")
+    state = _state(work)
+    assert state["processed"] == {} and state["pending"]["10000/TS_026"]["attempts"] == 0
