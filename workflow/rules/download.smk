@@ -1,6 +1,15 @@
 # CryoET Data Portal tomograms and their ground truth (Harvard Dataverse or the portal's membrane
 # annotations). Planning never touches the network: every input comes from the runs sheet.
 # With download.local_rules the two rules run on the submitting host (e.g. a cluster login node).
+# The scripts read config["download"] themselves (not as params): changing a timeout must not make
+# Snakemake download every tomogram again.
+
+
+def portal_row(wildcards):
+    """The runs-sheet fields a download depends on (other columns, e.g. split, must not trigger reruns)."""
+    row = runs.loc[wildcards.tomo]
+    keys = ("tomo", "source", "dataset_id", "run_id", "tomogram_id", "truth")
+    return {key: row[key] for key in keys}
 
 
 if config["download"]["local_rules"]:
@@ -21,8 +30,7 @@ rule download_tomogram:
     conda:
         "../../envs/tomoseg.yaml"
     params:
-        row=run_row,
-        download=config["download"],
+        row=portal_row,
     script:
         "../scripts/download_tomogram.py"
 
@@ -47,7 +55,6 @@ rule download_groundtruth:
     conda:
         "../../envs/tomoseg.yaml"
     params:
-        row=run_row,
-        download=config["download"],
+        row=portal_row,
     script:
         "../scripts/download_groundtruth.py"

@@ -11,7 +11,7 @@ try:
         snakemake.input.source,
         snakemake.output.truth,
         snakemake.output.source,
-        snakemake.params.download,
+        snakemake.config["download"],
     )
 except Exception as err:
     logging.getLogger("tomoseg").error("%s: %s", type(err).__name__, err)

@@ -9,7 +9,7 @@ try:
         snakemake.params.row,
         snakemake.output.tomogram,
         snakemake.output.source,
-        snakemake.params.download,
+        snakemake.config["download"],
     )
 except Exception as err:
     logging.getLogger("tomoseg").error("%s: %s", type(err).__name__, err)
