@@ -157,7 +157,8 @@ def _attempt(
                 raise _Transient(f"unexpected Content-Range {content_range!r} for a resume at {offset}")
             mode = "ab"
             log.info("%s: resuming %s at byte %d", what, url, offset)
-        announced = response.headers.get("Content-Length")
+        # Content-Length counts encoded bytes; with a Content-Encoding requests decodes, so it cannot be compared.
+        announced = None if response.headers.get("Content-Encoding") else response.headers.get("Content-Length")
         start = offset if mode == "ab" else 0
         with open(part, mode) as handle:
             for chunk in response.iter_content(CHUNK):

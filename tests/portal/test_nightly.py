@@ -152,9 +152,13 @@ def test_killed_night_resumes_and_a_second_night_is_refused(portal, tmp_path):
 
 def test_snakemake_failing_outside_jobs_fails_the_night_not_the_runs(portal, tmp_path):
     add_run(portal, 10000, 245, "TS_026", date="2024-02-01T00:00:00")
-    work = _workdir(tmp_path, portal, snakemake_args=["--no-such-option"])
+    add_run(portal, 10000, 246, "TS_027", date="2024-02-01T00:00:00")
+    work = _workdir(tmp_path, portal, snakemake_args=["--no-such-option"], cap=1)
     result = _night(work)
     assert result.returncode == 1
     assert (work / "on_failure.txt").read_text().startswith("error: snakemake failed outside any job")
     state = _state(work)
-    assert state["processed"] == {} and state["pending"]["10000/TS_026"]["attempts"] == 0
+    assert state["processed"] == {} and sorted(state["pending"]) == ["10000/TS_026", "10000/TS_027"]
+    assert {run["attempts"] for run in state["pending"].values()} == {0}
+    (night,) = (work / "nightly" / "nights").iterdir()
+    assert len((night / "runs.tsv").read_text().splitlines()) == 1 + 1  # the per-night cap: one run
