@@ -465,14 +465,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the `nightly` sub-command."""
     p = sub.add_parser("nightly", help="one nightly batch: new portal runs -> segmentations, state and report")
     _arguments(p)
-    p.set_defaults(func=lambda a: run_night(a.configfile.resolve(), a.repo.resolve(), a.workdir.resolve(), a.snakemake))
+    p.set_defaults(func=lambda a: run_night(a.configfile.resolve(), _repo(a.repo, a.workdir), a.workdir.resolve(), a.snakemake))
 
 
 def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--configfile", type=Path, default=Path("config/config.yaml"), help="workflow config with a nightly: section")
     p.add_argument("--workdir", type=Path, default=Path("."), help="where results/ and the nightly state live")
-    p.add_argument("--repo", type=Path, default=Path(__file__).resolve().parents[2], help="checkout holding the Snakefile")
+    p.add_argument("--repo", type=Path, default=None,
+                   help="checkout holding the Snakefile (default: the working directory if it has one, else this source tree)")
     p.add_argument("--snakemake", default=None, help="snakemake executable (default: the one on PATH)")
+
+
+def _repo(repo: Path | None, workdir: Path) -> Path:
+    if repo is not None:
+        return repo.resolve()
+    if (workdir / "Snakefile").exists():
+        return workdir.resolve()
+    return Path(__file__).resolve().parents[2]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -482,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     _arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return run_night(args.configfile, args.repo.resolve(), args.workdir.resolve(), args.snakemake)
+    return run_night(args.configfile.resolve(), _repo(args.repo, args.workdir), args.workdir.resolve(), args.snakemake)
 
 
 if __name__ == "__main__":
