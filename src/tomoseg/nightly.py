@@ -366,9 +366,10 @@ def run_statistics(workdir: Path, tomo: str, methods: list[str], truth: bool) ->
         metric_file = workdir / "results" / "metrics" / method / f"{tomo}.json"
         if metric_file.exists():
             record = read_json(metric_file)
+            values = record if "dice" in record else record.get("metrics", {})
             for name in ("dice", "iou"):
-                if name in record:
-                    stats[f"{method}_{name}"] = record[name]
+                if isinstance(values.get(name), int | float):
+                    stats[f"{method}_{name}"] = float(values[name])
     return stats
 
 
