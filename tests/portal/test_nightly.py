@@ -162,3 +162,27 @@ def test_snakemake_failing_outside_jobs_fails_the_night_not_the_runs(portal, tmp
     assert {run["attempts"] for run in state["pending"].values()} == {0}
     (night,) = (work / "nightly" / "nights").iterdir()
     assert len((night / "runs.tsv").read_text().splitlines()) == 1 + 1  # the per-night cap: one run
+
+
+def test_per_run_targets_and_report_with_methods(tmp_path):
+    from tomoseg.io import write_json, write_volume
+
+    targets = nightly.per_run_targets("t", True, ["etsam", "membrain"], metrics=True)
+    assert targets == ["results/data/t/normalized.mrc", "results/data/t/groundtruth.mrc", "results/etsam/t/mask.mrc",
+                       "results/metrics/etsam/t.json", "results/membrain/t/mask.mrc", "results/metrics/membrain/t.json"]
+    assert nightly.per_run_targets("t", False, ["tardis"], metrics=True) == [
+        "results/data/t/normalized.mrc", "results/tardis/t/mask.mrc"]
+    mask = np.zeros((4, 8, 8), np.uint8)
+    mask[2, :, :2] = 1
+    write_volume(tmp_path / "results/etsam/t/mask.mrc", mask, 10.0)
+    write_volume(tmp_path / "results/data/t/groundtruth.mrc", mask, 10.0)
+    write_volume(tmp_path / "results/data/t/normalized.mrc", np.random.default_rng(0).random((4, 8, 8)), 10.0)
+    write_json(tmp_path / "results/metrics/etsam/t.json", {"dice": 0.75, "iou": 0.6})
+    stats = nightly.run_statistics(tmp_path, "t", ["etsam"], truth=True)
+    assert stats["etsam_fraction"] == stats["truth_fraction"] == mask.mean()
+    assert stats["etsam_dice"] == 0.75 and stats["etsam_iou"] == 0.6
+    figure = nightly.run_figure(tmp_path, "t", ["etsam"], tmp_path / "night/figures/t.png")
+    assert Path(figure).stat().st_size > 0
+    row = {"tomo": "t", "dataset_id": 1, "run_id": 2, "name": "r", "status": "processed", "figure": figure, **stats}
+    report = nightly.write_report(tmp_path / "night", "N", "2024-01-01", [row], 0, ["etsam"]).read_text()
+    assert "etsam_dice" in report and "0.75" in report and "figures/t.png" in report
