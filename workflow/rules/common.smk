@@ -56,5 +56,7 @@ def run_row(wildcards):
 def all_targets():
     """Everything `rule all` builds; each stage adds its outputs here as it lands."""
     targets = expand("results/data/{tomo}/normalized.mrc", tomo=tomos())
-    targets += expand("results/data/{tomo}/groundtruth.mrc", tomo=tomos(with_truth=True))
+    targets += expand(
+        "results/data/{tomo}/groundtruth.mrc", tomo=tomos(with_truth=True)
+    )
     return targets
