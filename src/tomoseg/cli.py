@@ -14,6 +14,9 @@ from tomoseg.io import InputError
 COMMAND_MODULES = (
     "tomoseg.commands.phantom",
     "tomoseg.commands.normalize",
+    "tomoseg.commands.postprocess",
+    "tomoseg.commands.evaluate",
+    "tomoseg.commands.stats",
 )
 
 
