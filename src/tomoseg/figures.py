@@ -178,7 +178,7 @@ def slice_overlays(
 ) -> list[Path]:
     """Central XY slice and central XZ slice of the tomogram with each mask overlaid, side by side."""
     nz, ny, _ = tomogram.shape
-    views = [("XY, z=%d" % (nz // 2), lambda v: v[nz // 2]), ("XZ, y=%d" % (ny // 2), lambda v: v[:, ny // 2, :])]
+    views = [(f"XY, z={nz // 2}", lambda v: v[nz // 2]), (f"XZ, y={ny // 2}", lambda v: v[:, ny // 2, :])]
     panels = [("tomogram", None)] + list(masks.items())
     fig, axes = plt.subplots(2, len(panels), figsize=(2.6 * len(panels), 5.4), squeeze=False,
                              gridspec_kw={"height_ratios": [ny, max(nz, ny // 4)]})
