@@ -203,3 +203,38 @@ def slice_overlays(
     fig.suptitle(title)
     fig.tight_layout()
     return save(fig, stem)
+
+
+def placeholder(message: str, stem: str | os.PathLike) -> list[Path]:
+    """A figure that states why it has no data (so that every declared figure exists)."""
+    fig, ax = plt.subplots(figsize=(4, 2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, f"not available:\n{message}", ha="center", va="center")
+    return save(fig, stem)
+
+
+def overlay_files(
+    tomogram: str | os.PathLike,
+    masks: dict[str, str | os.PathLike],
+    stem: str | os.PathLike,
+    truth: str | os.PathLike | None = None,
+    title: str | None = None,
+    untrained: Iterable[str] = (),
+) -> list[Path]:
+    """Slice overlays from files, reading only the slices drawn (memory-mapped volumes)."""
+    import contextlib
+
+    from tomoseg.io import InputError, open_volume
+
+    with contextlib.ExitStack() as stack:
+        tomo, _ = stack.enter_context(open_volume(tomogram))
+        arrays = {}
+        named = dict(masks)
+        if truth is not None:
+            named = {"groundtruth": truth, **named}
+        for name, path in named.items():
+            data, _ = stack.enter_context(open_volume(path))
+            if data.shape != tomo.shape:
+                raise InputError(f"shape mismatch: {name} mask {path} has shape {data.shape}, tomogram {tomogram} has {tomo.shape}")
+            arrays[name] = data
+        return slice_overlays(tomo, arrays, stem, title or Path(tomogram).parent.name, untrained)

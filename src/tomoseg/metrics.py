@@ -392,3 +392,42 @@ def histogram_path(json_path: str | os.PathLike) -> Path:
     """Where the histogram of a metrics JSON lives: `<dir>/<stem>.hist.npz`."""
     p = Path(json_path)
     return p.with_name(p.stem + ".hist.npz")
+
+
+def evaluate_method_output(
+    pred: str | os.PathLike,
+    truth: str | os.PathLike,
+    json_out: str | os.PathLike,
+    scores: str | os.PathLike | None,
+    score_kind: str | None,
+    method: str,
+    tomo: str,
+    thresholds: tuple[float, ...] | list[float] = DEFAULT_THRESHOLDS,
+    provenance: str | os.PathLike | None = None,
+    record_failures: bool = False,
+) -> dict[str, Any]:
+    """Workflow entry: evaluate one method's output and record whether it came from untrained weights.
+
+    With `record_failures`, bad input (InputError) is written as a record with status "failed" and the
+    reason (and an empty histogram) instead of failing the job, so that summaries can list it.
+    """
+    from tomoseg.io import write_json
+    from tomoseg.provenance_flags import untrained_flag
+
+    flag = untrained_flag(provenance)
+    if flag is None:
+        log.warning("%s: no provenance.json with 'untrained' at %s; untrained status unknown", method, provenance)
+    extra = {"untrained": flag, "provenance": str(provenance) if provenance else None}
+    try:
+        return evaluate_files(
+            pred, truth, json_out, scores, score_kind, method=method, tomo=tomo, thresholds=thresholds, extra=extra
+        )
+    except InputError as err:
+        if not record_failures:
+            raise
+        log.error("%s %s: evaluation failed: %s", method, tomo, err)
+        record = {"method": method, "tomo": tomo, "status": "failed", "reason": str(err), **extra}
+        if scores is not None:
+            ScoreHistogram().save(histogram_path(json_out))
+        write_json(json_out, record)
+        return record

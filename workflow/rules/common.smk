@@ -3,7 +3,6 @@ import re
 import pandas as pd
 from snakemake.utils import validate
 
-
 validate(config, schema="../schemas/config.schema.yaml")
 
 runs = pd.read_csv(
@@ -43,4 +42,23 @@ def run_row(wildcards):
 def all_targets():
     """Everything `rule all` builds; each stage adds its outputs here as it lands."""
     targets = expand("results/data/{tomo}/normalized.mrc", tomo=tomos())
+    targets += evaluation_targets()
+    return targets
+
+
+def evaluation_targets():
+    """Metrics, summary tables, figures and overlays for the configured methods (evaluate.smk etc.)."""
+    targets = []
+    if not config["methods"]:
+        return targets
+    if not config["evaluate"]["allow_missing"]:
+        targets += [
+            f"results/metrics/{m}/{t}.json"
+            for m in config["methods"]
+            for t in tomos(with_truth=True)
+        ]
+    if tomos(with_truth=True):
+        targets += ["results/tables/table1.csv", "results/figures/figure1b.png"]
+    if config["evaluate"]["overlays"]:
+        targets += expand("results/figures/overlays/{tomo}.png", tomo=tomos())
     return targets
