@@ -41,7 +41,8 @@ ALLOW_MISSING = config["evaluate"]["allow_missing"]
 
 def method_files(method):
     """Files a method's scoring needs that other stages make (templates with {tomo});
-    etsam_postprocessed is made here from the ETSAM mask, so that mask is what must exist."""
+    etsam_postprocessed is made here from the ETSAM mask, so that mask is what must exist.
+    """
     if method == "etsam_postprocessed":
         return [EVAL_INPUTS["etsam"][0]]
     return [p for p in EVAL_INPUTS[method][:2] if p]
