@@ -52,8 +52,10 @@ def to_markdown(df: pd.DataFrame, title: str | None = None, notes: Iterable[str]
     """A GitHub-flavoured Markdown table (no extra dependency), with an optional title and notes."""
     cells = df.astype(object).where(df.notna(), "NaN")
 
-    def cell(v: object) -> str:
+    def cell(v: object, column: str) -> str:
         if isinstance(v, float):
+            if column.endswith("_p") and not math.isnan(v):
+                return f"{v:.3g}"  # p-values: significant digits, not fixed decimals
             return fmt(v)
         return str(v).replace("|", "\\|")
 
@@ -63,7 +65,7 @@ def to_markdown(df: pd.DataFrame, title: str | None = None, notes: Iterable[str]
     lines.append("| " + " | ".join(str(c) for c in df.columns) + " |")
     lines.append("|" + "|".join("---" for _ in df.columns) + "|")
     for _, row in cells.iterrows():
-        lines.append("| " + " | ".join(cell(v) for v in row) + " |")
+        lines.append("| " + " | ".join(cell(v, str(c)) for c, v in zip(df.columns, row, strict=True)) + " |")
     notes = list(notes)
     if notes:
         lines.append("")
