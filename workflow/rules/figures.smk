@@ -1,6 +1,5 @@
 # Figures 1a-1d and 4 from the summary tables, and per-tomogram slice overlays (all selected
 # tomograms, with or without ground truth). PNG + PDF; the PNGs go into `snakemake --report`.
-OVERLAY_MASKS = {m: EVAL_INPUTS[m][0] for m in config["methods"]}
 
 
 rule figures:
@@ -27,24 +26,6 @@ rule figures:
         methods=config["methods"],
     script:
         "../scripts/figures.py"
-
-
-def overlay_masks(wildcards):
-    """Masks drawn for a tomogram: all configured (strict) or those whose inputs exist (allow_missing)."""
-    return {
-        m: p.format(tomo=wildcards.tomo)
-        for m, p in OVERLAY_MASKS.items()
-        if not ALLOW_MISSING
-        or all(os.path.exists(f.format(tomo=wildcards.tomo)) for f in method_files(m))
-    }
-
-
-def overlay_inputs(wildcards):
-    masks = list(overlay_masks(wildcards).values())
-    inputs = {"tomogram": f"results/data/{wildcards.tomo}/tomogram.mrc", "masks": masks}
-    if wildcards.tomo in tomos(with_truth=True):
-        inputs["truth"] = f"results/data/{wildcards.tomo}/groundtruth.mrc"
-    return inputs
 
 
 rule overlay:

@@ -1,27 +1,5 @@
 # Summary tables from the per-tomogram metrics: Table 1, paired tests, Supplementary Tables 1-3,
 # thresholds, calibration, AUPRC, single vs two stage, paper comparison and the failures table.
-SUMMARY_TABLES = [
-    "results/tables/table1.csv",
-    "results/stats/ttests.csv",
-    "results/tables/supp_table1_per_tomogram.csv",
-    "results/tables/supp_table2_postprocessed.csv",
-    "results/tables/supp_table3_runtime.csv",
-    "results/tables/runtime_per_tomogram.csv",
-    "results/tables/thresholds.csv",
-    "results/tables/calibration.csv",
-    "results/tables/auprc.csv",
-    "results/tables/stages.csv",
-    "results/tables/paper_comparison.csv",
-    "results/tables/failures.csv",
-]
-
-
-def summary_metrics():
-    """Strict: every expected metrics file. allow_missing: those whose inputs exist now (the rest are listed)."""
-    pairs = expected_metrics()
-    if ALLOW_MISSING:
-        pairs = [(m, t) for m, t in pairs if evaluable(m, t)]
-    return [metrics_json(m, t) for m, t in pairs]
 
 
 rule summarize:
