@@ -21,7 +21,7 @@ import pandas as pd
 from tomoseg import tables
 from tomoseg.io import read_json, write_json
 from tomoseg.metrics import ScoreHistogram, average_precision, dice_at_edges, histogram_path, pr_curve
-from tomoseg.stats import METRICS, paired_tests, summary_table
+from tomoseg.stats import METRICS, TTEST_COLUMNS, paired_tests, summary_table
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +233,7 @@ def build_summaries(
         pooled_by = {r["method"]: r for r in auprc_rows}
         t1["pooled_auprc"] = [tables.fmt(pooled_by.get(lbl, {}).get("pooled_auprc", math.nan)) for lbl in t1["method"]]
     write("table1", t1, "Table 1: mean ± sd over test tomograms", ["sd with ddof=1"])
-    tests, unpaired = paired_tests(main) if len(main) >= 2 else (pd.DataFrame(), [])
+    tests, unpaired = paired_tests(main) if len(main) >= 2 else (pd.DataFrame(columns=TTEST_COLUMNS), [])
     notes = [f"unpaired: {r.method_a} only {r.only_a}, {r.method_b} only {r.only_b}" for r in unpaired]
     write("ttests", tests, "Paired tests (Bonferroni alpha = 0.05 / number of pairs; markers on raw p)", notes)
 
@@ -338,10 +338,7 @@ def build_figures(results: str | os.PathLike, methods: Sequence[str], out_dir: s
     main = {m: frames[m] for m in PAPER_METHODS if m in frames}
     if main:
         written += figures.per_tomogram_bars(main, ["dice", "iou"], out_dir / "figure1a", untrained)
-        tests_path = results / TABLE_FILES["ttests"]
-        tests = pd.read_csv(tests_path) if tests_path.stat().st_size > 1 else pd.DataFrame()
-        if tests.empty:
-            tests = pd.DataFrame(columns=["metric", "method_a", "method_b", "marker"])
+        tests = pd.read_csv(results / TABLE_FILES["ttests"])
         written += figures.box_plots(main, tests, list(METRICS), out_dir / "figure1b", untrained)
     else:
         written += figures.placeholder("no etsam/membrain/tardis metrics", out_dir / "figure1a")

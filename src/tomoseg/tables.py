@@ -43,7 +43,8 @@ def table1(summary: pd.DataFrame, metrics: tuple[str, ...] = METRICS, untrained:
         row = {"method": label(r["method"], untrained)}
         for m in metrics:
             row[m] = f"{fmt(r[f'{m}_mean'])} ± {fmt(r[f'{m}_sd'])}"
-        row["n"] = int(max(r[f"{m}_n"] for m in metrics))
+        ns = sorted({int(r[f"{m}_n"]) for m in metrics})
+        row["n"] = str(ns[0]) if len(ns) == 1 else f"{ns[0]}-{ns[-1]}"  # metrics undefined on some tomograms
         rows.append(row)
     return pd.DataFrame(rows)
 
