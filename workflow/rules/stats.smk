@@ -6,7 +6,22 @@ rule summarize:
     input:
         metrics=summary_metrics(),
     output:
-        tables=SUMMARY_TABLES,
+        table1=report(
+            "results/tables/table1.csv",
+            caption="../report/table1.rst",
+            category="Tables",
+        ),
+        failures=report(
+            "results/tables/failures.csv",
+            caption="../report/failures.rst",
+            category="Tables",
+        ),
+        paper_comparison=report(
+            "results/tables/paper_comparison.csv",
+            caption="../report/paper_comparison.rst",
+            category="Tables",
+        ),
+        tables=UNREPORTED_TABLES,
         markdown=[p.replace(".csv", ".md") for p in SUMMARY_TABLES],
         per_tomogram=expand(
             "results/tables/per_tomogram/{method}.csv", method=config["methods"]
