@@ -136,7 +136,11 @@ def test_tables_figures_and_failures(report_run):
     # the threshold table at -0.25 reproduces the ETSAM mask's own metrics (mask = logits > -0.25)
     row = next(r for r in rec["thresholds"] if r["threshold"] == -0.25)
     assert row["dice"] == pytest.approx(rec["dice"])
-    assert len(pd.read_csv(res / "tables" / "paper_comparison.csv")) == 3 * 11
+    comp = pd.read_csv(res / "tables" / "paper_comparison.csv").set_index(["method", "quantity"])
+    assert len(comp) == 3 * 11 + 9 * 4 + 4  # Table 1 + AUPRC + runtime, threshold sweep, stage 1
+    assert comp.loc[("etsam (untrained)", "dice at logit > -0.25"), "paper"] == pytest.approx(0.7867, abs=5e-5)
+    assert comp.loc[("etsam (untrained)", "dice"), "ours"] == pytest.approx(
+        comp.loc[("etsam (untrained)", "dice at logit > -0.25"), "ours"])
     curves = json.loads((res / "tables" / "pr_curves.json").read_text())
     assert set(curves) == {"etsam", "etsam_stage1", "membrain", "tardis"}
     for name in ("figure1a", "figure1b", "figure1c", "figure1d", "figure4"):
@@ -149,4 +153,6 @@ def test_tables_figures_and_failures(report_run):
 def test_report(report_run):
     proc = snakemake(report_run, "--report", "report.html", "--", *TARGETS, allow_missing=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert (report_run / "report.html").stat().st_size > 10_000
+    html = (report_run / "report.html").read_text()
+    for item in ("figure1c", "failures", "paper_comparison", "overlays"):
+        assert item in html

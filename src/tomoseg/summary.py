@@ -308,6 +308,7 @@ def build_summaries(
             row[q] = float(srow[q].iloc[0]) if len(srow) else math.nan
         ours.append(row)
     comp = tables.paper_comparison(pd.DataFrame(ours, columns=["method"] if not ours else None))
+    comp = pd.concat([comp, _paper_threshold_rows(frames, th_rows, untrained)], ignore_index=True)
     comp["method"] = [tables.label(m, untrained) for m in comp["method"]]
     write("paper_comparison", comp, "Ours vs the paper (Table 1, AUPRC, Supplementary Table 3)",
           ["difference = ours - paper; paper hardware: Intel i7-14700K, 32 GB, RTX 4070 12 GB"])
@@ -381,3 +382,28 @@ def _pair_table(frames: dict[str, pd.DataFrame], a: str, b: str, untrained: set[
                      "n": t["n"], "ttest_p": t["ttest_p"], "marker": t["marker"], "shapiro_p": t["shapiro_p"],
                      "wilcoxon_p": t["wilcoxon_p"]})
     return pd.DataFrame(rows, columns=cols)
+
+
+def _paper_threshold_rows(frames: dict[str, pd.DataFrame], th_rows: list[dict], untrained: set[str]) -> pd.DataFrame:
+    """Paper comparison rows for the ETSAM threshold sweep (Stage 2 at each threshold we tabulate) and Stage 1."""
+    paper = tables.paper_threshold_sweep()
+    ours = {(r["method"], r["threshold"]): r for r in th_rows}
+    rows = []
+    for _, p in paper.iterrows():
+        method = p["method"]
+        if method not in frames:
+            continue
+        if method == "etsam_stage1":  # the paper's Stage 1 numbers are of the stage-1 mask itself
+            value = _mean_sd(frames[method][p["metric"]].astype(float))[0]
+            quantity = f"{p['metric']} (stage 1 mask)"
+        else:
+            r = ours.get((tables.label(method, untrained), p["threshold"]))
+            if r is None:
+                continue
+            value = r[f"{p['metric']}_mean"]
+            quantity = f"{p['metric']} at logit > {p['threshold']:g}"
+        rows.append({"method": method, "quantity": quantity, "paper": p["paper"], "ours": value,
+                     "difference": value - p["paper"]})
+    out = pd.DataFrame(rows, columns=["method", "quantity", "paper", "ours", "difference"])
+    out["method"] = [tables.label(m, untrained) for m in out["method"]]
+    return out

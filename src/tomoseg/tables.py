@@ -107,3 +107,17 @@ def paper_comparison(ours: pd.DataFrame, paper_csv: str | os.PathLike | None = N
                 }
             )
     return pd.DataFrame(rows)
+
+
+def paper_threshold_sweep(path: str | os.PathLike | None = None) -> pd.DataFrame:
+    """The paper's ETSAM means per Stage-2 threshold and for Stage 1: columns method, threshold, metric, paper."""
+    sweep = pd.read_csv(path or paper_file("etsam_threshold_sweep.csv"))
+    rows = []
+    for col in sweep.columns:
+        if col.startswith("etsam_stage2_"):
+            metric, _, t = col[len("etsam_stage2_") :].rpartition("_")
+            rows.append({"method": "etsam", "threshold": float(t), "metric": metric, "paper": float(sweep[col].mean())})
+        elif col.startswith("etsam_stage1_grid_zero_"):
+            metric = col[len("etsam_stage1_grid_zero_") :]
+            rows.append({"method": "etsam_stage1", "threshold": 0.0, "metric": metric, "paper": float(sweep[col].mean())})
+    return pd.DataFrame(rows)
