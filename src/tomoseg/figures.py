@@ -103,7 +103,11 @@ def per_tomogram_bars(
     for ax, metric in zip(axes[:, 0], metrics, strict=True):
         for i, m in enumerate(methods):
             values = frames[m][metric].reindex(tomos).to_numpy(float)
-            ax.bar(x + (i - (len(methods) - 1) / 2) * width, values, width, color=colour(m, methods), label=label(m, untrained))
+            pos = x + (i - (len(methods) - 1) / 2) * width
+            ax.bar(pos, values, width, color=colour(m, methods), label=label(m, untrained))
+            for p, v in zip(pos, values, strict=True):
+                if np.isnan(v):  # missing, failed or undefined: say so instead of an empty gap
+                    ax.text(p, 0.02, "n/a", ha="center", va="bottom", rotation=90, fontsize=7, color=colour(m, methods))
         ax.set_ylabel(METRIC_LABELS.get(metric, metric))
         ax.set_ylim(0, 1)
         ax.set_xticks(x, tomos, rotation=30, ha="right")
