@@ -18,6 +18,20 @@ from tomoseg.metrics import (
 )
 
 
+@pytest.fixture
+def cli_main(monkeypatch):
+    """tomoseg.cli.main with the evaluation commands registered (other commands come from other branches)."""
+    import tomoseg.cli
+
+    monkeypatch.setattr(
+        tomoseg.cli,
+        "COMMAND_MODULES",
+        ("tomoseg.commands.postprocess", "tomoseg.commands.evaluate", "tomoseg.commands.stats"),
+    )
+    return tomoseg.cli.main
+
+
+
 def sigmoid(x):
     return 1 / (1 + np.exp(-x))
 

@@ -12,6 +12,20 @@ from tomoseg.synthetic import membrane_mask
 OFFSETS = [(dz, dy, dx) for dz in (-1, 0, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dz, dy, dx) != (0, 0, 0)]
 
 
+@pytest.fixture
+def cli_main(monkeypatch):
+    """tomoseg.cli.main with the evaluation commands registered (other commands come from other branches)."""
+    import tomoseg.cli
+
+    monkeypatch.setattr(
+        tomoseg.cli,
+        "COMMAND_MODULES",
+        ("tomoseg.commands.postprocess", "tomoseg.commands.evaluate", "tomoseg.commands.stats"),
+    )
+    return tomoseg.cli.main
+
+
+
 def bfs_filter(mask: np.ndarray, min_slices: int) -> np.ndarray:
     """Plain BFS flood fill over the 26 neighbours; keep components with (zmax - zmin + 1) >= N."""
     nz, ny, nx = mask.shape

@@ -20,6 +20,20 @@ PAPER_MEANS = {
 }
 
 
+@pytest.fixture
+def cli_main(monkeypatch):
+    """tomoseg.cli.main with the evaluation commands registered (other commands come from other branches)."""
+    import tomoseg.cli
+
+    monkeypatch.setattr(
+        tomoseg.cli,
+        "COMMAND_MODULES",
+        ("tomoseg.commands.postprocess", "tomoseg.commands.evaluate", "tomoseg.commands.stats"),
+    )
+    return tomoseg.cli.main
+
+
+
 @pytest.fixture(scope="module")
 def paper_frames():
     return {m: read_per_tomogram(p) for m, p in paper_per_tomogram_paths().items()}
