@@ -184,3 +184,27 @@ def test_cli_evaluate(tmp_path, cli_main):
     assert cli_main([*argv, "--json", str(out), "--method", "etsam"]) == 0
     rec = json.loads(out.read_text())
     assert rec["method"] == "etsam" and 0 <= rec["auprc"] <= 1 and len(rec["thresholds"]) == 9
+
+
+def test_bad_scores_are_named_errors(tmp_path):
+    truth = np.zeros((2, 4, 4), np.uint8)
+    truth[0, 0, 0] = 1
+    p, t = write(tmp_path, "p.mrc", truth), write(tmp_path, "t.mrc", truth)
+    probs = np.full(truth.shape, 0.5, np.float32)
+    probs[1, 1, 1] = 1.5
+    with pytest.raises(InputError, match=r"probs\.mrc.*\[0, 1\]"):
+        evaluate_volumes(p, t, write(tmp_path, "probs.mrc", probs), "probabilities")
+    nan = np.zeros(truth.shape, np.float32)
+    nan[1, 0, 0] = np.nan
+    with pytest.raises(InputError, match=r"nan\.mrc.*non-finite"):
+        evaluate_volumes(p, t, write(tmp_path, "nan.mrc", nan), "logits")
+
+
+def test_all_floor_volume(tmp_path):
+    truth = np.zeros((2, 4, 4), np.uint8)
+    truth[0, :2, :2] = 1
+    logits = np.full(truth.shape, -1024, np.float32)
+    paths = [write(tmp_path, n, a) for n, a in (("p.mrc", truth * 0), ("t.mrc", truth), ("s.mrc", logits))]
+    rec = evaluate_volumes(*paths, score_kind="etsam-logits").record
+    assert rec["auprc"] == pytest.approx(average_precision_score(truth.ravel(), np.zeros(truth.size)))
+    assert math.isnan(rec["precision"]) and "prediction is empty" in rec["undefined"]["precision"]
