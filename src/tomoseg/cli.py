@@ -16,6 +16,9 @@ COMMAND_MODULES = (
     "tomoseg.commands.normalize",
     "tomoseg.commands.portal",
     "tomoseg.nightly",
+    "tomoseg.commands.postprocess",
+    "tomoseg.commands.evaluate",
+    "tomoseg.commands.stats",
 )
 
 
