@@ -98,6 +98,25 @@ def checkpoint_marker(checkpoint: Path) -> dict[str, Any]:
     return read_json(sidecar) if sidecar.exists() else {}
 
 
+def resolve_python(python: str | None, basedir: str | os.PathLike) -> str:
+    """A configured tool Python, relative paths taken from the workflow directory ('' = the rule's own env)."""
+    if not python:
+        return ""
+    path = Path(python)
+    return str(path if path.is_absolute() else Path(basedir) / path)
+
+
+def checkpoint_input(options: dict[str, Any]) -> dict[str, str]:
+    """Snakemake input for a tool's checkpoint: declared when it exists or a rule makes it.
+
+    A missing real checkpoint is left out of the DAG on purpose, so that the job starts and fails at
+    once with the message saying where the weights are published (instead of a bare MissingInput).
+    """
+    if options["make_untrained_checkpoint"] or Path(options["checkpoint"]).exists():
+        return {"checkpoint": options["checkpoint"]}
+    return {}
+
+
 class GpuMemorySampler:
     """Peak GPU memory of one process tree, sampled from NVML's per-process accounting via nvidia-smi."""
 
@@ -488,6 +507,40 @@ def run_tardis(
     return record
 
 
+TINY_CHECKPOINTS = {
+    "membrain": ("membrain_tiny.ckpt", "membrain_tool.py", ["--channels", "4", "8", "16", "32", "64", "128"]),
+    "tardis": ("tardis_tiny.pth", "tardis_tool.py", ["--conv-scaler", "8", "--num-conv-layers", "3"]),
+}
+"""File name, driver script and size options of each tool's tiny checkpoint (real architecture, small widths)."""
+
+
+def make_baseline_checkpoint(tool: str, target: str | os.PathLike, python: str | os.PathLike | None = None, seed: int = 0) -> Path:
+    """A tiny randomly initialised checkpoint of the tool's real architecture at `target`, marked untrained."""
+    _, script, options = TINY_CHECKPOINTS[tool]
+    py = tool_python(tool, python)
+    target = Path(target)
+    with _workdir(target) as work:
+        tmp = work / target.name
+        command = [str(py), str(TOOLSCRIPTS / script), "make", str(tmp), "--seed", str(seed), *options, "--result", str(work / "result.json")]
+        result = _run_driver(command, work)
+        if not tmp.exists() or not result.get("ok") or not result.get("check", {"ok": True}).get("ok"):
+            raise BaselineError(f"making the tiny {tool} checkpoint failed: {result}")
+        marker = {
+            "untrained": True,
+            "tool": TOOL_PACKAGES[tool],
+            "tool_version": result.get("tool_version"),
+            "made_by": "tomoseg make-baseline-checkpoints",
+            "seed": seed,
+            "parameters": result.get("parameters"),
+            "architecture": result.get("structure") or {"channels": result.get("channels")},
+            "sha256": sha256sum(tmp),
+        }
+        os.replace(tmp, target)
+    write_json(target.with_name(target.name + ".tomoseg.json"), marker)
+    log.info("%s: tiny untrained %s checkpoint (%d parameters)", target, tool, marker["parameters"] or -1)
+    return target
+
+
 def make_baseline_checkpoints(
     out_dir: str | os.PathLike,
     membrain_python: str | os.PathLike | None = None,
@@ -495,38 +548,8 @@ def make_baseline_checkpoints(
     tools: tuple[str, ...] = ("membrain", "tardis"),
     seed: int = 0,
 ) -> dict[str, Path]:
-    """Tiny randomly initialised checkpoints of each tool's real architecture (for tests and the demo; untrained)."""
+    """Tiny checkpoints of both tools in `out_dir` (membrain_tiny.ckpt, tardis_tiny.pth), for tests and the demo."""
+    pythons = {"membrain": membrain_python, "tardis": tardis_python}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    specs = {
-        "membrain": ("membrain_tiny.ckpt", membrain_python, "membrain_tool.py", ["--channels", "4", "8", "16", "32", "64", "128"]),
-        "tardis": ("tardis_tiny.pth", tardis_python, "tardis_tool.py", ["--conv-scaler", "8", "--num-conv-layers", "3"]),
-    }
-    made: dict[str, Path] = {}
-    for tool in tools:
-        name, python, script, options = specs[tool]
-        py = tool_python(tool, python)
-        target = out / name
-        with _workdir(target) as work:
-            tmp = work / name
-            command = [str(py), str(TOOLSCRIPTS / script), "make", str(tmp), "--seed", str(seed), *options, "--result", str(work / "result.json")]
-            result = _run_driver(command, work)
-            if not tmp.exists() or not result.get("ok") or not result.get("check", {"ok": True}).get("ok"):
-                raise BaselineError(f"making the tiny {tool} checkpoint failed: {result}")
-            os.replace(tmp, target)
-        write_json(
-            target.with_name(target.name + ".tomoseg.json"),
-            {
-                "untrained": True,
-                "tool": TOOL_PACKAGES[tool],
-                "tool_version": result.get("tool_version"),
-                "made_by": "tomoseg make-baseline-checkpoints",
-                "seed": seed,
-                "parameters": result.get("parameters"),
-                "architecture": result.get("structure") or {"channels": result.get("channels")},
-                "sha256": sha256sum(target),
-            },
-        )
-        log.info("%s: tiny untrained %s checkpoint (%d parameters)", target, tool, result.get("parameters", -1))
-        made[tool] = target
-    return made
+    return {tool: make_baseline_checkpoint(tool, out / TINY_CHECKPOINTS[tool][0], pythons[tool], seed) for tool in tools}

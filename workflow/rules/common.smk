@@ -43,4 +43,14 @@ def run_row(wildcards):
 def all_targets():
     """Everything `rule all` builds; each stage adds its outputs here as it lands."""
     targets = expand("results/data/{tomo}/normalized.mrc", tomo=tomos())
+    for method in ("membrain", "tardis"):
+        if method in config["methods"]:
+            targets += expand(
+                [
+                    f"results/{method}/{{tomo}}/mask.mrc",
+                    f"results/{method}/{{tomo}}/provenance.json",
+                    f"results/benchmarks/{method}/{{tomo}}.gpu.json",
+                ],
+                tomo=tomos(),
+            )
     return targets
