@@ -14,6 +14,7 @@ from tomoseg.io import InputError
 COMMAND_MODULES = (
     "tomoseg.commands.phantom",
     "tomoseg.commands.normalize",
+    "tomoseg.commands.baselines",
 )
 
 
