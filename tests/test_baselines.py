@@ -208,3 +208,26 @@ def test_tardis_rejection_with_exit_0_is_a_failure(tmp_path, tomogram, checkpoin
         baselines.run_tardis(renamed, tmp_path / "out", checkpoints["tardis"], tardis_python, patch_size=64, rotate=False)
     assert "exited 0" in str(err.value)
     assert not (tmp_path / "out").exists()
+
+
+def test_gpu_sampler_takes_the_peak_of_the_tool_process_tree(tmp_path, monkeypatch):
+    # A stand-in `nvidia-smi` answering like NVML's per-process query: our child (1234 then 2345 MiB)
+    # and a foreign process (9000 MiB) that must not count.
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3)"])
+    counter = tmp_path / "n"
+    script = tmp_path / "nvidia-smi"
+    script.write_text(
+        "#!/bin/sh\n"
+        f"n=$(cat {counter} 2>/dev/null || echo 0); echo $((n+1)) > {counter}\n"
+        f'if [ "$n" -eq 0 ]; then echo "{child.pid}, 1234"; else echo "{child.pid}, 2345"; fi\n'
+        "echo '999999, 9000'\n"
+    )
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    with baselines.GpuMemorySampler(child.pid, interval_s=0.1) as sampler:
+        child.wait()
+    assert sampler.available and sampler.samples >= 2
+    assert sampler.peak_mb == 2345.0

@@ -173,7 +173,7 @@ class GpuMemorySampler:
 def _workdir(out_dir: Path, keep: bool = False) -> Iterator[Path]:
     """A private working directory (with its own HOME) beside the output folder, removed afterwards."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.work-", dir=out_dir.parent))
+    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.work-", dir=out_dir.parent)).absolute()
     (work / "home").mkdir()
     (work / "in").mkdir()
     try:
@@ -430,7 +430,8 @@ def run_tardis(
     shape, _, voxel_size = read_header(tomogram)
     ckpt = require_checkpoint("tardis", checkpoint)
     py = tool_python("tardis", python)
-    px = float(pixel_size) if pixel_size else float(voxel_size[2])
+    # The MRC header stores float32 (13.48 reads back as 13.47999954...); TARDIS itself rounds to 3 decimals.
+    px = float(pixel_size) if pixel_size else round(float(voxel_size[2]), 4)
     if not px > 0:
         raise InputError(f"{tomogram}: no pixel size in the MRC header; TARDIS needs it (set baselines: tardis: pixel_size)")
     flags = {
