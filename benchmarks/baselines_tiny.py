@@ -36,12 +36,18 @@ def main() -> None:
         tmp = Path(tmp)
         start = time.monotonic()
         ckpts = baselines.make_baseline_checkpoints(tmp / "ckpt", pythons["membrain"], pythons["tardis"])
-        rows.append({"step": "make-baseline-checkpoints (both)", "wall_s": round(time.monotonic() - start, 2)})
+        rows.append(
+            {"step": "make-baseline-checkpoints (both)", "wall_s": round(time.monotonic() - start, 2)}
+        )
         rng = np.random.default_rng(0)
         volume = rng.normal(size=(args.size,) * 3).astype(np.float32)
         write_volume(tmp / "tomogram.mrc", volume, 13.48)
         cases = [
-            ("membrain", "demo: window 64, no TTA", {"sliding_window_size": 64, "test_time_augmentation": False}),
+            (
+                "membrain",
+                "demo: window 64, no TTA",
+                {"sliding_window_size": 64, "test_time_augmentation": False},
+            ),
             ("membrain", "tool defaults: window 160, 8-fold TTA", {}),
             ("tardis", "demo: patch 64, no rotations", {"patch_size": 64, "rotate": False}),
             ("tardis", "tool defaults: patch 128, 4 rotations", {}),
@@ -49,7 +55,9 @@ def main() -> None:
         for i, (tool, label, options) in enumerate(cases):
             run = baselines.run_membrain if tool == "membrain" else baselines.run_tardis
             start = time.monotonic()
-            record = run(tmp / "tomogram.mrc", tmp / f"out{i}", ckpts[tool], pythons[tool], settings=label, **options)
+            record = run(
+                tmp / "tomogram.mrc", tmp / f"out{i}", ckpts[tool], pythons[tool], settings=label, **options
+            )
             rows.append(
                 {
                     "step": f"{tool} ({label})",
@@ -61,7 +69,11 @@ def main() -> None:
             print(rows[-1])
     result = {
         "what": f"baselines on a {args.size}^3 float32 volume, tiny random checkpoints, CPU",
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS")},
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        },
         "note": "wall_s includes each tool environment's Python start-up and imports; the machine is shared, so timings vary",
         "rows": rows,
     }

@@ -17,7 +17,10 @@ from tomoseg import baselines
 from tomoseg.io import InputError, read_json, read_volume, sha256sum, write_volume
 
 ROOT = Path(__file__).resolve().parents[1]
-REQUIRED = os.environ.get("CI", "").lower() in {"1", "true", "yes"} or os.environ.get("TOMOSEG_REQUIRE_BASELINES") == "1"
+REQUIRED = (
+    os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+    or os.environ.get("TOMOSEG_REQUIRE_BASELINES") == "1"
+)
 SHAPE = (32, 48, 56)  # Z, Y, X: all different, so a swapped axis changes the shape
 VOXEL = (13.48, 13.48, 13.48)
 
@@ -45,7 +48,9 @@ def tardis_python() -> Path:
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory, membrain_python, tardis_python) -> dict[str, Path]:
-    return baselines.make_baseline_checkpoints(tmp_path_factory.mktemp("ckpt"), membrain_python, tardis_python)
+    return baselines.make_baseline_checkpoints(
+        tmp_path_factory.mktemp("ckpt"), membrain_python, tardis_python
+    )
 
 
 @pytest.fixture(scope="module")
@@ -129,8 +134,14 @@ def test_membrain_provenance(membrain_run, checkpoints):
     assert prov["untrained"] is True
     assert prov["tool"]["name"] == "membrain-seg" and prov["tool"]["version"] == "0.0.10"
     assert prov["checkpoint"]["sha256"] == sha256sum(checkpoints["membrain"])
-    assert prov["checkpoint_check"]["ok"] and prov["checkpoint_check"]["model_keys"] == prov["checkpoint_check"]["checkpoint_keys"]
-    assert prov["parameters"]["sliding_window_size"] == 64 and prov["parameters"]["test_time_augmentation"] is False
+    assert (
+        prov["checkpoint_check"]["ok"]
+        and prov["checkpoint_check"]["model_keys"] == prov["checkpoint_check"]["checkpoint_keys"]
+    )
+    assert (
+        prov["parameters"]["sliding_window_size"] == 64
+        and prov["parameters"]["test_time_augmentation"] is False
+    )
     assert "--no-test-time-augmentation" in prov["command"] and "--sliding-window-size" in prov["command"]
     assert prov["command"][1] == "segment" and prov["settings"].startswith("test")
     assert prov["environment"] == {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
@@ -146,7 +157,14 @@ def test_membrain_refuses_checkpoint_with_missing_keys(tmp_path, tomogram, check
     bad = tmp_path / "membrain_bad.ckpt"
     torch.save(ckpt, bad)
     with pytest.raises(baselines.BaselineError, match="not every checkpoint key loads") as err:
-        baselines.run_membrain(tomogram, tmp_path / "out", bad, membrain_python, sliding_window_size=64, test_time_augmentation=False)
+        baselines.run_membrain(
+            tomogram,
+            tmp_path / "out",
+            bad,
+            membrain_python,
+            sliding_window_size=64,
+            test_time_augmentation=False,
+        )
     assert dropped in str(err.value)
     assert not (tmp_path / "out").exists()
 
@@ -193,7 +211,12 @@ def test_tardis_provenance(tardis_run, checkpoints):
     assert prov["checkpoint"]["sha256"] == sha256sum(checkpoints["tardis"])
     assert prov["command"][0].endswith("tardis_mem")
     flags = dict(zip(prov["command"][1::2], prov["command"][2::2], strict=False))
-    assert flags["-ct"] == "0" and flags["-ps"] == "64" and flags["-rt"] == "False" and flags["-out"] == "mrc_None"
+    assert (
+        flags["-ct"] == "0"
+        and flags["-ps"] == "64"
+        and flags["-rt"] == "False"
+        and flags["-out"] == "mrc_None"
+    )
     assert float(flags["-px"]) == pytest.approx(VOXEL[2], abs=1e-3)
     assert read_json(gpu)["peak_gpu_memory_mb"] is None and read_json(gpu)["device"] == "cpu"
     assert not list(out.parent.glob(".*work-*"))
@@ -205,7 +228,9 @@ def test_tardis_rejection_with_exit_0_is_a_failure(tmp_path, tomogram, checkpoin
     renamed = tmp_path / "cell_mask.mrc"
     shutil.copyfile(tomogram, renamed)
     with pytest.raises(baselines.BaselineError, match="does not contain any recognizable file") as err:
-        baselines.run_tardis(renamed, tmp_path / "out", checkpoints["tardis"], tardis_python, patch_size=64, rotate=False)
+        baselines.run_tardis(
+            renamed, tmp_path / "out", checkpoints["tardis"], tardis_python, patch_size=64, rotate=False
+        )
     assert "exited 0" in str(err.value)
     assert not (tmp_path / "out").exists()
 

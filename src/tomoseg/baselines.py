@@ -35,7 +35,11 @@ TOOL_PACKAGES = {"membrain": "membrain-seg", "tardis": "tardis-em"}
 PINNED_VERSIONS = {"membrain": "0.0.10", "tardis": "0.3.36"}
 """The versions `make setup` and envs/*.yaml install; a different version is logged and recorded."""
 
-MEMBRAIN_DEFAULTS: dict[str, Any] = {"sliding_window_size": 160, "test_time_augmentation": True, "segmentation_threshold": 0.0}
+MEMBRAIN_DEFAULTS: dict[str, Any] = {
+    "sliding_window_size": 160,
+    "test_time_augmentation": True,
+    "segmentation_threshold": 0.0,
+}
 """`membrain segment` defaults (0.0.10): 160^3 window, 8-fold flip TTA, logits > 0.0."""
 TARDIS_DEFAULTS: dict[str, Any] = {"patch_size": 128, "rotate": True, "normalize_px": None, "threshold": 0.25}
 """`tardis_mem` defaults (0.3.36): 128 patches, 4 rotations, rescale to 15 A (None = tool default), CNN threshold 0.25."""
@@ -69,12 +73,18 @@ class MissingCheckpointError(InputError):
 def require_checkpoint(tool: str, path: str | os.PathLike | None) -> Path:
     """The checkpoint path if the file exists, else a MissingCheckpointError naming where to get it."""
     if not path:
-        raise MissingCheckpointError(f"no {tool} checkpoint configured. " + WEIGHTS_HELP[tool].format(path="a path of your choice"))
+        raise MissingCheckpointError(
+            f"no {tool} checkpoint configured. " + WEIGHTS_HELP[tool].format(path="a path of your choice")
+        )
     ckpt = Path(path)
     if not ckpt.is_file():
-        raise MissingCheckpointError(f"{ckpt}: {tool} checkpoint not found. " + WEIGHTS_HELP[tool].format(path=ckpt))
+        raise MissingCheckpointError(
+            f"{ckpt}: {tool} checkpoint not found. " + WEIGHTS_HELP[tool].format(path=ckpt)
+        )
     if ckpt.stat().st_size == 0:
-        raise MissingCheckpointError(f"{ckpt}: {tool} checkpoint is empty (0 bytes). " + WEIGHTS_HELP[tool].format(path=ckpt))
+        raise MissingCheckpointError(
+            f"{ckpt}: {tool} checkpoint is empty (0 bytes). " + WEIGHTS_HELP[tool].format(path=ckpt)
+        )
     return ckpt.resolve()
 
 
@@ -153,7 +163,9 @@ class GpuMemorySampler:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                out = subprocess.run(self.QUERY, capture_output=True, text=True, timeout=10, check=False).stdout
+                out = subprocess.run(
+                    self.QUERY, capture_output=True, text=True, timeout=10, check=False
+                ).stdout
             except (OSError, subprocess.SubprocessError):
                 out = ""
             pids = self._tree()
@@ -221,23 +233,37 @@ def _run_driver(command: list[str], work: Path, extra_env: dict[str, str] | None
     start = time.monotonic()
     with open(log_path, "w") as handle:
         proc = subprocess.Popen(
-            command, cwd=work, env=_tool_env(work / "home", extra_env), stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            command,
+            cwd=work,
+            env=_tool_env(work / "home", extra_env),
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
-        with GpuMemorySampler(proc.pid) as sampler:
-            returncode = proc.wait()
+        try:
+            with GpuMemorySampler(proc.pid) as sampler:
+                returncode = proc.wait()
+        except BaseException:  # interrupted or cancelled: do not leave the tool running
+            proc.kill()
+            proc.wait()
+            raise
     seconds = time.monotonic() - start
     for line in _tail(log_path, 60).splitlines():
         log.info("tool| %s", line)
     result_path = Path(command[command.index("--result") + 1])
     if returncode != 0 or not result_path.exists():
-        raise BaselineError(f"{shlex.join(command)} exited {returncode} without a result; last output:\n{_tail(log_path)}")
+        raise BaselineError(
+            f"{shlex.join(command)} exited {returncode} without a result; last output:\n{_tail(log_path)}"
+        )
     result = read_json(result_path)
     result.update(
         driver_returncode=returncode,
         runtime_s=round(seconds, 3),
         peak_gpu_memory_mb=sampler.peak_mb,
         gpu_samples=sampler.samples,
-        gpu_sampler="nvidia-smi --query-compute-apps (NVML per-process), process tree, every 0.5 s" if sampler.available else None,
+        gpu_sampler="nvidia-smi --query-compute-apps (NVML per-process), process tree, every 0.5 s"
+        if sampler.available
+        else None,
         log=log_path,
     )
     return result
@@ -271,7 +297,9 @@ def _write_gpu_json(path: str | os.PathLike | None, result: dict[str, Any]) -> d
     record = {
         "device": result.get("device", "cpu"),
         "gpu_name": result.get("gpu_name"),
-        "peak_gpu_memory_mb": result.get("peak_gpu_memory_mb") if result.get("device", "cpu") != "cpu" else None,
+        "peak_gpu_memory_mb": result.get("peak_gpu_memory_mb")
+        if result.get("device", "cpu") != "cpu"
+        else None,
         "sampler": result.get("gpu_sampler"),
         "samples": result.get("gpu_samples", 0),
     }
@@ -294,7 +322,12 @@ def _tool_record(tool: str, result: dict[str, Any], python: Path) -> dict[str, A
 
 
 def _checkpoint_record(ckpt: Path) -> dict[str, Any]:
-    return {"path": str(ckpt), "sha256": sha256sum(ckpt), "bytes": ckpt.stat().st_size, "marker": checkpoint_marker(ckpt)}
+    return {
+        "path": str(ckpt),
+        "sha256": sha256sum(ckpt),
+        "bytes": ckpt.stat().st_size,
+        "marker": checkpoint_marker(ckpt),
+    }
 
 
 def _is_untrained(untrained: bool | None, ckpt: Path) -> bool:
@@ -332,7 +365,9 @@ def run_membrain(
     ckpt = require_checkpoint("membrain", checkpoint)
     py = tool_python("membrain", python)
     if sliding_window_size % 32 or sliding_window_size < 32:
-        raise InputError(f"membrain sliding_window_size must be a positive multiple of 32, got {sliding_window_size}")
+        raise InputError(
+            f"membrain sliding_window_size must be a positive multiple of 32, got {sliding_window_size}"
+        )
     flags = {
         "sliding_window_size": int(sliding_window_size),
         "test_time_augmentation": bool(test_time_augmentation),
@@ -360,9 +395,15 @@ def run_membrain(
                 f"({len(check.get('unexpected', []))}), differing {check.get('differing', [])[:10]}"
             )
         if result.get("returncode") != 0:
-            raise BaselineError(f"membrain segment exited {result.get('returncode')}; last output:\n{_tail(result['log'])}")
-        scores, _ = _read_output(result["outputs"].get("scores"), "score map (<stem>_scores.mrc)", "membrain", result)
-        tool_mask, _ = _read_output(result["outputs"].get("segmented"), "segmentation (<stem>_*_segmented.mrc)", "membrain", result)
+            raise BaselineError(
+                f"membrain segment exited {result.get('returncode')}; last output:\n{_tail(result['log'])}"
+            )
+        scores, _ = _read_output(
+            result["outputs"].get("scores"), "score map (<stem>_scores.mrc)", "membrain", result
+        )
+        tool_mask, _ = _read_output(
+            result["outputs"].get("segmented"), "segmentation (<stem>_*_segmented.mrc)", "membrain", result
+        )
         _check_shape(scores, shape, "score map", "membrain", tomogram)
         _check_shape(tool_mask, shape, "segmentation", "membrain", tomogram)
         scores = scores.astype(np.float32, copy=False)
@@ -433,7 +474,9 @@ def run_tardis(
     # The MRC header stores float32 (13.48 reads back as 13.47999954...); TARDIS itself rounds to 3 decimals.
     px = float(pixel_size) if pixel_size else round(float(voxel_size[2]), 4)
     if not px > 0:
-        raise InputError(f"{tomogram}: no pixel size in the MRC header; TARDIS needs it (set baselines: tardis: pixel_size)")
+        raise InputError(
+            f"{tomogram}: no pixel size in the MRC header; TARDIS needs it (set baselines: tardis: pixel_size)"
+        )
     flags = {
         "pixel_size": px,
         "patch_size": int(patch_size),
@@ -463,7 +506,9 @@ def run_tardis(
 
     with _workdir(out) as work:
         result = driver(work, "0", "probabilities")
-        probabilities, _ = _read_output(result["outputs"].get("probabilities"), "probability map (<stem>_CNN.tif)", "tardis", result)
+        probabilities, _ = _read_output(
+            result["outputs"].get("probabilities"), "probability map (<stem>_CNN.tif)", "tardis", result
+        )
         _check_shape(probabilities, shape, "probability map", "tardis", tomogram)
         probabilities = probabilities.astype(np.float32, copy=False)
         if not np.isfinite(probabilities).all() or probabilities.min() < 0 or probabilities.max() > 1:
@@ -481,7 +526,11 @@ def run_tardis(
                 semantic, _ = _read_output(path, "semantic mask", "tardis", own_result)
                 _check_shape(semantic, shape, "semantic mask", "tardis", tomogram)
                 write_volume(out / "tool_mask.mrc", (semantic != 0).astype(np.uint8), voxel_size)
-            own = {"written": bool(path), "command": own_result.get("command"), "runtime_s": own_result["runtime_s"]}
+            own = {
+                "written": bool(path),
+                "command": own_result.get("command"),
+                "runtime_s": own_result["runtime_s"],
+            }
         record = provenance_record(
             "tardis",
             parameters=flags,
@@ -515,14 +564,26 @@ TINY_CHECKPOINTS = {
 """File name, driver script and size options of each tool's tiny checkpoint (real architecture, small widths)."""
 
 
-def make_baseline_checkpoint(tool: str, target: str | os.PathLike, python: str | os.PathLike | None = None, seed: int = 0) -> Path:
+def make_baseline_checkpoint(
+    tool: str, target: str | os.PathLike, python: str | os.PathLike | None = None, seed: int = 0
+) -> Path:
     """A tiny randomly initialised checkpoint of the tool's real architecture at `target`, marked untrained."""
     _, script, options = TINY_CHECKPOINTS[tool]
     py = tool_python(tool, python)
     target = Path(target)
     with _workdir(target) as work:
         tmp = work / target.name
-        command = [str(py), str(TOOLSCRIPTS / script), "make", str(tmp), "--seed", str(seed), *options, "--result", str(work / "result.json")]
+        command = [
+            str(py),
+            str(TOOLSCRIPTS / script),
+            "make",
+            str(tmp),
+            "--seed",
+            str(seed),
+            *options,
+            "--result",
+            str(work / "result.json"),
+        ]
         result = _run_driver(command, work)
         if not tmp.exists() or not result.get("ok") or not result.get("check", {"ok": True}).get("ok"):
             raise BaselineError(f"making the tiny {tool} checkpoint failed: {result}")
@@ -553,4 +614,7 @@ def make_baseline_checkpoints(
     pythons = {"membrain": membrain_python, "tardis": tardis_python}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    return {tool: make_baseline_checkpoint(tool, out / TINY_CHECKPOINTS[tool][0], pythons[tool], seed) for tool in tools}
+    return {
+        tool: make_baseline_checkpoint(tool, out / TINY_CHECKPOINTS[tool][0], pythons[tool], seed)
+        for tool in tools
+    }

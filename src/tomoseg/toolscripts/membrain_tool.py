@@ -41,12 +41,16 @@ def check(ckpt_path: str) -> dict:
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         return {"ok": False, "error": f"{ckpt_path}: not a Lightning checkpoint (no 'state_dict')"}
     stored = checkpoint["state_dict"]
-    model = PreprocessedSemanticSegmentationUnet.load_from_checkpoint(ckpt_path, map_location="cpu", strict=False)
+    model = PreprocessedSemanticSegmentationUnet.load_from_checkpoint(
+        ckpt_path, map_location="cpu", strict=False
+    )
     loaded = model.state_dict()
     missing = sorted(set(loaded) - set(stored))
     unexpected = sorted(set(stored) - set(loaded))
     differing = sorted(
-        k for k in set(loaded) & set(stored) if loaded[k].shape != stored[k].shape or not torch.equal(loaded[k].cpu(), stored[k].cpu())
+        k
+        for k in set(loaded) & set(stored)
+        if loaded[k].shape != stored[k].shape or not torch.equal(loaded[k].cpu(), stored[k].cpu())
     )
     return {
         "ok": not (missing or unexpected or differing),
@@ -56,7 +60,11 @@ def check(ckpt_path: str) -> dict:
         "unexpected": unexpected,
         "differing": differing,
         "parameters": int(sum(p.numel() for p in model.parameters())),
-        "hyper_parameters": {k: v for k, v in checkpoint.get("hyper_parameters", {}).items() if isinstance(v, (int, float, str, bool, list, tuple))},
+        "hyper_parameters": {
+            k: v
+            for k, v in checkpoint.get("hyper_parameters", {}).items()
+            if isinstance(v, (int, float, str, bool, list, tuple))
+        },
     }
 
 
@@ -75,7 +83,13 @@ def make(out: str, channels: list[int], seed: int) -> dict:
         "global_step": 0,
     }
     torch.save(checkpoint, out)
-    return {"ok": True, "tool_version": importlib.metadata.version("membrain-seg"), "path": out, "parameters": int(sum(p.numel() for p in model.parameters())), "channels": channels}
+    return {
+        "ok": True,
+        "tool_version": importlib.metadata.version("membrain-seg"),
+        "path": out,
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "channels": channels,
+    }
 
 
 def _cli(name: str) -> str:
@@ -97,12 +111,17 @@ def run(args: argparse.Namespace) -> dict:
     command = [
         _cli("membrain"),
         "segment",
-        "--tomogram-path", str(Path(args.input).resolve()),
-        "--ckpt-path", str(Path(args.checkpoint).resolve()),
-        "--out-folder", str(out.resolve()),
+        "--tomogram-path",
+        str(Path(args.input).resolve()),
+        "--ckpt-path",
+        str(Path(args.checkpoint).resolve()),
+        "--out-folder",
+        str(out.resolve()),
         "--store-probabilities",
-        "--sliding-window-size", str(args.sliding_window_size),
-        "--segmentation-threshold", repr(float(args.segmentation_threshold)),
+        "--sliding-window-size",
+        str(args.sliding_window_size),
+        "--segmentation-threshold",
+        repr(float(args.segmentation_threshold)),
         "--test-time-augmentation" if args.test_time_augmentation else "--no-test-time-augmentation",
     ]
     record["command"] = command

@@ -55,14 +55,22 @@ def run(args: argparse.Namespace) -> dict:
     src = Path(args.input)
     command = [
         _cli("tardis_mem"),
-        "-dir", str(src.parent),
-        "-out", "mrc_None",
-        "-px", repr(float(args.pixel_size)),
-        "-ct", args.cnn_threshold,
-        "-cch", str(Path(args.checkpoint).resolve()),
-        "-ps", str(args.patch_size),
-        "-rt", str(bool(args.rotate)),
-        "-dv", dv,
+        "-dir",
+        str(src.parent),
+        "-out",
+        "mrc_None",
+        "-px",
+        repr(float(args.pixel_size)),
+        "-ct",
+        args.cnn_threshold,
+        "-cch",
+        str(Path(args.checkpoint).resolve()),
+        "-ps",
+        str(args.patch_size),
+        "-rt",
+        str(bool(args.rotate)),
+        "-dv",
+        dv,
     ]
     if args.normalize_px is not None:
         command += ["-norm_px", repr(float(args.normalize_px))]
@@ -120,9 +128,17 @@ def make(out: str, conv_scaler: int, num_conv_layers: int, patch_size: int, seed
         "num_group": 8,
         "prediction": False,
     }
-    model = build_cnn_network(network_type="fnet_attn", structure=structure, img_size=patch_size, prediction=False)
+    model = build_cnn_network(
+        network_type="fnet_attn", structure=structure, img_size=patch_size, prediction=False
+    )
     torch.save({"model_struct_dict": structure, "model_state_dict": model.state_dict()}, out)
-    return {"ok": True, "tool_version": importlib.metadata.version("tardis-em"), "path": out, "parameters": int(sum(p.numel() for p in model.parameters())), "structure": structure}
+    return {
+        "ok": True,
+        "tool_version": importlib.metadata.version("tardis-em"),
+        "path": out,
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "structure": structure,
+    }
 
 
 def main() -> int:
