@@ -17,6 +17,7 @@ include: "workflow/rules/postprocess.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/stats.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/baselines.smk"
 
 
 rule all:

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "tomoseg.commands.postprocess",
     "tomoseg.commands.evaluate",
     "tomoseg.commands.stats",
+    "tomoseg.commands.baselines",
 )
 
 

@@ -59,6 +59,16 @@ def all_targets():
     targets += expand(
         "results/data/{tomo}/groundtruth.mrc", tomo=tomos(with_truth=True)
     )
+    for method in ("membrain", "tardis"):
+        if method in config["methods"]:
+            targets += expand(
+                [
+                    f"results/{method}/{{tomo}}/mask.mrc",
+                    f"results/{method}/{{tomo}}/provenance.json",
+                    f"results/benchmarks/{method}/{{tomo}}.gpu.json",
+                ],
+                tomo=tomos(),
+            )
     targets += evaluation_targets()
     return targets
 
