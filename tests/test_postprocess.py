@@ -5,7 +5,7 @@ from collections import deque
 import numpy as np
 import pytest
 
-from tomoseg.io import read_volume, write_volume
+from tomoseg.io import read_mask, read_volume, write_volume
 from tomoseg.postprocess import filter_components, filter_components_reference
 from tomoseg.synthetic import membrane_mask
 
@@ -106,7 +106,7 @@ def test_cli_roundtrip(tmp_path, cli_main):
     mask[0:3, 0, 0] = 1
     write_volume(tmp_path / "m.mrc", mask, 10.0)
     assert main(["postprocess", str(tmp_path / "m.mrc"), "--min-slices", "10", "--out", str(tmp_path / "o.mrc")]) == 0
-    out, vs = read_volume(tmp_path / "o.mrc")
+    out, vs = read_mask(tmp_path / "o.mrc")
     assert out.dtype.kind == "u" and out.sum() == 10 and vs == (10.0, 10.0, 10.0)
     assert main(["postprocess", str(tmp_path / "missing.mrc"), "--out", str(tmp_path / "x.mrc")]) == 2
     assert not (tmp_path / "x.mrc").exists()
