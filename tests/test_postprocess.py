@@ -5,7 +5,7 @@ from collections import deque
 import numpy as np
 import pytest
 
-from tomoseg.io import read_mask, read_volume, write_volume
+from tomoseg.io import read_mask, write_volume
 from tomoseg.postprocess import filter_components, filter_components_reference
 from tomoseg.synthetic import membrane_mask
 
