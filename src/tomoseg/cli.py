@@ -14,6 +14,12 @@ from tomoseg.io import InputError
 COMMAND_MODULES = (
     "tomoseg.commands.phantom",
     "tomoseg.commands.normalize",
+    "tomoseg.commands.portal",
+    "tomoseg.nightly",
+    "tomoseg.commands.postprocess",
+    "tomoseg.commands.evaluate",
+    "tomoseg.commands.stats",
+    "tomoseg.commands.baselines",
 )
 
 

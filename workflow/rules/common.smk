@@ -56,5 +56,36 @@ def run_row(wildcards):
 def all_targets():
     """Everything `rule all` builds; each stage adds its outputs here as it lands."""
     targets = expand("results/data/{tomo}/normalized.mrc", tomo=tomos())
-    targets += expand("results/data/{tomo}/groundtruth.mrc", tomo=tomos(with_truth=True))
+    targets += expand(
+        "results/data/{tomo}/groundtruth.mrc", tomo=tomos(with_truth=True)
+    )
+    for method in ("membrain", "tardis"):
+        if method in config["methods"]:
+            targets += expand(
+                [
+                    f"results/{method}/{{tomo}}/mask.mrc",
+                    f"results/{method}/{{tomo}}/provenance.json",
+                    f"results/benchmarks/{method}/{{tomo}}.gpu.json",
+                ],
+                tomo=tomos(),
+            )
+    targets += evaluation_targets()
+    return targets
+
+
+def evaluation_targets():
+    """Metrics, summary tables, figures and overlays for the configured methods (evaluate.smk etc.)."""
+    targets = []
+    if not config["methods"]:
+        return targets
+    if not config["evaluate"]["allow_missing"]:
+        targets += [
+            f"results/metrics/{m}/{t}.json"
+            for m in config["methods"]
+            for t in tomos(with_truth=True)
+        ]
+    if tomos(with_truth=True):
+        targets += ["results/tables/table1.csv", "results/figures/figure1b.png"]
+    if config["evaluate"]["overlays"]:
+        targets += expand("results/figures/overlays/{tomo}.png", tomo=tomos())
     return targets
