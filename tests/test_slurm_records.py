@@ -80,3 +80,16 @@ def test_missing_job_log_and_jobcomp_record_are_reported(tmp_path):
     problems = "\n".join(placement_problems(run, cluster, GPU_RULES + ("tardis",)))
     assert "no record of Slurm job 7 (tardis)" in problems
     assert "no run-context line from Slurm jobs ['7'] of rule tardis" in problems
+
+
+def test_records_are_matched_by_job_id_not_log_folder(tmp_path):
+    run, cluster = write_records(tmp_path, [("1", "evaluate_scored", "cpunode", "-", "01", "05")])
+    logs = tmp_path / "work" / "results" / "logs"
+    (logs / "evaluate_scored").rename(logs / "evaluate")  # a rule logging outside logs/<rule>/
+    stray = logs / "membrain" / "old.log"
+    stray.parent.mkdir()
+    stray.write_text("run context: host=vm SLURMD_NODENAME=gpunode SLURM_JOB_ID=99 CUDA_VISIBLE_DEVICES=0\n")
+    problems = placement_problems(run, cluster, GPU_RULES)
+    assert problems == [
+        "job log: results/logs/membrain/old.log names Slurm job 99, which Snakemake did not submit"
+    ]

@@ -109,13 +109,13 @@ class WorkflowRun:
         """Slurm job id -> rule, from Snakemake's submission messages."""
         return {job: rule for rule, jobs in self.submitted.items() for job in jobs}
 
-    def run_contexts(self) -> dict[str, list[dict[str, str]]]:
-        """Rule -> run-context records that the jobs wrote to results/logs/<rule>/... themselves."""
-        records: dict[str, list[dict[str, str]]] = defaultdict(list)
+    def run_contexts(self) -> list[dict[str, str]]:
+        """Every run-context record the jobs wrote into their logs under results/logs/ (with `log`: its file)."""
+        records = []
         for log in sorted((self.workdir / "results" / "logs").rglob("*.log")):
-            rule = log.relative_to(self.workdir / "results" / "logs").parts[0]
-            records[rule] += parse_run_context(log.read_text(errors="replace"))
-        return dict(records)
+            for record in parse_run_context(log.read_text(errors="replace")):
+                records.append({**record, "log": str(log.relative_to(self.workdir))})
+        return records
 
 
 @dataclass
@@ -210,18 +210,28 @@ def placement_problems(run: WorkflowRun, cluster: SlurmCluster, gpu_rules: tuple
                 f"jobcomp: job {job_id} ({rule}) ran on {record.nodes!r} in partition {record.partition!r}, "
                 f"expected {node!r} in {partition!r}"
             )
-    contexts = run.run_contexts()
+    # The jobs' own records, matched to rules by the Slurm job id each record names (log paths are
+    # the rules' business); a failed attempt's log is overwritten by the next attempt.
+    by_job: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for record in run.run_contexts():
+        job = record.get("SLURM_JOB_ID", "-")
+        if job == "-":
+            continue  # a local rule (not submitted to Slurm)
+        if job not in job_rule:
+            problems.append(f"job log: {record['log']} names Slurm job {job}, which Snakemake did not submit")
+            continue
+        by_job[job].append(record)
     gpu_jobs: list[tuple[str, str, str]] = []  # (Slurm job id, rule, CUDA_VISIBLE_DEVICES)
     for rule, job_ids in sorted(run.submitted.items()):
         node = expected_node(rule, gpu_rules)
-        own = [c for c in contexts.get(rule, []) if c.get("SLURM_JOB_ID") in job_ids]
+        own = [record for job in job_ids for record in by_job.get(job, [])]
         if not own:
             problems.append(
-                f"job log: no run-context line from Slurm jobs {job_ids} of rule {rule} under "
-                f"results/logs/{rule}/ (does its script call tomoseg.runlog.log_to?)"
+                f"job log: no run-context line from Slurm jobs {job_ids} of rule {rule} in any log under "
+                "results/logs/ (does its script call tomoseg.runlog.log_to?)"
             )
         for c in own:
-            job = c.get("SLURM_JOB_ID")
+            job = c["SLURM_JOB_ID"]
             if c.get("SLURMD_NODENAME") != node:
                 problems.append(
                     f"job log: {rule} job {job} says SLURMD_NODENAME={c.get('SLURMD_NODENAME')}, expected {node}"
@@ -237,11 +247,6 @@ def placement_problems(run: WorkflowRun, cluster: SlurmCluster, gpu_rules: tuple
                 if "," in gpus:
                     problems.append(f"job log: {rule} job {job} got several GPUs: {gpus}")
                 gpu_jobs.append((job, rule, gpus))
-        stray = [c for c in contexts.get(rule, []) if c.get("SLURM_JOB_ID") not in job_ids]
-        for c in stray:
-            problems.append(
-                f"job log: {rule} has a record of Slurm job {c.get('SLURM_JOB_ID')} not submitted for it"
-            )
     # GPU jobs that ran at the same time (job-completion log) must have been given different GPUs.
     for i, (job_a, rule_a, gpu_a) in enumerate(gpu_jobs):
         for job_b, rule_b, gpu_b in gpu_jobs[i + 1 :]:
