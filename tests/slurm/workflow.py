@@ -67,7 +67,9 @@ def derive_profile(dest: Path, gpu_rules: tuple[str, ...], extra_set_resources: 
     profile.update(
         {
             "slurm-status-command": "squeue",
-            "slurm-init-seconds-before-status-checks": 2,
+            # first status poll 6 s after a success, then +10 s per poll without one: the jobs here
+            # take ~12-22 s, so most are seen at the 2nd poll (22 s); 2 s measured slower (2, 14, 36 s)
+            "slurm-init-seconds-before-status-checks": 6,
             "slurm-keep-successful-logs": True,
         }
     )
