@@ -5,9 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
-
-from tomoseg.io import read_volume, sha256sum, write_json, write_volume
+from tomoseg.io import read_mask, read_volume, sha256sum, write_json, write_volume
 from tomoseg.provenance import provenance_record
 
 log = logging.getLogger(__name__)
@@ -15,9 +13,8 @@ log = logging.getLogger(__name__)
 
 def import_local(source: Path, out: Path, binarize: bool = False) -> None:
     """Copy a local tomogram (or ground truth, binarized > 0 to uint8) into the results tree."""
-    volume, voxel_size = read_volume(source)
+    volume, voxel_size = read_mask(source) if binarize else read_volume(source)
     if binarize:
-        volume = (volume > 0).astype(np.uint8)
         log.info("%s: ground truth binarized (> 0), %d foreground voxels", source, int(volume.sum()))
     write_volume(out, volume, voxel_size)
     write_json(

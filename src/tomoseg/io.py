@@ -85,6 +85,8 @@ def _open_checked(path: Path, mode: str = "r") -> mrcfile.mrcfile.MrcFile:
         raise InputError(f"{path}: not an MRC file (looks like an HTML/XML page, e.g. a failed download)")
     if len(head) < 1024:
         raise InputError(f"{path}: not an MRC file (only {len(head)} bytes, shorter than an MRC header)")
+    if head[208:212] != b"MAP ":
+        raise InputError(f"{path}: not a readable MRC file (no 'MAP ' identifier at byte 208)")
     try:
         mrc = mrcfile.mmap(path, mode=mode, permissive=True)
     except Exception as err:  # mrcfile raises ValueError/TypeError/OSError for corrupt headers
@@ -128,7 +130,10 @@ def open_volume(path: str | os.PathLike) -> Iterator[tuple[np.ndarray, VoxelSize
 def read_volume(
     path: str | os.PathLike, dtype: np.dtype | type | None = None, check_finite: bool = True
 ) -> tuple[np.ndarray, VoxelSize]:
-    """Read a whole 3-D MRC volume into memory, validated (3-D, non-empty, finite)."""
+    """Read a whole 3-D MRC volume into memory, validated (3-D, non-empty, finite).
+
+    Masks are stored as MRC mode 0 (int8 0/1); read them with dtype=np.uint8 or use read_mask.
+    """
     path = Path(path)
     with open_volume(path) as (data, voxel_size):
         array = np.array(data, dtype=dtype if dtype is not None else data.dtype, copy=True)
@@ -137,13 +142,30 @@ def read_volume(
     return array, voxel_size
 
 
+def read_mask(path: str | os.PathLike) -> tuple[np.ndarray, VoxelSize]:
+    """Read a segmentation or ground-truth volume as uint8 0/1 (values > 0 are foreground).
+
+    Mode-0 files are read as int8 by mrcfile although many tools write them unsigned (0/255 reads as
+    0/-1), so for int8 data every non-zero value is foreground.
+    """
+    path = Path(path)
+    with open_volume(path) as (data, voxel_size):
+        mask = np.empty(data.shape, np.uint8)
+        is_foreground = np.not_equal if data.dtype == np.int8 else np.greater
+        for z in range(0, data.shape[0], 32):
+            is_foreground(data[z : z + 32], 0, out=mask[z : z + 32].view(bool))
+    return mask, voxel_size
+
+
 def check_finite_volume(array: np.ndarray, path: str | os.PathLike, chunk: int = 16) -> None:
     """Raise InputError naming the file if any voxel is NaN or infinite (checked Z-chunk by Z-chunk)."""
     for z in range(0, array.shape[0], chunk):
         block = array[z : z + chunk]
         if not np.isfinite(block).all():
             bad = int(np.count_nonzero(~np.isfinite(block)))
-            raise InputError(f"{path}: non-finite values (NaN or inf) in slices {z}..{z + len(block) - 1}, {bad} voxels")
+            raise InputError(
+                f"{path}: non-finite values (NaN or inf) in slices {z}..{z + len(block) - 1}, {bad} voxels"
+            )
 
 
 def read_header(path: str | os.PathLike) -> tuple[tuple[int, int, int], np.dtype, VoxelSize]:
@@ -161,6 +183,8 @@ def write_volume(
         raise ValueError(f"{path}: refusing to write a {array.ndim}-D array as a volume")
     if array.dtype == np.bool_:
         array = array.astype(np.uint8)
+    if array.dtype == np.uint8:
+        array = _as_mode0(array, path)
     if array.dtype == np.float64:
         array = array.astype(np.float32)
     if isinstance(voxel_size, int | float):
@@ -182,16 +206,31 @@ def create_volume(
     return _create_volume(Path(path), shape, np.dtype(dtype), voxel_size)
 
 
+def _as_mode0(array: np.ndarray, path: str | os.PathLike) -> np.ndarray:
+    """uint8 masks are stored as MRC mode 0 (int8): identical bytes for values 0..127.
+
+    mrcfile would otherwise widen uint8 to uint16 (mode 6), doubling the size of every mask.
+    """
+    if array.size and int(array.max()) > 127:
+        log.warning("%s: uint8 values above 127 are stored as uint16 (MRC mode 6)", path)
+        return array.astype(np.uint16)
+    return array.view(np.int8)
+
+
 @contextlib.contextmanager
 def _create_volume(
     path: Path, shape: tuple[int, int, int], dtype: np.dtype, voxel_size: VoxelSize
 ) -> Iterator[np.ndarray]:
+    # uint8 (masks) is streamed through a uint8 view of a mode-0 (int8) file; see _as_mode0.
+    file_dtype = np.dtype(np.int8) if dtype == np.uint8 else dtype
     with atomic_path(path, suffix=".mrc.part") as tmp:
-        mrc = mrcfile.new_mmap(tmp, shape=shape, mrc_mode=mrcfile.utils.mode_from_dtype(dtype), overwrite=True)
+        mrc = mrcfile.new_mmap(
+            tmp, shape=shape, mrc_mode=mrcfile.utils.mode_from_dtype(file_dtype), overwrite=True
+        )
         try:
             z, y, x = voxel_size
             mrc.voxel_size = (x, y, z)
-            yield mrc.data
+            yield mrc.data.view(dtype) if file_dtype != dtype else mrc.data
             mrc.update_header_stats()
         finally:
             mrc.close()

@@ -15,7 +15,9 @@ NormalizationMode = Literal["max_positive", "minmax"]
 NORMALIZATION_MODES: tuple[str, ...] = ("max_positive", "minmax")
 
 
-def normalize_volume(volume: np.ndarray, mode: NormalizationMode = "max_positive", name: str = "volume") -> np.ndarray:
+def normalize_volume(
+    volume: np.ndarray, mode: NormalizationMode = "max_positive", name: str = "volume"
+) -> np.ndarray:
     """Scale a tomogram to float32 in [0, 1].
 
     `max_positive` is the published ETSAM code (negatives clipped to 0, divided by the volume maximum);
@@ -46,5 +48,12 @@ def normalize_volume(volume: np.ndarray, mode: NormalizationMode = "max_positive
     else:
         raise ValueError(f"unknown normalization mode {mode!r}; choose one of {NORMALIZATION_MODES}")
     positive_fraction = float(np.count_nonzero(out > 0)) / out.size
-    log.info("%s: normalized with %s (input range %.4g..%.4g, %.1f%% voxels > 0)", name, mode, lo, hi, 100 * positive_fraction)
+    log.info(
+        "%s: normalized with %s (input range %.4g..%.4g, %.1f%% voxels > 0)",
+        name,
+        mode,
+        lo,
+        hi,
+        100 * positive_fraction,
+    )
     return out

@@ -1,15 +1,28 @@
 import re
 
 import pandas as pd
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-
-validate(config, schema="../schemas/config.schema.yaml")
+try:
+    validate(config, schema="../schemas/config.schema.yaml")
+except WorkflowError as err:
+    raise WorkflowError(
+        "invalid configuration (checked against workflow/schemas/config.schema.yaml)",
+        err,
+    )
 
 runs = pd.read_csv(
     config["runs"], sep="\t", dtype=str, keep_default_na=False, comment="#"
 )
-validate(runs, schema="../schemas/runs.schema.yaml")
+try:
+    validate(runs, schema="../schemas/runs.schema.yaml")
+except WorkflowError as err:
+    raise WorkflowError(
+        f"{config['runs']}: invalid runs sheet (rows counted from 0 after the header; "
+        "checked against workflow/schemas/runs.schema.yaml)",
+        err,
+    )
 _duplicates = sorted(runs["tomo"][runs["tomo"].duplicated()].unique())
 if _duplicates:
     raise ValueError(
@@ -43,4 +56,5 @@ def run_row(wildcards):
 def all_targets():
     """Everything `rule all` builds; each stage adds its outputs here as it lands."""
     targets = expand("results/data/{tomo}/normalized.mrc", tomo=tomos())
+    targets += expand("results/data/{tomo}/groundtruth.mrc", tomo=tomos(with_truth=True))
     return targets

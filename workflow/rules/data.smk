@@ -6,15 +6,15 @@ rule phantom:
     output:
         tomogram="results/data/{tomo}/tomogram.mrc",
         truth="results/data/{tomo}/groundtruth.mrc",
+    log:
+        "results/logs/phantom/{tomo}.log",
+    wildcard_constraints:
+        tomo=key_pattern(tomos(source="phantom")),
+    conda:
+        "../../envs/tomoseg.yaml"
     params:
         row=run_row,
         phantom=config["phantom"],
-    wildcard_constraints:
-        tomo=key_pattern(tomos(source="phantom")),
-    log:
-        "results/logs/phantom/{tomo}.log",
-    conda:
-        "../../envs/tomoseg.yaml"
     script:
         "../scripts/phantom.py"
 
@@ -24,10 +24,10 @@ rule import_local_tomogram:
         lambda wc: runs.loc[wc.tomo, "path"],
     output:
         "results/data/{tomo}/tomogram.mrc",
-    wildcard_constraints:
-        tomo=key_pattern(tomos(source="local")),
     log:
         "results/logs/import_local_tomogram/{tomo}.log",
+    wildcard_constraints:
+        tomo=key_pattern(tomos(source="local")),
     conda:
         "../../envs/tomoseg.yaml"
     script:
@@ -39,15 +39,15 @@ rule import_local_truth:
         lambda wc: runs.loc[wc.tomo, "truth_path"],
     output:
         "results/data/{tomo}/groundtruth.mrc",
-    params:
-        binarize=True,
+    log:
+        "results/logs/import_local_truth/{tomo}.log",
     wildcard_constraints:
         tomo=key_pattern(
             [t for t in tomos(source="local") if runs.loc[t, "truth"] == "local"]
         ),
-    log:
-        "results/logs/import_local_truth/{tomo}.log",
     conda:
         "../../envs/tomoseg.yaml"
+    params:
+        binarize=True,
     script:
         "../scripts/import_local.py"

@@ -4,13 +4,13 @@ rule normalize:
     output:
         volume="results/data/{tomo}/normalized.mrc",
         provenance="results/data/{tomo}/normalized.json",
-    params:
-        mode=config["normalization"],
     log:
         "results/logs/normalize/{tomo}.log",
     benchmark:
         "results/benchmarks/normalize/{tomo}.tsv"
     conda:
         "../../envs/tomoseg.yaml"
+    params:
+        mode=config["normalization"],
     script:
         "../scripts/normalize.py"

@@ -1,0 +1,47 @@
+"""The `local` source: a user's own MRC files run through the real workflow (import + normalize)."""
+
+import numpy as np
+import pytest
+
+from tomoseg.io import read_json, read_mask, read_volume, write_volume
+from workflow import make_workdir, run_snakemake
+
+HEADER = "tomo\tsource\tdataset_id\trun_id\ttomogram_id\tpath\ttruth_path\ttruth\tsplit\n"
+
+
+@pytest.fixture
+def local_workdir(tmp_path):
+    rng = np.random.default_rng(5)
+    tomogram = rng.normal(size=(6, 24, 20)).astype(np.float32)
+    truth = np.zeros((6, 24, 20), np.uint8)
+    truth[:, 5:8] = 255  # an unsigned 0/255 mask, as some tools write them
+    write_volume(tmp_path / "mine.mrc", tomogram, (7.0, 7.0, 7.0))
+    write_volume(tmp_path / "mine_truth.mrc", truth.astype(np.float32), (7.0, 7.0, 7.0))
+    (tmp_path / "broken.mrc").write_text("<html>Not Found</html>")
+    workdir = make_workdir(tmp_path, methods=[])
+    (workdir / "config" / "runs_local.tsv").write_text(
+        HEADER
+        + f"mine\tlocal\t\t\t\t{tmp_path / 'mine.mrc'}\t{tmp_path / 'mine_truth.mrc'}\tlocal\ttest\n"
+        + f"broken\tlocal\t\t\t\t{tmp_path / 'broken.mrc'}\t\tnone\ttest\n"
+    )
+    return workdir, tomogram
+
+
+def test_local_tomogram_and_truth_are_imported_and_normalized(local_workdir):
+    workdir, tomogram = local_workdir
+    proc = run_snakemake(
+        workdir, "--cores", "1", "--keep-going", "--config", "runs=config/runs_local.tsv", check=False
+    )
+    assert proc.returncode != 0, "the broken row must fail the run"
+    data = workdir / "results" / "data"
+    normalized, voxel_size = read_volume(data / "mine" / "normalized.mrc")
+    expected = np.clip(tomogram, 0, None) / tomogram.max()
+    np.testing.assert_allclose(normalized, expected, atol=1e-6)
+    assert voxel_size == pytest.approx((7.0,) * 3)
+    truth, _ = read_mask(data / "mine" / "groundtruth.mrc")
+    assert truth.dtype == np.uint8 and set(np.unique(truth)) == {0, 1} and truth.sum() == 6 * 3 * 20
+    assert read_json(data / "mine" / "tomogram.source.json")["sha256"]
+    # The broken file fails its own job with a message naming it, and leaves nothing that looks finished.
+    assert not (data / "broken" / "tomogram.mrc").exists()
+    log = (workdir / "results" / "logs" / "import_local_tomogram" / "broken.log").read_text()
+    assert "broken.mrc: not an MRC file (looks like an HTML/XML page" in log
