@@ -56,5 +56,15 @@ def run_row(wildcards):
 def all_targets():
     """Everything `rule all` builds; each stage adds its outputs here as it lands."""
     targets = expand("results/data/{tomo}/normalized.mrc", tomo=tomos())
-    targets += expand("results/data/{tomo}/groundtruth.mrc", tomo=tomos(with_truth=True))
+    targets += expand(
+        "results/data/{tomo}/groundtruth.mrc", tomo=tomos(with_truth=True)
+    )
+    if "etsam" in config["methods"]:
+        targets += expand(
+            "results/etsam/{tomo}/{name}",
+            tomo=tomos(),
+            name=["mask.mrc", "provenance.json"],
+        )
+    if "etsam_stage1" in config["methods"]:
+        targets += expand("results/etsam/{tomo}/stage1_mask.mrc", tomo=tomos())
     return targets
