@@ -18,11 +18,17 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from tomoseg.etsam.frames import make_frames
+from tomoseg.etsam.fusion import NO_OBJECT_SCORE
 from tomoseg.etsam.prompts import resize_mask_prompt
 
 log = logging.getLogger(__name__)
 
 DTYPES = {"float32": None, "bfloat16": torch.bfloat16}
+
+
+def has_object(slice_logits: np.ndarray) -> bool:
+    """False for SAM2's no-object frames (-1024 everywhere, up to the upsampling's float rounding)."""
+    return bool(float(slice_logits.max()) > NO_OBJECT_SCORE / 2)
 
 
 @dataclass
@@ -189,7 +195,7 @@ class Propagator:
         stats.frames = n
         stats.seconds = time.perf_counter() - t0
         stats.encoder_batch = self.encoder_batch
-        stats.frames_with_object = int(sum(float(out[i].max()) > -1024.0 for i in range(n)))
+        stats.frames_with_object = int(sum(has_object(out[i]) for i in range(n)))
         log.info("%s: %d slices in %.1f s (%.2f slices/s), encoder batch %d, %d slices with an object",
                  self.desc, n, stats.seconds, stats.frames_per_second, stats.encoder_batch, stats.frames_with_object)
         return stats
