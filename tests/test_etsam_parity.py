@@ -1,12 +1,13 @@
 """Parity: our engine vs the unmodified upstream SAM2VideoPredictor, same frames, same random weights."""
 
 import copy
+import logging
 
 import numpy as np
 import pytest
 import torch
-
 from etsam_helpers import GRID_SPACING, IMAGE_SIZE, SHAPE, model, volume
+
 from tomoseg.etsam.engine import has_object, propagate
 from tomoseg.etsam.frames import make_frames
 from tomoseg.etsam.fusion import fuse
@@ -14,6 +15,7 @@ from tomoseg.etsam.prompts import build_prompts, grid_mask, resize_mask_prompt
 from tomoseg.etsam.reference import frames_as_video, upstream_logits
 
 TOL = 1e-3
+log = logging.getLogger("parity")
 
 
 def _run_both(net, vol, prompts, dtype="float32"):
@@ -43,7 +45,7 @@ def test_stage1_matches_upstream(stage1, mode):
     assert _frames_with_object(ours) >= SHAPE[0] // 2, "the test needs frames with an object"
     assert _frames_with_object(ref) == _frames_with_object(ours)
     diff = float(np.abs(ours - ref).max())
-    print(f"stage 1 {mode}: max |ours - upstream| = {diff:.3g}")
+    log.info(f"stage 1 {mode}: max |ours - upstream| = {diff:.3g}")
     assert diff <= TOL
 
 
@@ -55,7 +57,7 @@ def test_stage2_matches_upstream(stage1, mode):
     ours, ref = _run_both(model(1), fused, prompts)
     assert _frames_with_object(ours) >= SHAPE[0] // 2
     diff = float(np.abs(ours - ref).max())
-    print(f"stage 2 {mode}: max |ours - upstream| = {diff:.3g}")
+    log.info(f"stage 2 {mode}: max |ours - upstream| = {diff:.3g}")
     assert diff <= TOL
 
 
@@ -82,7 +84,7 @@ def test_bf16_sign_agreement():
     agree_confident = float(((ours_bf16 > 0) == (fp32 > 0))[confident].mean())
     agree_all = float(((ours_bf16 > 0) == (fp32 > 0)).mean())
     agree_upstream = float(((ref_bf16 > 0) == (fp32 > 0)).mean())
-    print(f"bf16 sign agreement: {agree_confident:.5f} (|logit| >= 0.05, {confident.mean():.1%} of voxels), "
+    log.info(f"bf16 sign agreement: {agree_confident:.5f} (|logit| >= 0.05, {confident.mean():.1%} of voxels), "
           f"{agree_all:.5f} all voxels; upstream bf16: {agree_upstream:.5f}")
     assert agree_confident >= 0.999
     assert agree_all >= agree_upstream - 0.001

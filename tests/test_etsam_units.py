@@ -4,11 +4,11 @@ import logging
 
 import numpy as np
 import pytest
-from scipy import ndimage
 import torch
-from PIL import Image
-
 from etsam_helpers import model
+from PIL import Image
+from scipy import ndimage
+
 from tomoseg.etsam.engine import propagate
 from tomoseg.etsam.frames import IMAGENET_MEAN, IMAGENET_STD, make_frames, pil_frames
 from tomoseg.etsam.fusion import NO_OBJECT_SCORE, FusedVolume, fuse, threshold

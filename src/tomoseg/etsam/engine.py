@@ -132,7 +132,7 @@ class Propagator:
         m, s = self.model, self.model.image_size
         idx = sorted(prompts)
         feats = self._encode(volume[idx])
-        for f, (vf, vp, fs) in zip(idx, feats):
+        for f, (vf, vp, fs) in zip(idx, feats, strict=True):
             mask = resize_mask_prompt(prompts[f], s).to(self.device)
             out = m.track_step(frame_idx=f, is_init_cond_frame=True, current_vision_feats=vf,
                                current_vision_pos_embeds=vp, feat_sizes=fs, point_inputs=None, mask_inputs=mask,
@@ -168,7 +168,7 @@ class Propagator:
             for start in range(0, n, self.encoder_batch):
                 chunk = range(start, min(n, start + self.encoder_batch))
                 todo = [t for t in chunk if t not in state["cond_frame_outputs"]]
-                feats = dict(zip(todo, self._encode(volume[todo]))) if todo else {}
+                feats = dict(zip(todo, self._encode(volume[todo]), strict=True)) if todo else {}
                 low = []
                 for t in chunk:
                     if t in state["cond_frame_outputs"]:

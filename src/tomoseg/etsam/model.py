@@ -61,11 +61,10 @@ def image_size_overrides(image_size: int) -> tuple[str, ...]:
 
 def build_model(spec: ModelSpec, device: str | torch.device = "cpu") -> torch.nn.Module:
     """Instantiate the SAM2 video model (random weights) from `spec`, in eval mode on `device`."""
+    import sam2  # noqa: F401  (initialises Hydra's config search path)
     from hydra import compose
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
-
-    import sam2  # noqa: F401  (initialises Hydra's config search path)
 
     cfg = compose(config_name=config_name(spec.config), overrides=spec.all_overrides())
     OmegaConf.resolve(cfg)

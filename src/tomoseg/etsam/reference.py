@@ -10,9 +10,8 @@ import contextlib
 from collections.abc import Iterator, Sequence
 
 import numpy as np
-import torch
-
 import sam2.sam2_video_predictor as svp
+import torch
 
 
 @contextlib.contextmanager
