@@ -33,7 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
-CONFIGS = {"tiny": ("configs/sam2.1/sam2.1_hiera_t.yaml", 128), "b+": ("configs/sam2.1/sam2.1_hiera_b+.yaml", 1024)}
+CONFIGS = {
+    "tiny": ("configs/sam2.1/sam2.1_hiera_t.yaml", 128),
+    "b+": ("configs/sam2.1/sam2.1_hiera_b+.yaml", 1024),
+}
 
 
 def phantom_volume(shape: tuple[int, int, int], seed: int = 0) -> np.ndarray:
@@ -108,8 +111,15 @@ def worker(args) -> dict:
             from tomoseg.etsam.fusion import FusedVolume
 
             source = volume if stage == "stage1" else FusedVolume(volume, stage1)
-            logits, _ = propagate(model, source, prompts, device=args.device, dtype=args.dtype,
-                                  encoder_batch=args.encoder_batch, progress=False)
+            logits, _ = propagate(
+                model,
+                source,
+                prompts,
+                device=args.device,
+                dtype=args.dtype,
+                encoder_batch=args.encoder_batch,
+                progress=False,
+            )
         else:
             from tomoseg.etsam.frames import pil_frames
             from tomoseg.etsam.fusion import fuse
@@ -117,14 +127,21 @@ def worker(args) -> dict:
 
             source = volume if stage == "stage1" else fuse(volume, stage1)
             frames = pil_frames(source, model.image_size)  # all frames, 3 channels, CPU float32
-            logits = upstream_logits(model, frames, volume.shape, prompts,
-                                     autocast_dtype=torch.bfloat16 if args.dtype == "bfloat16" else None)
+            logits = upstream_logits(
+                model,
+                frames,
+                volume.shape,
+                prompts,
+                autocast_dtype=torch.bfloat16 if args.dtype == "bfloat16" else None,
+            )
             del frames
         if cuda:
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
         result["stages"][stage] = {
-            "seconds": seconds, "build_seconds": t0 - t_build, "slices_per_second": volume.shape[0] / seconds,
+            "seconds": seconds,
+            "build_seconds": t0 - t_build,
+            "slices_per_second": volume.shape[0] / seconds,
             "peak_gpu_memory_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
         }
         np.save(Path(args.save) / f"{args.worker}_{stage}.npy", logits)
@@ -138,10 +155,17 @@ def worker(args) -> dict:
 def machine(device: str) -> dict:
     import torch
 
-    info = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version(),
-            "torch": torch.__version__, "load_average": os.getloadavg()}
+    info = {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "load_average": os.getloadavg(),
+    }
     try:
-        info["cpu_model"] = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if "model name" in line)
+        info["cpu_model"] = next(
+            line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if "model name" in line
+        )
     except (OSError, StopIteration):
         pass
     if device.startswith("cuda"):
@@ -152,7 +176,10 @@ def machine(device: str) -> dict:
 def compare(save: Path) -> dict:
     out = {}
     for stage in ("stage1", "stage2"):
-        a, b = np.load(save / f"ours_{stage}.npy", mmap_mode="r"), np.load(save / f"upstream_{stage}.npy", mmap_mode="r")
+        a, b = (
+            np.load(save / f"ours_{stage}.npy", mmap_mode="r"),
+            np.load(save / f"upstream_{stage}.npy", mmap_mode="r"),
+        )
         diff, agree = 0.0, 0
         for z in range(a.shape[0]):
             diff = max(diff, float(np.abs(a[z] - b[z]).max()))
@@ -170,7 +197,9 @@ def main(argv=None) -> int:
     p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
     p.add_argument("--encoder-batch", type=int, default=8)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=1, help="alternate ours/upstream this many times; best run kept")
+    p.add_argument(
+        "--repeats", type=int, default=1, help="alternate ours/upstream this many times; best run kept"
+    )
     p.add_argument("--paths", nargs="+", default=["ours", "upstream"], choices=("ours", "upstream"))
     p.add_argument("--out", type=Path, default=None, help="write OUT.json and OUT.md")
     p.add_argument("--worker", choices=("ours", "upstream"), help=argparse.SUPPRESS)
@@ -187,23 +216,56 @@ def main(argv=None) -> int:
         runs: dict[str, list] = {k: [] for k in args.paths}
         for _ in range(args.repeats):
             for path in args.paths:
-                cmd = [sys.executable, __file__, "--worker", path, "--volume", str(vol_path), "--save", tmp,
-                       "--device", args.device, "--config", args.config, "--image-size", str(args.image_size),
-                       "--dtype", args.dtype, "--encoder-batch", str(args.encoder_batch), "--threads", str(args.threads)]
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--worker",
+                    path,
+                    "--volume",
+                    str(vol_path),
+                    "--save",
+                    tmp,
+                    "--device",
+                    args.device,
+                    "--config",
+                    args.config,
+                    "--image-size",
+                    str(args.image_size),
+                    "--dtype",
+                    args.dtype,
+                    "--encoder-batch",
+                    str(args.encoder_batch),
+                    "--threads",
+                    str(args.threads),
+                ]
                 proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
                 if proc.returncode:
                     sys.stderr.write(proc.stderr)
                     return proc.returncode
                 runs[path].append(json.loads(proc.stdout))
-                print(f"{path}: " + ", ".join(f"{s} {v['slices_per_second']:.2f} slices/s"
-                                             for s, v in runs[path][-1]["stages"].items())
-                      + f", peak RSS {runs[path][-1]['peak_rss_mb']:.0f} MB", flush=True)
+                print(
+                    f"{path}: "
+                    + ", ".join(
+                        f"{s} {v['slices_per_second']:.2f} slices/s"
+                        for s, v in runs[path][-1]["stages"].items()
+                    )
+                    + f", peak RSS {runs[path][-1]['peak_rss_mb']:.0f} MB",
+                    flush=True,
+                )
         agreement = compare(Path(tmp)) if set(args.paths) == {"ours", "upstream"} else None
-    best = {k: max(v, key=lambda r: sum(s["slices_per_second"] for s in r["stages"].values())) for k, v in runs.items()}
-    record = {"benchmark": "bench_etsam", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-              "machine": machine(args.device), "settings": {k: v for k, v in vars(args).items()
-                                                           if k not in ("worker", "volume", "save", "out")},
-              "runs": runs, "best": best, "agreement": agreement}
+    best = {
+        k: max(v, key=lambda r: sum(s["slices_per_second"] for s in r["stages"].values()))
+        for k, v in runs.items()
+    }
+    record = {
+        "benchmark": "bench_etsam",
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": machine(args.device),
+        "settings": {k: v for k, v in vars(args).items() if k not in ("worker", "volume", "save", "out")},
+        "runs": runs,
+        "best": best,
+        "agreement": agreement,
+    }
     record["settings"]["shape"] = list(args.shape)
     md = markdown(record)
     print(md)
@@ -216,29 +278,51 @@ def main(argv=None) -> int:
 
 def markdown(r: dict) -> str:
     s = r["settings"]
-    lines = [f"# ETSAM engine benchmark ({r['date']})", "",
-             f"Machine: {json.dumps(r['machine'])}", "",
-             f"Volume {s['shape'][0]} x {s['shape'][1]} x {s['shape'][2]} (synthetic, normalized), config {s['config']} at "
-             f"{s['image_size']} px, random weights, device {s['device']}, {s['dtype']}, encoder batch {s['encoder_batch']}, "
-             f"{s['threads']} torch threads, best of {s['repeats']} alternating run(s).", "",
-             "| path | stage 1 slices/s | stage 2 slices/s | peak CPU RSS MB | peak GPU MB (s1 / s2) | all runs (s1, s2 slices/s) |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"# ETSAM engine benchmark ({r['date']})",
+        "",
+        f"Machine: {json.dumps(r['machine'])}",
+        "",
+        f"Volume {s['shape'][0]} x {s['shape'][1]} x {s['shape'][2]} (synthetic, normalized), config {s['config']} at "
+        f"{s['image_size']} px, random weights, device {s['device']}, {s['dtype']}, encoder batch {s['encoder_batch']}, "
+        f"{s['threads']} torch threads, best of {s['repeats']} alternating run(s).",
+        "",
+        "| path | stage 1 slices/s | stage 2 slices/s | peak CPU RSS MB | peak GPU MB (s1 / s2) | all runs (s1, s2 slices/s) |",
+        "|---|---|---|---|---|---|",
+    ]
     for path, b in r["best"].items():
         st = b["stages"]
-        gpu = " / ".join("-" if st[k]["peak_gpu_memory_mb"] is None else f"{st[k]['peak_gpu_memory_mb']:.0f}" for k in st)
-        every = "; ".join(f"{x['stages']['stage1']['slices_per_second']:.2f}, {x['stages']['stage2']['slices_per_second']:.2f}"
-                          for x in r["runs"][path])
-        lines.append(f"| {path} | {st['stage1']['slices_per_second']:.2f} | {st['stage2']['slices_per_second']:.2f} | "
-                     f"{b['peak_rss_mb']:.0f} | {gpu} | {every} |")
+        gpu = " / ".join(
+            "-" if st[k]["peak_gpu_memory_mb"] is None else f"{st[k]['peak_gpu_memory_mb']:.0f}" for k in st
+        )
+        every = "; ".join(
+            f"{x['stages']['stage1']['slices_per_second']:.2f}, {x['stages']['stage2']['slices_per_second']:.2f}"
+            for x in r["runs"][path]
+        )
+        lines.append(
+            f"| {path} | {st['stage1']['slices_per_second']:.2f} | {st['stage2']['slices_per_second']:.2f} | "
+            f"{b['peak_rss_mb']:.0f} | {gpu} | {every} |"
+        )
     if "ours" in r["best"] and "upstream" in r["best"]:
         o, u = r["best"]["ours"]["stages"], r["best"]["upstream"]["stages"]
-        lines += ["", "Speed-up (ours / upstream): " + ", ".join(
-            f"{k} {o[k]['slices_per_second'] / u[k]['slices_per_second']:.2f}x" for k in o)]
+        lines += [
+            "",
+            "Speed-up (ours / upstream): "
+            + ", ".join(f"{k} {o[k]['slices_per_second'] / u[k]['slices_per_second']:.2f}x" for k in o),
+        ]
     if r["agreement"]:
-        lines += ["", "Agreement of the two paths' logits (last run): " + "; ".join(
-            f"{k}: max |diff| {v['max_abs_diff']:.3g}, sign agreement {v['sign_agreement']:.5f}" for k, v in r["agreement"].items())]
-        lines += ["(the upstream path uses PIL-resized frames, ours on-device antialiased bicubic: they differ by "
-                  "< 1e-4 per pixel, see tests/test_etsam_units.py)"]
+        lines += [
+            "",
+            "Agreement of the two paths' logits (last run): "
+            + "; ".join(
+                f"{k}: max |diff| {v['max_abs_diff']:.3g}, sign agreement {v['sign_agreement']:.5f}"
+                for k, v in r["agreement"].items()
+            ),
+        ]
+        lines += [
+            "(the upstream path uses PIL-resized frames, ours on-device antialiased bicubic: they differ by "
+            "< 1e-4 per pixel, see tests/test_etsam_units.py)"
+        ]
     return "\n".join(lines) + "\n"
 
 

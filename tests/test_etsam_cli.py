@@ -40,7 +40,18 @@ def tomogram(tmp_path):
 
 
 def segment_args(tomo, out, s1, s2, *extra):
-    return ["segment", tomo, "--out", out, "--stage1-checkpoint", s1, "--stage2-checkpoint", s2, "--no-progress", *extra]
+    return [
+        "segment",
+        tomo,
+        "--out",
+        out,
+        "--stage1-checkpoint",
+        s1,
+        "--stage2-checkpoint",
+        s2,
+        "--no-progress",
+        *extra,
+    ]
 
 
 def test_make_test_checkpoints_cli(monkeypatch, tmp_path):
@@ -55,8 +66,16 @@ def test_make_test_checkpoints_cli(monkeypatch, tmp_path):
 def test_segment_writes_outputs(monkeypatch, tmp_path, tomogram, checkpoints):
     s1, s2 = checkpoints
     out = tmp_path / "out"
-    assert run_cli(monkeypatch, *segment_args(tomogram, out, s1, s2, "--store-logits", "--threshold", "-0.25")) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["mask.mrc", "provenance.json", "stage1_logits.mrc", "stage2_logits.mrc"]
+    assert (
+        run_cli(monkeypatch, *segment_args(tomogram, out, s1, s2, "--store-logits", "--threshold", "-0.25"))
+        == 0
+    )
+    assert sorted(p.name for p in out.iterdir()) == [
+        "mask.mrc",
+        "provenance.json",
+        "stage1_logits.mrc",
+        "stage2_logits.mrc",
+    ]
     mask, voxel = read_volume(out / "mask.mrc")
     logits2, voxel2 = read_volume(out / "stage2_logits.mrc")
     logits1, _ = read_volume(out / "stage1_logits.mrc")
@@ -66,7 +85,10 @@ def test_segment_writes_outputs(monkeypatch, tmp_path, tomogram, checkpoints):
     assert logits1.dtype == np.float32 and logits1[0].max() < 0  # the prompt frame is the (averaged) mask
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["method"] == "etsam" and prov["untrained"] is True
-    assert set(prov["checkpoints"]) == {"stage1", "stage2"} and len(prov["checkpoints"]["stage1"]["sha256"]) == 64
+    assert (
+        set(prov["checkpoints"]) == {"stage1", "stage2"}
+        and len(prov["checkpoints"]["stage1"]["sha256"]) == 64
+    )
     assert prov["parameters"]["threshold"] == -0.25 and prov["parameters"]["prompt_stage1"] == "grid_first"
 
 
@@ -107,14 +129,29 @@ def partial_checkpoint(source, dest):
 def test_missing_and_mismatched_checkpoints(monkeypatch, capsys, tmp_path, tomogram, checkpoints):
     s1, s2 = checkpoints
     out = tmp_path / "out"
-    _fails(monkeypatch, capsys, segment_args(tomogram, out, tmp_path / "nope.pt", s2),
-           "nope.pt: checkpoint not found", "zenodo.org/records/17571925")
+    _fails(
+        monkeypatch,
+        capsys,
+        segment_args(tomogram, out, tmp_path / "nope.pt", s2),
+        "nope.pt: checkpoint not found",
+        "zenodo.org/records/17571925",
+    )
     partial_checkpoint(s1, tmp_path / "partial.pt")
-    _fails(monkeypatch, capsys, segment_args(tomogram, out, tmp_path / "partial.pt", s2),
-           "partial.pt: checkpoint does not match", "1 missing keys: no_mem_embed", "1 unexpected keys: extra.weight")
+    _fails(
+        monkeypatch,
+        capsys,
+        segment_args(tomogram, out, tmp_path / "partial.pt", s2),
+        "partial.pt: checkpoint does not match",
+        "1 missing keys: no_mem_embed",
+        "1 unexpected keys: extra.weight",
+    )
     (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
-    _fails(monkeypatch, capsys, segment_args(tomogram, out, tmp_path / "garbage.pt", s2),
-           "garbage.pt: not a readable PyTorch checkpoint")
+    _fails(
+        monkeypatch,
+        capsys,
+        segment_args(tomogram, out, tmp_path / "garbage.pt", s2),
+        "garbage.pt: not a readable PyTorch checkpoint",
+    )
     assert not out.exists() or not any(out.iterdir())
 
 
@@ -124,5 +161,10 @@ def test_failure_in_stage2_leaves_no_outputs(monkeypatch, capsys, tmp_path, tomo
     out = tmp_path / "out"
     out.mkdir()
     bad = partial_checkpoint(s1, tmp_path / "partial2.pt")
-    _fails(monkeypatch, capsys, segment_args(tomogram, out, s1, bad, "--store-logits"), "partial2.pt: checkpoint does not match")
+    _fails(
+        monkeypatch,
+        capsys,
+        segment_args(tomogram, out, s1, bad, "--store-logits"),
+        "partial2.pt: checkpoint does not match",
+    )
     assert list(out.iterdir()) == []

@@ -20,8 +20,13 @@ log = logging.getLogger("parity")
 
 def _run_both(net, vol, prompts, dtype="float32"):
     ours, _ = propagate(net, vol, prompts, dtype=dtype, encoder_batch=8, progress=False)
-    ref = upstream_logits(net, make_frames(vol, IMAGE_SIZE), vol.shape, prompts,
-                          autocast_dtype=torch.bfloat16 if dtype == "bfloat16" else None)
+    ref = upstream_logits(
+        net,
+        make_frames(vol, IMAGE_SIZE),
+        vol.shape,
+        prompts,
+        autocast_dtype=torch.bfloat16 if dtype == "bfloat16" else None,
+    )
     return ours, ref
 
 
@@ -84,8 +89,10 @@ def test_bf16_sign_agreement():
     agree_confident = float(((ours_bf16 > 0) == (fp32 > 0))[confident].mean())
     agree_all = float(((ours_bf16 > 0) == (fp32 > 0)).mean())
     agree_upstream = float(((ref_bf16 > 0) == (fp32 > 0)).mean())
-    log.info(f"bf16 sign agreement: {agree_confident:.5f} (|logit| >= 0.05, {confident.mean():.1%} of voxels), "
-          f"{agree_all:.5f} all voxels; upstream bf16: {agree_upstream:.5f}")
+    log.info(
+        f"bf16 sign agreement: {agree_confident:.5f} (|logit| >= 0.05, {confident.mean():.1%} of voxels), "
+        f"{agree_all:.5f} all voxels; upstream bf16: {agree_upstream:.5f}"
+    )
     assert agree_confident >= 0.999
     assert agree_all >= agree_upstream - 0.001
 

@@ -16,8 +16,13 @@ from tomoseg.etsam.prompts import build_prompts, grid_mask, prompt_frames, resiz
 
 # Dot survival through SAM2's mask-prompt resize at image size 1024 (notes/etsam-reference.md), counted as
 # connected blobs (928 x 960 keeps 295 dots = 296 px: one dot straddles two pixels).
-DOTS_AT_1024 = [((1000, 1000), 240, 400), ((928, 960), 295, 380), ((500, 500), 100, 100),
-                ((1024, 1024), 441, 441), ((2048, 2048), 0, 1681)]
+DOTS_AT_1024 = [
+    ((1000, 1000), 240, 400),
+    ((928, 960), 295, 380),
+    ((500, 500), 100, 100),
+    ((1024, 1024), 441, 441),
+    ((2048, 2048), 0, 1681),
+]
 
 
 @pytest.mark.parametrize("size,kept,total", DOTS_AT_1024)
@@ -70,7 +75,9 @@ def test_pillow_reference_is_pillow():
     """pil_frames really is Image.resize(BICUBIC) on mode F (guards the reference itself)."""
     s = np.arange(20 * 30, dtype=np.float32).reshape(1, 20, 30) / 600
     direct = np.asarray(Image.fromarray(s[0], mode="F").resize((64, 64), Image.BICUBIC))
-    assert np.allclose(pil_frames(s, 64)[0, 1].numpy() * IMAGENET_STD[1] + IMAGENET_MEAN[1], direct, atol=1e-6)
+    assert np.allclose(
+        pil_frames(s, 64)[0, 1].numpy() * IMAGENET_STD[1] + IMAGENET_MEAN[1], direct, atol=1e-6
+    )
 
 
 def test_fusion_arithmetic():

@@ -31,7 +31,9 @@ def test_etsam_rules_end_to_end(workdir):
     logits2, _ = read_volume(res / "etsam" / "mine" / "stage2_logits.mrc")
     stage1_mask, _ = read_volume(res / "etsam" / "mine" / "stage1_mask.mrc")
     logits1, _ = read_volume(res / "etsam" / "mine" / "stage1_logits.mrc")
-    assert mask.shape == logits2.shape == stage1_mask.shape == (8, 48, 64) and voxel == pytest.approx((9.0,) * 3)
+    assert mask.shape == logits2.shape == stage1_mask.shape == (8, 48, 64) and voxel == pytest.approx(
+        (9.0,) * 3
+    )
     np.testing.assert_array_equal(mask, (logits2 > -0.25).astype(np.uint8))
     np.testing.assert_array_equal(stage1_mask, (logits1 > 0.0).astype(np.uint8))
     prov = json.loads((res / "etsam" / "mine" / "provenance.json").read_text())

@@ -82,10 +82,22 @@ class _Sink:
 class Propagator:
     """One forward propagation of one object through a volume with the given mask prompts."""
 
-    def __init__(self, model: torch.nn.Module, device: str | torch.device = "cpu", dtype: str = "float32",
-                 encoder_batch: int = 8, progress: bool = True, desc: str = "propagate"):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        device: str | torch.device = "cpu",
+        dtype: str = "float32",
+        encoder_batch: int = 8,
+        progress: bool = True,
+        desc: str = "propagate",
+    ):
         self.model, self.device = model, torch.device(device)
-        self.dtype, self.encoder_batch, self.progress, self.desc = dtype, max(1, encoder_batch), progress, desc
+        self.dtype, self.encoder_batch, self.progress, self.desc = (
+            dtype,
+            max(1, encoder_batch),
+            progress,
+            desc,
+        )
         self.maskmem_pos_enc = None
 
     # -- image encoder -------------------------------------------------------------------------------
@@ -102,7 +114,9 @@ class Propagator:
                     raise
                 self.encoder_batch = max(1, self.encoder_batch // 2)
                 torch.cuda.empty_cache()
-                log.warning("CUDA out of memory in the image encoder: encoder batch size now %d", self.encoder_batch)
+                log.warning(
+                    "CUDA out of memory in the image encoder: encoder batch size now %d", self.encoder_batch
+                )
                 continue
             for j in range(b):
                 one = {
@@ -134,13 +148,27 @@ class Propagator:
         feats = self._encode(volume[idx])
         for f, (vf, vp, fs) in zip(idx, feats, strict=True):
             mask = resize_mask_prompt(prompts[f], s).to(self.device)
-            out = m.track_step(frame_idx=f, is_init_cond_frame=True, current_vision_feats=vf,
-                               current_vision_pos_embeds=vp, feat_sizes=fs, point_inputs=None, mask_inputs=mask,
-                               output_dict=state, num_frames=len(volume), track_in_reverse=False,
-                               run_mem_encoder=False)
+            out = m.track_step(
+                frame_idx=f,
+                is_init_cond_frame=True,
+                current_vision_feats=vf,
+                current_vision_pos_embeds=vp,
+                feat_sizes=fs,
+                point_inputs=None,
+                mask_inputs=mask,
+                output_dict=state,
+                num_frames=len(volume),
+                track_in_reverse=False,
+                run_mem_encoder=False,
+            )
             high = F.interpolate(out["pred_masks"], size=(s, s), mode="bilinear", align_corners=False)
-            mem, pos = m._encode_new_memory(current_vision_feats=vf, feat_sizes=fs, pred_masks_high_res=high,
-                                            object_score_logits=out["object_score_logits"], is_mask_from_pts=True)
+            mem, pos = m._encode_new_memory(
+                current_vision_feats=vf,
+                feat_sizes=fs,
+                pred_masks_high_res=high,
+                object_score_logits=out["object_score_logits"],
+                is_mask_from_pts=True,
+            )
             state["cond_frame_outputs"][f] = self._compact(out, mem, pos)
 
     # -- the sequential loop -----------------------------------------------------------------------------
@@ -175,10 +203,19 @@ class Propagator:
                         low.append(state["cond_frame_outputs"][t]["pred_masks"])
                     else:
                         vf, vp, fs = feats.pop(t)
-                        o = m.track_step(frame_idx=t, is_init_cond_frame=False, current_vision_feats=vf,
-                                         current_vision_pos_embeds=vp, feat_sizes=fs, point_inputs=None,
-                                         mask_inputs=None, output_dict=state, num_frames=n,
-                                         track_in_reverse=False, run_mem_encoder=True)
+                        o = m.track_step(
+                            frame_idx=t,
+                            is_init_cond_frame=False,
+                            current_vision_feats=vf,
+                            current_vision_pos_embeds=vp,
+                            feat_sizes=fs,
+                            point_inputs=None,
+                            mask_inputs=None,
+                            output_dict=state,
+                            num_frames=n,
+                            track_in_reverse=False,
+                            run_mem_encoder=True,
+                        )
                         non_cond[t] = self._compact(o, o["maskmem_features"], o["maskmem_pos_enc"])
                         low.append(o["pred_masks"])
                         old = non_cond.get(t + 1 - keep_mem)
@@ -187,23 +224,39 @@ class Propagator:
                             old["pred_masks"] = None
                         non_cond.pop(t + 1 - keep_ptr, None)
                     bar.update(1)
-                logits = F.interpolate(torch.cat(low).float(), size=(h, w), mode="bilinear", align_corners=False)
+                logits = F.interpolate(
+                    torch.cat(low).float(), size=(h, w), mode="bilinear", align_corners=False
+                )
                 sink.put(start, logits[:, 0])
-                self.encoder_batch = max(1, self.encoder_batch)
         sink.flush()
         bar.close()
         stats.frames = n
         stats.seconds = time.perf_counter() - t0
         stats.encoder_batch = self.encoder_batch
         stats.frames_with_object = int(sum(has_object(out[i]) for i in range(n)))
-        log.info("%s: %d slices in %.1f s (%.2f slices/s), encoder batch %d, %d slices with an object",
-                 self.desc, n, stats.seconds, stats.frames_per_second, stats.encoder_batch, stats.frames_with_object)
+        log.info(
+            "%s: %d slices in %.1f s (%.2f slices/s), encoder batch %d, %d slices with an object",
+            self.desc,
+            n,
+            stats.seconds,
+            stats.frames_per_second,
+            stats.encoder_batch,
+            stats.frames_with_object,
+        )
         return stats
 
 
-def propagate(model: torch.nn.Module, volume: np.ndarray, prompts: dict[int, np.ndarray], out: np.ndarray | None = None,
-              device: str | torch.device = "cpu", dtype: str = "float32", encoder_batch: int = 8,
-              progress: bool = True, desc: str = "propagate") -> tuple[np.ndarray, PropagationStats]:
+def propagate(
+    model: torch.nn.Module,
+    volume: np.ndarray,
+    prompts: dict[int, np.ndarray],
+    out: np.ndarray | None = None,
+    device: str | torch.device = "cpu",
+    dtype: str = "float32",
+    encoder_batch: int = 8,
+    progress: bool = True,
+    desc: str = "propagate",
+) -> tuple[np.ndarray, PropagationStats]:
     """Per-slice logits (N, H, W float32) of `volume` propagated forward from the mask prompts."""
     if out is None:
         out = np.empty(volume.shape, dtype=np.float32)

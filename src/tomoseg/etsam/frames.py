@@ -15,7 +15,9 @@ def resize_slices(slices: torch.Tensor, image_size: int) -> torch.Tensor:
     x = slices.float()[:, None]
     if x.shape[-2:] == (image_size, image_size):
         return x
-    return F.interpolate(x, size=(image_size, image_size), mode="bicubic", align_corners=False, antialias=True)
+    return F.interpolate(
+        x, size=(image_size, image_size), mode="bicubic", align_corners=False, antialias=True
+    )
 
 
 def normalize_frames(resized: torch.Tensor) -> torch.Tensor:
@@ -25,7 +27,9 @@ def normalize_frames(resized: torch.Tensor) -> torch.Tensor:
     return (resized.expand(-1, 3, -1, -1) - mean) / std
 
 
-def make_frames(slices: np.ndarray | torch.Tensor, image_size: int, device: str | torch.device = "cpu") -> torch.Tensor:
+def make_frames(
+    slices: np.ndarray | torch.Tensor, image_size: int, device: str | torch.device = "cpu"
+) -> torch.Tensor:
     """Upload raw (B, H, W) slices once and return (B, 3, S, S) float32 SAM2 input frames on `device`."""
     t = torch.as_tensor(np.ascontiguousarray(slices) if isinstance(slices, np.ndarray) else slices)
     return normalize_frames(resize_slices(t.to(device, non_blocking=True), image_size))
@@ -39,7 +43,9 @@ def pil_frames(slices: np.ndarray, image_size: int) -> torch.Tensor:
     mean = torch.tensor(IMAGENET_MEAN)[:, None, None]
     std = torch.tensor(IMAGENET_STD)[:, None, None]
     for i, s in enumerate(slices):
-        img = Image.fromarray(np.asarray(s, dtype=np.float32), mode="F").resize((image_size, image_size), Image.BICUBIC)
+        img = Image.fromarray(np.asarray(s, dtype=np.float32), mode="F").resize(
+            (image_size, image_size), Image.BICUBIC
+        )
         grey = torch.from_numpy(np.asarray(img, dtype=np.float32).copy())
         out[i] = (grey[None].repeat(3, 1, 1) - mean) / std
     return out

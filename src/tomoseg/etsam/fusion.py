@@ -25,7 +25,9 @@ class FusedVolume:
 
     def __init__(self, normalized: np.ndarray, stage1_logits: np.ndarray, clip: float = 5.0):
         if normalized.shape != stage1_logits.shape:
-            raise ValueError(f"Stage 1 logits shape {stage1_logits.shape} differs from the tomogram's {normalized.shape}")
+            raise ValueError(
+                f"Stage 1 logits shape {stage1_logits.shape} differs from the tomogram's {normalized.shape}"
+            )
         self.normalized, self.stage1, self.clip = normalized, stage1_logits, clip
         self.lo = max(float(stage1_logits.min()), -clip)
         self.hi = min(float(stage1_logits.max()), clip)

@@ -77,12 +77,16 @@ def sidecar_path(checkpoint: str | os.PathLike) -> Path:
     return Path(checkpoint).with_suffix(".json")
 
 
-def checkpoint_spec(checkpoint: str | os.PathLike, default: ModelSpec | None = None) -> tuple[ModelSpec, bool]:
+def checkpoint_spec(
+    checkpoint: str | os.PathLike, default: ModelSpec | None = None
+) -> tuple[ModelSpec, bool]:
     """The model spec and `untrained` flag recorded beside `checkpoint`, or (`default`, False) without a sidecar."""
     side = sidecar_path(checkpoint)
     if side.is_file():
         meta = json.loads(side.read_text())
-        return ModelSpec(meta["model_config"], tuple(meta.get("overrides", ()))), bool(meta.get("untrained", False))
+        return ModelSpec(meta["model_config"], tuple(meta.get("overrides", ()))), bool(
+            meta.get("untrained", False)
+        )
     return default or ModelSpec(), False
 
 
@@ -107,6 +111,7 @@ def load_checkpoint(model: torch.nn.Module, checkpoint: str | os.PathLike) -> No
     unexpected = sorted(set(state) - set(own))
     mismatched = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
     if missing or unexpected or mismatched:
+
         def few(keys: list[str]) -> str:
             return ", ".join(keys[:5]) + (f" ... (+{len(keys) - 5})" if len(keys) > 5 else "")
 
@@ -130,7 +135,9 @@ def load_model(
     return model.to(device), spec, untrained
 
 
-def random_model(spec: ModelSpec, seed: int, object_score_bias: float = TEST_OBJECT_SCORE_BIAS) -> torch.nn.Module:
+def random_model(
+    spec: ModelSpec, seed: int, object_score_bias: float = TEST_OBJECT_SCORE_BIAS
+) -> torch.nn.Module:
     """A randomly initialised model (seeded); the object-score head's last bias is set so objects appear."""
     torch.manual_seed(seed)
     model = build_model(spec, "cpu")

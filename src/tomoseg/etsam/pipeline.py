@@ -49,9 +49,13 @@ class EtsamOptions:
     def validate(self) -> None:
         """Reject unknown modes/dtypes/devices before any work is done."""
         if self.prompt_stage1 not in STAGE1_MODES:
-            raise ValueError(f"Stage 1 prompt mode {self.prompt_stage1!r} unknown; choose one of {STAGE1_MODES}")
+            raise ValueError(
+                f"Stage 1 prompt mode {self.prompt_stage1!r} unknown; choose one of {STAGE1_MODES}"
+            )
         if self.prompt_stage2 not in STAGE2_MODES:
-            raise ValueError(f"Stage 2 prompt mode {self.prompt_stage2!r} unknown; choose one of {STAGE2_MODES}")
+            raise ValueError(
+                f"Stage 2 prompt mode {self.prompt_stage2!r} unknown; choose one of {STAGE2_MODES}"
+            )
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype {self.dtype!r} unknown; choose one of {tuple(DTYPES)}")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
@@ -82,8 +86,10 @@ def check_volume(volume: np.ndarray, name: str = "volume") -> None:
     if volume.ndim != 3:
         raise InputError(f"{name}: expected a 3-D tomogram (Z, Y, X), found shape {volume.shape}")
     if volume.shape[0] < 1 or min(volume.shape[1:]) < MIN_SLICE:
-        raise InputError(f"{name}: slices of {volume.shape[1]}x{volume.shape[2]} px are too small "
-                         f"(ETSAM needs at least {MIN_SLICE}x{MIN_SLICE})")
+        raise InputError(
+            f"{name}: slices of {volume.shape[1]}x{volume.shape[2]} px are too small "
+            f"(ETSAM needs at least {MIN_SLICE}x{MIN_SLICE})"
+        )
     if not np.isfinite(volume).all():
         raise InputError(f"{name}: non-finite values (NaN or inf)")
 
@@ -117,11 +123,17 @@ def segment_tomogram(
     check_volume(normalized, name)
     normalized = np.asarray(normalized, dtype=np.float32)
     result, models = EtsamResult(), _Models(opts)
-    common = dict(device=opts.device, dtype=opts.dtype, encoder_batch=opts.encoder_batch, progress=opts.progress)
+    common = dict(
+        device=opts.device, dtype=opts.dtype, encoder_batch=opts.encoder_batch, progress=opts.progress
+    )
     if "stage1" in stages:
         model, spec, untrained = models.get(opts.stage1_checkpoint)
-        prompts = build_prompts(opts.prompt_stage1, normalized.shape, model.image_size, opts.every_n, opts.grid_spacing)
-        stage1_logits, result.stats["stage1"] = propagate(model, normalized, prompts, desc="ETSAM stage 1", **common)
+        prompts = build_prompts(
+            opts.prompt_stage1, normalized.shape, model.image_size, opts.every_n, opts.grid_spacing
+        )
+        stage1_logits, result.stats["stage1"] = propagate(
+            model, normalized, prompts, desc="ETSAM stage 1", **common
+        )
         result.stage1_logits, result.untrained = stage1_logits, result.untrained or untrained
         result.checkpoints["stage1"], result.specs["stage1"] = opts.stage1_checkpoint, asdict(spec)
     if "stage2" in stages:
@@ -130,9 +142,18 @@ def segment_tomogram(
         check_volume(stage1_logits, f"{name} (Stage 1 logits)")
         model, spec, untrained = models.get(opts.stage2_checkpoint)
         fused = FusedVolume(normalized, stage1_logits)
-        prompts = build_prompts(opts.prompt_stage2, normalized.shape, model.image_size, opts.every_n,
-                                opts.grid_spacing, stage1_logits=stage1_logits, stage1_threshold=opts.stage1_threshold)
-        result.stage2_logits, result.stats["stage2"] = propagate(model, fused, prompts, desc="ETSAM stage 2", **common)
+        prompts = build_prompts(
+            opts.prompt_stage2,
+            normalized.shape,
+            model.image_size,
+            opts.every_n,
+            opts.grid_spacing,
+            stage1_logits=stage1_logits,
+            stage1_threshold=opts.stage1_threshold,
+        )
+        result.stage2_logits, result.stats["stage2"] = propagate(
+            model, fused, prompts, desc="ETSAM stage 2", **common
+        )
         result.untrained = result.untrained or untrained
         result.checkpoints["stage2"], result.specs["stage2"] = opts.stage2_checkpoint, asdict(spec)
     return result
@@ -142,9 +163,13 @@ def gpu_record(device: str) -> dict[str, Any]:
     """The `{rule}/{tomo}.gpu.json` record: device, GPU name and peak GPU memory (null on CPU)."""
     dev = torch.device(device)
     if dev.type == "cuda" and torch.cuda.is_available():
-        return {"device": str(dev if dev.index is not None else torch.device("cuda", torch.cuda.current_device())),
-                "gpu_name": torch.cuda.get_device_name(dev),
-                "peak_gpu_memory_mb": torch.cuda.max_memory_allocated(dev) / 2**20}
+        return {
+            "device": str(
+                dev if dev.index is not None else torch.device("cuda", torch.cuda.current_device())
+            ),
+            "gpu_name": torch.cuda.get_device_name(dev),
+            "peak_gpu_memory_mb": torch.cuda.max_memory_allocated(dev) / 2**20,
+        }
     return {"device": "cpu", "gpu_name": None, "peak_gpu_memory_mb": None}
 
 
@@ -154,14 +179,27 @@ def _parameters(opts: EtsamOptions) -> dict[str, Any]:
     return p
 
 
-def _provenance(result: EtsamResult, opts: EtsamOptions, inputs: dict[str, str], method: str) -> dict[str, Any]:
+def _provenance(
+    result: EtsamResult, opts: EtsamOptions, inputs: dict[str, str], method: str
+) -> dict[str, Any]:
     return provenance_record(
-        f"etsam:{method}", _parameters(opts), inputs, method=method, untrained=result.untrained,
+        f"etsam:{method}",
+        _parameters(opts),
+        inputs,
+        method=method,
+        untrained=result.untrained,
         checkpoints={k: {"path": v, "sha256": sha256sum(v)} for k, v in result.checkpoints.items()},
         models=result.specs,
-        timing={k: {"slices": s.frames, "seconds": round(s.seconds, 3), "slices_per_second": round(s.frames_per_second, 3),
-                    "encoder_batch": s.encoder_batch, "slices_with_object": s.frames_with_object}
-                for k, s in result.stats.items()},
+        timing={
+            k: {
+                "slices": s.frames,
+                "seconds": round(s.seconds, 3),
+                "slices_per_second": round(s.frames_per_second, 3),
+                "encoder_batch": s.encoder_batch,
+                "slices_with_object": s.frames_with_object,
+            }
+            for k, s in result.stats.items()
+        },
     )
 
 
@@ -191,14 +229,22 @@ def _write_all(outputs: dict[str, Path], writers: dict[str, Any]) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def run_stage1(normalized_path: Path, logits_out: Path, mask_out: Path, opts: EtsamOptions,
-               provenance_out: Path | None = None, gpu_json: Path | None = None) -> EtsamResult:
+def run_stage1(
+    normalized_path: Path,
+    logits_out: Path,
+    mask_out: Path,
+    opts: EtsamOptions,
+    provenance_out: Path | None = None,
+    gpu_json: Path | None = None,
+) -> EtsamResult:
     """Workflow step etsam_stage1: normalized MRC -> Stage 1 logits and mask (logits > stage1_threshold)."""
     volume, voxel = read_volume(normalized_path, dtype=np.float32)
     result = segment_tomogram(volume, opts, stages=("stage1",), name=str(normalized_path))
     outputs = {"logits": Path(logits_out), "mask": Path(mask_out)}
-    writers = {"logits": lambda p: write_volume(p, result.stage1_logits, voxel),
-               "mask": lambda p: write_volume(p, threshold(result.stage1_logits, opts.stage1_threshold), voxel)}
+    writers = {
+        "logits": lambda p: write_volume(p, result.stage1_logits, voxel),
+        "mask": lambda p: write_volume(p, threshold(result.stage1_logits, opts.stage1_threshold), voxel),
+    }
     if provenance_out:
         outputs["provenance"] = Path(provenance_out)
         record = _provenance(result, opts, {"normalized": str(normalized_path)}, "etsam_stage1")
@@ -210,13 +256,22 @@ def run_stage1(normalized_path: Path, logits_out: Path, mask_out: Path, opts: Et
     return result
 
 
-def run_stage2(normalized_path: Path, stage1_logits_path: Path, logits_out: Path | None, mask_out: Path,
-               provenance_out: Path, opts: EtsamOptions, gpu_json: Path | None = None) -> EtsamResult:
+def run_stage2(
+    normalized_path: Path,
+    stage1_logits_path: Path,
+    logits_out: Path | None,
+    mask_out: Path,
+    provenance_out: Path,
+    opts: EtsamOptions,
+    gpu_json: Path | None = None,
+) -> EtsamResult:
     """Workflow step etsam_stage2: normalized + Stage 1 logits -> Stage 2 logits, final mask, provenance."""
     volume, voxel = read_volume(normalized_path, dtype=np.float32)
     s1, _ = read_volume(stage1_logits_path, dtype=np.float32)
     if s1.shape != volume.shape:
-        raise InputError(f"{stage1_logits_path}: shape {s1.shape} differs from {normalized_path}'s {volume.shape}")
+        raise InputError(
+            f"{stage1_logits_path}: shape {s1.shape} differs from {normalized_path}'s {volume.shape}"
+        )
     result = segment_tomogram(volume, opts, stages=("stage2",), stage1_logits=s1, name=str(normalized_path))
     s1_prov = Path(stage1_logits_path).with_name("stage1_provenance.json")
     if s1_prov.is_file():
@@ -224,9 +279,13 @@ def run_stage2(normalized_path: Path, stage1_logits_path: Path, logits_out: Path
 
         result.untrained = result.untrained or bool(json.loads(s1_prov.read_text()).get("untrained", False))
     outputs = {"mask": Path(mask_out), "provenance": Path(provenance_out)}
-    record = _provenance(result, opts, {"normalized": str(normalized_path), "stage1_logits": str(stage1_logits_path)}, "etsam")
-    writers = {"mask": lambda p: write_volume(p, threshold(result.stage2_logits, opts.threshold), voxel),
-               "provenance": lambda p: write_json(p, record)}
+    record = _provenance(
+        result, opts, {"normalized": str(normalized_path), "stage1_logits": str(stage1_logits_path)}, "etsam"
+    )
+    writers = {
+        "mask": lambda p: write_volume(p, threshold(result.stage2_logits, opts.threshold), voxel),
+        "provenance": lambda p: write_json(p, record),
+    }
     if logits_out:
         outputs["logits"] = Path(logits_out)
         writers["logits"] = lambda p: write_volume(p, result.stage2_logits, voxel)
@@ -237,8 +296,14 @@ def run_stage2(normalized_path: Path, stage1_logits_path: Path, logits_out: Path
     return result
 
 
-def run_segment(tomogram: Path, out_dir: Path, opts: EtsamOptions, normalized: bool = False,
-                normalization: str = "max_positive", store_logits: bool = False) -> EtsamResult:
+def run_segment(
+    tomogram: Path,
+    out_dir: Path,
+    opts: EtsamOptions,
+    normalized: bool = False,
+    normalization: str = "max_positive",
+    store_logits: bool = False,
+) -> EtsamResult:
     """`tomoseg segment`: both stages on one MRC; mask.mrc, provenance.json and optionally both logits."""
     volume, voxel = read_volume(tomogram, dtype=np.float32)
     check_volume(volume, str(tomogram))
@@ -250,8 +315,10 @@ def run_segment(tomogram: Path, out_dir: Path, opts: EtsamOptions, normalized: b
     params = {"normalized_input": normalized, "normalization": None if normalized else normalization}
     record = _provenance(result, opts, {"tomogram": str(tomogram)}, "etsam")
     record["parameters"].update(params)
-    writers = {"mask": lambda p: write_volume(p, threshold(result.stage2_logits, opts.threshold), voxel),
-               "provenance": lambda p: write_json(p, record)}
+    writers = {
+        "mask": lambda p: write_volume(p, threshold(result.stage2_logits, opts.threshold), voxel),
+        "provenance": lambda p: write_json(p, record),
+    }
     if store_logits:
         outputs["stage1_logits"] = out_dir / "stage1_logits.mrc"
         outputs["stage2_logits"] = out_dir / "stage2_logits.mrc"

@@ -66,7 +66,12 @@ def build_prompts(
     if kept < total:
         log.warning(
             "grid prompt: %d of %d dots survive SAM2's mask resize from %dx%d to %dx%d%s",
-            kept, total, h, w, image_size, image_size,
+            kept,
+            total,
+            h,
+            w,
+            image_size,
+            image_size,
             " (none: the prompt is empty)" if kept == 0 else "",
         )
     return dict.fromkeys(frames, grid)

@@ -45,9 +45,11 @@ def fetch_weights(out_dir: Path, record: str = ZENODO_RECORD, connect_timeout: f
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    where = (f"download {', '.join(WEIGHT_FILES)} from https://zenodo.org/records/{record} by hand and put them in "
-             f"{out_dir}/ (or give their paths with --stage1-checkpoint/--stage2-checkpoint, or etsam.stage1_checkpoint/"
-             "etsam.stage2_checkpoint in the workflow config)")
+    where = (
+        f"download {', '.join(WEIGHT_FILES)} from https://zenodo.org/records/{record} by hand and put them in "
+        f"{out_dir}/ (or give their paths with --stage1-checkpoint/--stage2-checkpoint, or etsam.stage1_checkpoint/"
+        "etsam.stage2_checkpoint in the workflow config)"
+    )
     sums = {}
     for name in WEIGHT_FILES:
         dest = out_dir / name
