@@ -10,7 +10,7 @@ import torch
 
 import tomoseg.cli as cli
 from tomoseg.commands.etsam_weights import make_test_checkpoints
-from tomoseg.io import read_volume, write_volume
+from tomoseg.io import read_mask, read_volume, write_volume
 
 VOXEL = (10.0, 11.0, 12.0)
 
@@ -76,7 +76,7 @@ def test_segment_writes_outputs(monkeypatch, tmp_path, tomogram, checkpoints):
         "stage1_logits.mrc",
         "stage2_logits.mrc",
     ]
-    mask, voxel = read_volume(out / "mask.mrc")
+    mask, voxel = read_mask(out / "mask.mrc")
     logits2, voxel2 = read_volume(out / "stage2_logits.mrc")
     logits1, _ = read_volume(out / "stage1_logits.mrc")
     assert mask.dtype == np.uint8 and mask.shape == (6, 40, 56)

@@ -118,3 +118,12 @@ def test_grid_prompt_frame_is_the_mask_at_low_resolution():
     out, _ = propagate(net, vol, build_prompts("grid_first", vol.shape, 128, grid_spacing=16), progress=False)
     assert -10.0 - 1e-4 <= out[0].min() and out[0].max() < 0
     assert out[0][0, 0] > -9.5 and out[0][8, 8] == pytest.approx(-10.0, abs=1e-4)
+
+
+def test_state_is_bounded():
+    """Only what memory attention reads is kept: the last 15 frames' object pointers and the last 6 memories."""
+    net = model(0)
+    vol = np.random.default_rng(4).random((24, 32, 32), dtype=np.float32)
+    _, stats = propagate(net, vol, build_prompts("empty", vol.shape, 128), progress=False)
+    assert stats.max_stored_frames == net.max_obj_ptrs_in_encoder - 1
+    assert stats.max_stored_memories == net.num_maskmem - 1

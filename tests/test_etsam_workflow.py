@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from tomoseg.io import read_volume, write_volume
+from tomoseg.io import read_mask, read_volume, write_volume
 from workflow import make_workdir, run_snakemake
 
 HEADER = "tomo\tsource\tdataset_id\trun_id\ttomogram_id\tpath\ttruth_path\ttruth\tsplit\n"
@@ -27,9 +27,9 @@ def workdir(tmp_path):
 def test_etsam_rules_end_to_end(workdir):
     run_snakemake(workdir, "--cores", "2", "--resources", "gpu=1", "--config", "runs=config/runs_local.tsv")
     res = workdir / "results"
-    mask, voxel = read_volume(res / "etsam" / "mine" / "mask.mrc")
+    mask, voxel = read_mask(res / "etsam" / "mine" / "mask.mrc")
     logits2, _ = read_volume(res / "etsam" / "mine" / "stage2_logits.mrc")
-    stage1_mask, _ = read_volume(res / "etsam" / "mine" / "stage1_mask.mrc")
+    stage1_mask, _ = read_mask(res / "etsam" / "mine" / "stage1_mask.mrc")
     logits1, _ = read_volume(res / "etsam" / "mine" / "stage1_logits.mrc")
     assert mask.shape == logits2.shape == stage1_mask.shape == (8, 48, 64) and voxel == pytest.approx(
         (9.0,) * 3

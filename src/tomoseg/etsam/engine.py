@@ -40,6 +40,8 @@ class PropagationStats:
     encoder_batch: int = 0
     frames_with_object: int = 0
     conditioning_frames: list[int] = field(default_factory=list)
+    max_stored_frames: int = 0  # non-conditioning frames held at once (object pointers)
+    max_stored_memories: int = 0  # non-conditioning frames whose memory features were held at once
 
     @property
     def frames_per_second(self) -> float:
@@ -223,6 +225,11 @@ class Propagator:
                             old["maskmem_features"] = None
                             old["pred_masks"] = None
                         non_cond.pop(t + 1 - keep_ptr, None)
+                        stats.max_stored_frames = max(stats.max_stored_frames, len(non_cond))
+                        stats.max_stored_memories = max(
+                            stats.max_stored_memories,
+                            sum(v["maskmem_features"] is not None for v in non_cond.values()),
+                        )
                     bar.update(1)
                 logits = F.interpolate(
                     torch.cat(low).float(), size=(h, w), mode="bilinear", align_corners=False
