@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 DTYPES = {"float32": None, "bfloat16": torch.bfloat16}
 
 
+OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+
+
 def has_object(slice_logits: np.ndarray) -> bool:
     """False for SAM2's no-object frames (-1024 everywhere, up to the upsampling's float rounding)."""
     return bool(float(slice_logits.max()) > NO_OBJECT_SCORE / 2)
@@ -111,7 +114,7 @@ class Propagator:
             try:
                 frames = make_frames(slices[i : i + b], self.model.image_size, self.device)
                 backbone = self.model.forward_image(frames)
-            except torch.OutOfMemoryError:
+            except OUT_OF_MEMORY:
                 if self.encoder_batch == 1:
                     raise
                 self.encoder_batch = max(1, self.encoder_batch // 2)

@@ -13,9 +13,12 @@ ZENODO_RECORD = "17571925"
 WEIGHT_FILES = ("etsam_stage1_v1.pt", "etsam_stage2_v1.pt")
 
 
-def weight_url(name: str, record: str = ZENODO_RECORD) -> str:
+ZENODO = "https://zenodo.org"
+
+
+def weight_url(name: str, record: str = ZENODO_RECORD, base: str = ZENODO) -> str:
     """Download address of one file of the Zenodo record."""
-    return f"https://zenodo.org/records/{record}/files/{name}?download=1"
+    return f"{base}/records/{record}/files/{name}?download=1"
 
 
 def _download(url: str, dest: Path, timeout: float) -> None:
@@ -39,7 +42,9 @@ def _download(url: str, dest: Path, timeout: float) -> None:
     part.replace(dest)
 
 
-def fetch_weights(out_dir: Path, record: str = ZENODO_RECORD, connect_timeout: float = 5.0) -> dict[str, str]:
+def fetch_weights(
+    out_dir: Path, record: str = ZENODO_RECORD, connect_timeout: float = 5.0, base: str = ZENODO
+) -> dict[str, str]:
     """Fetch both checkpoints into `out_dir` (skipping present ones), write `weights.json` with their sha256."""
     import requests
 
@@ -55,8 +60,8 @@ def fetch_weights(out_dir: Path, record: str = ZENODO_RECORD, connect_timeout: f
         dest = out_dir / name
         if not dest.is_file():
             try:
-                log.info("fetching %s", weight_url(name, record))
-                _download(weight_url(name, record), dest, connect_timeout)
+                log.info("fetching %s", weight_url(name, record, base))
+                _download(weight_url(name, record, base), dest, connect_timeout)
             except requests.RequestException as err:
                 raise InputError(f"{dest}: cannot download ({type(err).__name__}); {where}") from None
         sums[name] = sha256sum(dest)
