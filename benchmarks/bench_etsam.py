@@ -76,8 +76,8 @@ class PeakRSS:
 def models(config: str, image_size: int, device: str):
     from tomoseg.etsam.model import ModelSpec, image_size_overrides, random_model
 
-    name, default_size = CONFIGS[config]
-    spec = ModelSpec(name, image_size_overrides(image_size) if image_size != default_size else ())
+    name, _ = CONFIGS[config]
+    spec = ModelSpec(name, image_size_overrides(image_size) if image_size != 1024 else ())
     return spec, [lambda seed=seed: random_model(spec, seed).to(device) for seed in (0, 1)]
 
 
@@ -101,7 +101,7 @@ def worker(args) -> dict:
         if cuda:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         if stage == "stage1":
             prompts = build_prompts("grid_first", volume.shape, model.image_size, 50, 50)
         else:
@@ -137,9 +137,10 @@ def worker(args) -> dict:
             del frames
         if cuda:
             torch.cuda.synchronize()
-        seconds = time.perf_counter() - t0
+        seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
         result["stages"][stage] = {
             "seconds": seconds,
+            "cpu_seconds": cpu_seconds,
             "build_seconds": t0 - t_build,
             "slices_per_second": volume.shape[0] / seconds,
             "peak_gpu_memory_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
@@ -297,6 +298,11 @@ def markdown(r: dict) -> str:
         )
         every = "; ".join(
             f"{x['stages']['stage1']['slices_per_second']:.2f}, {x['stages']['stage2']['slices_per_second']:.2f}"
+            + (
+                f" (CPU {x['stages']['stage1']['cpu_seconds']:.0f} s, {x['stages']['stage2']['cpu_seconds']:.0f} s)"
+                if "cpu_seconds" in x["stages"]["stage1"]
+                else ""
+            )
             for x in r["runs"][path]
         )
         lines.append(

@@ -127,3 +127,20 @@ def test_state_is_bounded():
     _, stats = propagate(net, vol, build_prompts("empty", vol.shape, 128), progress=False)
     assert stats.max_stored_frames == net.max_obj_ptrs_in_encoder - 1
     assert stats.max_stored_memories == net.num_maskmem - 1
+
+
+def test_keep_aspect_option():
+    """Off by default; on a square slice it changes nothing; on a non-square one it pads instead of stretching."""
+    net = model(0)
+    rng = np.random.default_rng(5)
+    square = rng.random((3, 64, 64), dtype=np.float32)
+    prompts = build_prompts("grid_first", square.shape, 128, grid_spacing=8)
+    a, _ = propagate(net, square, prompts, progress=False)
+    b, _ = propagate(net, square, prompts, progress=False, keep_aspect=True)
+    np.testing.assert_array_equal(a, b)
+    wide = rng.random((3, 40, 80), dtype=np.float32)
+    prompts = build_prompts("grid_first", wide.shape, 128, grid_spacing=8)
+    stretched, _ = propagate(net, wide, prompts, progress=False)
+    padded, _ = propagate(net, wide, prompts, progress=False, keep_aspect=True)
+    assert padded.shape == stretched.shape == wide.shape
+    assert not np.allclose(padded[1:], stretched[1:])

@@ -77,6 +77,7 @@ def etsam_options():
         "stage1_threshold",
         "threshold",
         "encoder_batch",
+        "keep_aspect",
     ]
     return {k: e[k] for k in keys if e.get(k) is not None}
 

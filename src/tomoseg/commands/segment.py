@@ -50,6 +50,11 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--encoder-batch", type=int, default=d.encoder_batch, help="frames per image-encoder batch"
     )
+    p.add_argument(
+        "--keep-aspect",
+        action="store_true",
+        help="pad slices to a square instead of stretching them (off = the paper)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -69,6 +74,7 @@ def options_from(a: argparse.Namespace) -> EtsamOptions:
         stage1_threshold=a.stage1_threshold,
         threshold=a.threshold,
         encoder_batch=a.encoder_batch,
+        keep_aspect=a.keep_aspect,
         progress=not a.no_progress,
     )
 

@@ -95,8 +95,10 @@ class Propagator:
         encoder_batch: int = 8,
         progress: bool = True,
         desc: str = "propagate",
+        keep_aspect: bool = False,
     ):
         self.model, self.device = model, torch.device(device)
+        self.keep_aspect = keep_aspect
         self.dtype, self.encoder_batch, self.progress, self.desc = (
             dtype,
             max(1, encoder_batch),
@@ -105,6 +107,20 @@ class Propagator:
         )
         self.maskmem_pos_enc = None
 
+    def _pad(self, slices: np.ndarray, fill: float | bool | None = None) -> np.ndarray:
+        """keep_aspect: pad (B, H, W) at the bottom/right to a square (slice mean, or `fill`), else unchanged."""
+        if not self.keep_aspect:
+            return slices
+        b, h, w = slices.shape
+        side = max(h, w)
+        if h == w:
+            return slices
+        out = np.empty((b, side, side), dtype=slices.dtype)
+        for i in range(b):
+            out[i] = slices[i].mean() if fill is None else fill
+        out[:, :h, :w] = slices
+        return out
+
     # -- image encoder -------------------------------------------------------------------------------
     def _encode(self, slices: np.ndarray) -> list[tuple]:
         """Encode frames in batches (shrinking the batch on CUDA out-of-memory); per-frame SAM2 features."""
@@ -112,7 +128,7 @@ class Propagator:
         while i < len(slices):
             b = min(self.encoder_batch, len(slices) - i)
             try:
-                frames = make_frames(slices[i : i + b], self.model.image_size, self.device)
+                frames = make_frames(self._pad(slices[i : i + b]), self.model.image_size, self.device)
                 backbone = self.model.forward_image(frames)
             except OUT_OF_MEMORY:
                 if self.encoder_batch == 1:
@@ -152,7 +168,7 @@ class Propagator:
         idx = sorted(prompts)
         feats = self._encode(volume[idx])
         for f, (vf, vp, fs) in zip(idx, feats, strict=True):
-            mask = resize_mask_prompt(prompts[f], s).to(self.device)
+            mask = resize_mask_prompt(self._pad(prompts[f][None], fill=False)[0], s).to(self.device)
             out = m.track_step(
                 frame_idx=f,
                 is_init_cond_frame=True,
@@ -234,10 +250,11 @@ class Propagator:
                             sum(v["maskmem_features"] is not None for v in non_cond.values()),
                         )
                     bar.update(1)
+                side = max(h, w) if self.keep_aspect else None
                 logits = F.interpolate(
-                    torch.cat(low).float(), size=(h, w), mode="bilinear", align_corners=False
+                    torch.cat(low).float(), size=(side or h, side or w), mode="bilinear", align_corners=False
                 )
-                sink.put(start, logits[:, 0])
+                sink.put(start, logits[:, 0, :h, :w])
         sink.flush()
         bar.close()
         stats.frames = n
@@ -266,9 +283,13 @@ def propagate(
     encoder_batch: int = 8,
     progress: bool = True,
     desc: str = "propagate",
+    keep_aspect: bool = False,
 ) -> tuple[np.ndarray, PropagationStats]:
-    """Per-slice logits (N, H, W float32) of `volume` propagated forward from the mask prompts."""
+    """Per-slice logits (N, H, W float32) of `volume` propagated forward from the mask prompts.
+
+    keep_aspect (off by default; the published code stretches): pad slices to a square before resizing.
+    """
     if out is None:
         out = np.empty(volume.shape, dtype=np.float32)
-    stats = Propagator(model, device, dtype, encoder_batch, progress, desc).run(volume, prompts, out)
+    stats = Propagator(model, device, dtype, encoder_batch, progress, desc, keep_aspect).run(volume, prompts, out)
     return out, stats

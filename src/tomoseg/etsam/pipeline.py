@@ -44,6 +44,7 @@ class EtsamOptions:
     stage1_threshold: float = STAGE1_THRESHOLD
     threshold: float = STAGE2_THRESHOLD
     encoder_batch: int = 8
+    keep_aspect: bool = False  # off = the paper (slices stretched to a square)
     progress: bool = True
 
     def validate(self) -> None:
@@ -124,7 +125,11 @@ def segment_tomogram(
     normalized = np.asarray(normalized, dtype=np.float32)
     result, models = EtsamResult(), _Models(opts)
     common = dict(
-        device=opts.device, dtype=opts.dtype, encoder_batch=opts.encoder_batch, progress=opts.progress
+        device=opts.device,
+        dtype=opts.dtype,
+        encoder_batch=opts.encoder_batch,
+        progress=opts.progress,
+        keep_aspect=opts.keep_aspect,
     )
     if "stage1" in stages:
         model, spec, untrained = models.get(opts.stage1_checkpoint)
