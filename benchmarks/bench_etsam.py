@@ -299,7 +299,7 @@ def markdown(r: dict) -> str:
         every = "; ".join(
             f"{x['stages']['stage1']['slices_per_second']:.2f}, {x['stages']['stage2']['slices_per_second']:.2f}"
             + (
-                f" (CPU {x['stages']['stage1']['cpu_seconds']:.0f} s, {x['stages']['stage2']['cpu_seconds']:.0f} s)"
+                f" (CPU {x['stages']['stage1']['cpu_seconds']:.1f} s, {x['stages']['stage2']['cpu_seconds']:.1f} s)"
                 if "cpu_seconds" in x["stages"]["stage1"]
                 else ""
             )

@@ -168,3 +168,15 @@ def test_failure_in_stage2_leaves_no_outputs(monkeypatch, capsys, tmp_path, tomo
         "partial2.pt: checkpoint does not match",
     )
     assert list(out.iterdir()) == []
+
+
+def test_cuda_without_gpu_is_a_clear_error(monkeypatch, capsys, tmp_path, tomogram, checkpoints):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    s1, s2 = checkpoints
+    _fails(
+        monkeypatch,
+        capsys,
+        segment_args(tomogram, tmp_path / "o", s1, s2, "--device", "cuda"),
+        "no CUDA device",
+    )

@@ -60,7 +60,12 @@ class EtsamOptions:
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype {self.dtype!r} unknown; choose one of {tuple(DTYPES)}")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"device {self.device!r} requested but this torch has no CUDA device")
+            raise InputError(
+                f"device {self.device!r} requested but this torch ({torch.__version__}) has no CUDA device; "
+                "use --device cpu (or etsam.device: cpu in the workflow config)"
+            )
+        if self.every_n < 1 or self.grid_spacing < 1 or self.encoder_batch < 1:
+            raise InputError("every_n, grid_spacing and encoder_batch must be >= 1")
 
     def spec_for(self, checkpoint: str) -> tuple[ModelSpec, bool]:
         """The model spec for `checkpoint` (explicit config wins over its sidecar) and its untrained flag."""
