@@ -3,6 +3,11 @@
 # Checkpoints: config etsam.checkpoints = test (tiny untrained, made here), zenodo (fetched), or paths.
 
 
+# Fetching weights needs the internet: on a cluster it runs where Snakemake runs (login node).
+localrules:
+    fetch_etsam_weights,
+
+
 rule etsam_test_checkpoints:
     output:
         stage1="resources/etsam/test/etsam_stage1_test.pt",
