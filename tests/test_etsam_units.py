@@ -58,14 +58,17 @@ def test_prompt_modes():
         build_prompts("stage1_mask_every_n", (4, 20, 30), 128)
 
 
-@pytest.mark.parametrize("shape", [(3, 100, 150), (2, 300, 200), (2, 128, 128)])
-def test_frames_match_pillow_bicubic(shape):
-    """Our on-device antialiased bicubic equals the published PIL mode-F BICUBIC path to 1e-4 (after /std)."""
+@pytest.mark.parametrize(
+    "shape,size", [((3, 100, 150), 128), ((2, 300, 200), 128), ((2, 128, 128), 128), ((1, 928, 960), 1024)]
+)
+def test_frames_match_pillow_bicubic(shape, size):
+    """Our on-device antialiased bicubic equals the published PIL mode-F BICUBIC path to 2e-5 after the
+    ImageNet normalization (measured <= 4.3e-6, i.e. ~1e-6 in grey values of range [0, 2])."""
     rng = np.random.default_rng(1)
     slices = rng.random(shape, dtype=np.float32) * 2  # Stage 2 inputs reach ~2
-    ours, pil = make_frames(slices, 128), pil_frames(slices, 128)
-    assert ours.shape == pil.shape == (shape[0], 3, 128, 128)
-    assert float((ours - pil).abs().max()) < 1e-4
+    ours, pil = make_frames(slices, size), pil_frames(slices, size)
+    assert ours.shape == pil.shape == (shape[0], 3, size, size)
+    assert float((ours - pil).abs().max()) < 2e-5
     # channels are the same grey image under the three ImageNet normalizations
     grey = ours[:, 0] * IMAGENET_STD[0] + IMAGENET_MEAN[0]
     assert torch.allclose(ours[:, 2] * IMAGENET_STD[2] + IMAGENET_MEAN[2], grey, atol=1e-5)
