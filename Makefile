@@ -7,9 +7,9 @@ BIN := $(VENV)/bin
 CORES ?= 2
 SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: setup demo test ci-demo lint clean-demo
+.PHONY: setup baselines demo test ci-demo lint clean-demo
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed baselines
 
 # CPU install: torch pinned to 2.13.0 (CPU build), sam2 built without build isolation and without
 # dependencies so that no CUDA torch or torchvision is pulled in (see README, "Installing").
@@ -20,6 +20,35 @@ $(VENV)/.installed: pyproject.toml
 	SAM2_BUILD_CUDA=0 $(BIN)/pip install -q --no-build-isolation --no-deps sam2==1.1.0
 	$(BIN)/pip install -q -e ".[workflow,test]" "torch==2.13.0"
 	@if $(BIN)/python -c "import torchvision" 2>/dev/null; then echo "torchvision must not be installed on CPU" >&2; exit 1; fi
+	touch $@
+
+# The two baseline tools, each in its own virtual environment under venvs/ (selected by the
+# config's `baselines:` section; conda users have envs/membrain.yaml and envs/tardis.yaml instead).
+# torch is installed first, pinned, and kept by a constraint file so that neither tool pulls a CUDA
+# torch; torchvision must stay out (PyPI's build fails to import on CPU torch 2.13 and would break
+# membrain through lightning -> torchmetrics). `click` is listed because membrain's CLI imports it but
+# typer >= 0.29 no longer depends on it.
+BASELINE_VENVS ?= venvs
+baselines: $(BASELINE_VENVS)/membrain/.installed $(BASELINE_VENVS)/tardis/.installed
+
+$(BASELINE_VENVS)/membrain/.installed: envs/constraints-cpu.txt
+	rm -rf $(BASELINE_VENVS)/membrain
+	$(PYTHON) -m venv $(BASELINE_VENVS)/membrain
+	$(BASELINE_VENVS)/membrain/bin/pip install -q --upgrade pip setuptools wheel
+	$(BASELINE_VENVS)/membrain/bin/pip install -q torch==2.13.0
+	$(BASELINE_VENVS)/membrain/bin/pip install -q -c envs/constraints-cpu.txt membrain-seg==0.0.10 click
+	@if $(BASELINE_VENVS)/membrain/bin/python -c "import torchvision" 2>/dev/null; then echo "torchvision must not be installed in $(BASELINE_VENVS)/membrain" >&2; exit 1; fi
+	$(BASELINE_VENVS)/membrain/bin/membrain --help >/dev/null
+	touch $@
+
+$(BASELINE_VENVS)/tardis/.installed: envs/constraints-cpu.txt
+	rm -rf $(BASELINE_VENVS)/tardis
+	$(PYTHON) -m venv $(BASELINE_VENVS)/tardis
+	$(BASELINE_VENVS)/tardis/bin/pip install -q --upgrade pip setuptools wheel
+	$(BASELINE_VENVS)/tardis/bin/pip install -q torch==2.13.0
+	$(BASELINE_VENVS)/tardis/bin/pip install -q -c envs/constraints-cpu.txt tardis-em==0.3.36
+	@if $(BASELINE_VENVS)/tardis/bin/python -c "import torchvision" 2>/dev/null; then echo "torchvision must not be installed in $(BASELINE_VENVS)/tardis" >&2; exit 1; fi
+	$(BASELINE_VENVS)/tardis/bin/python -c "import tardis_em"
 	touch $@
 
 demo: setup

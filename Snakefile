@@ -10,8 +10,15 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/download.smk"
 include: "workflow/rules/normalize.smk"
 include: "workflow/rules/etsam.smk"
+include: "workflow/rules/evaluation_common.smk"
+include: "workflow/rules/postprocess.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/stats.smk"
+include: "workflow/rules/figures.smk"
+include: "workflow/rules/baselines.smk"
 
 
 rule all:

@@ -136,3 +136,12 @@ def test_json_roundtrip_and_errors(tmp_path):
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(InputError, match="bad.json: not valid JSON"):
         read_json(tmp_path / "bad.json")
+
+
+def test_outputs_get_ordinary_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_volume(tmp_path / "p.mrc", np.zeros((1, 2, 2), np.float32), 1.0)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "p.mrc").stat().st_mode & 0o777 == 0o644

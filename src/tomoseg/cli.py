@@ -16,6 +16,12 @@ COMMAND_MODULES = (
     "tomoseg.commands.normalize",
     "tomoseg.commands.segment",
     "tomoseg.commands.etsam_weights",
+    "tomoseg.commands.portal",
+    "tomoseg.nightly",
+    "tomoseg.commands.postprocess",
+    "tomoseg.commands.evaluate",
+    "tomoseg.commands.stats",
+    "tomoseg.commands.baselines",
 )
 
 

@@ -96,4 +96,33 @@ def all_targets():
         )
     if "etsam_stage1" in config["methods"]:
         targets += expand("results/etsam/{tomo}/stage1_mask.mrc", tomo=tomos())
+    for method in ("membrain", "tardis"):
+        if method in config["methods"]:
+            targets += expand(
+                [
+                    f"results/{method}/{{tomo}}/mask.mrc",
+                    f"results/{method}/{{tomo}}/provenance.json",
+                    f"results/benchmarks/{method}/{{tomo}}.gpu.json",
+                ],
+                tomo=tomos(),
+            )
+    targets += evaluation_targets()
+    return targets
+
+
+def evaluation_targets():
+    """Metrics, summary tables, figures and overlays for the configured methods (evaluate.smk etc.)."""
+    targets = []
+    if not config["methods"]:
+        return targets
+    if not config["evaluate"]["allow_missing"]:
+        targets += [
+            f"results/metrics/{m}/{t}.json"
+            for m in config["methods"]
+            for t in tomos(with_truth=True)
+        ]
+    if tomos(with_truth=True):
+        targets += ["results/tables/table1.csv", "results/figures/figure1b.png"]
+    if config["evaluate"]["overlays"]:
+        targets += expand("results/figures/overlays/{tomo}.png", tomo=tomos())
     return targets

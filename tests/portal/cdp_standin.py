@@ -1,0 +1,373 @@
+"""Stand-ins for the CryoET Data Portal and Harvard Dataverse on 127.0.0.1 (tests only).
+
+The portal stand-in executes the real client's GraphQL queries with graphql-core against the schema
+the client bundles (cryoet_data_portal/data/schema.graphql), over in-memory tables, and serves files
+over HTTP with Range support and injectable faults (404 HTML page, 503, stall, dropped or slow connection).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import sys
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import cryoet_data_portal
+import graphql
+import mrcfile
+import numpy as np
+
+SCHEMA_PATH = Path(cryoet_data_portal.__file__).parent / "data" / "schema.graphql"
+_SCHEMA: graphql.GraphQLSchema | None = None
+
+# (type, field) -> (related type, local key, remote key, "item" | "list")
+RELATIONS = {
+    ("Run", "tomograms"): ("Tomogram", "id", "runId", "list"),
+    ("Run", "annotations"): ("Annotation", "id", "runId", "list"),
+    ("Run", "tomogramVoxelSpacings"): ("TomogramVoxelSpacing", "id", "runId", "list"),
+    ("Run", "dataset"): ("Dataset", "datasetId", "id", "item"),
+    ("Tomogram", "run"): ("Run", "runId", "id", "item"),
+    ("Tomogram", "tomogramVoxelSpacing"): ("TomogramVoxelSpacing", "tomogramVoxelSpacingId", "id", "item"),
+    ("Annotation", "run"): ("Run", "runId", "id", "item"),
+    ("Annotation", "annotationShapes"): ("AnnotationShape", "id", "annotationId", "list"),
+    ("AnnotationShape", "annotation"): ("Annotation", "annotationId", "id", "item"),
+    ("AnnotationShape", "annotationFiles"): ("AnnotationFile", "id", "annotationShapeId", "list"),
+    ("AnnotationFile", "annotationShape"): ("AnnotationShape", "annotationShapeId", "id", "item"),
+    ("TomogramVoxelSpacing", "run"): ("Run", "runId", "id", "item"),
+}
+DEFAULTS = {"String": "", "Int": 0, "Float": 0.0, "Boolean": False, "ID": "0", "DateTime": "1970-01-01T00:00:00+00:00"}
+
+
+def schema() -> graphql.GraphQLSchema:
+    """The client's bundled schema, parsed once."""
+    global _SCHEMA
+    if _SCHEMA is None:
+        _SCHEMA = graphql.build_schema(SCHEMA_PATH.read_text())
+    return _SCHEMA
+
+
+def _value(v: Any) -> Any:
+    if isinstance(v, str) and re.match(r"^\d{4}-\d{2}-\d{2}", v):
+        parsed = dt.datetime.fromisoformat(v)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+    return v
+
+
+def _compare(actual: Any, ops: dict[str, Any]) -> bool:
+    a = _value(actual)
+    for op, raw in ops.items():
+        if op == "_is_null":
+            ok = (actual is None) == bool(raw)
+        elif actual is None:
+            ok = False
+        elif op == "_eq":
+            ok = a == _value(raw)
+        elif op == "_neq":
+            ok = a != _value(raw)
+        elif op == "_in":
+            ok = a in [_value(x) for x in raw]
+        elif op == "_nin":
+            ok = a not in [_value(x) for x in raw]
+        elif op in ("_gt", "_gte", "_lt", "_lte"):
+            b = _value(raw)
+            ok = {"_gt": a > b, "_gte": a >= b, "_lt": a < b, "_lte": a <= b}[op]
+        elif op in ("_like", "_ilike"):
+            pattern = "^" + ".*".join(re.escape(p) for p in str(raw).split("%")) + "$"
+            ok = re.match(pattern, str(actual), re.I if op == "_ilike" else 0) is not None
+        else:
+            raise ValueError(f"stand-in: comparator {op} not supported")
+        if not ok:
+            return False
+    return True
+
+
+class Portal:
+    """In-memory tables + files + faults, with a request log the tests can inspect."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, list[dict[str, Any]]] = {}
+        self.files: dict[str, bytes] = {}
+        self.faults: dict[str, list[str]] = {}
+        self.dataverse: list[dict[str, Any]] = []
+        self.dataverse_bytes: dict[int, bytes] = {}
+        self.log: list[dict[str, Any]] = []
+        self.stall_s = 3.0
+        self.slow_s = 30.0
+        self.url = ""
+        self._server: ThreadingHTTPServer | None = None
+        self._lock = threading.Lock()
+
+    # ---- tables
+    def add(self, type_name: str, **row: Any) -> dict[str, Any]:
+        table = self.tables.setdefault(type_name, [])
+        row.setdefault("id", max((r["id"] for r in table), default=0) + 1)
+        table.append(row)
+        return row
+
+    def related(self, type_name: str, row: dict[str, Any], field: str) -> list[dict[str, Any]]:
+        target, local, remote, _kind = RELATIONS[(type_name, field)]
+        value = row.get(local)
+        return [r for r in self.tables.get(target, []) if r.get(remote) == value and value is not None]
+
+    def matches(self, type_name: str, row: dict[str, Any], where: dict[str, Any] | None) -> bool:
+        for key, cond in (where or {}).items():
+            if cond is None:
+                continue
+            if (type_name, key) in RELATIONS:
+                target = RELATIONS[(type_name, key)][0]
+                if not any(self.matches(target, r, cond) for r in self.related(type_name, row, key)):
+                    return False
+            elif key.endswith("Aggregate"):
+                raise ValueError(f"stand-in: {key} filters not supported")
+            elif not _compare(row.get(key), cond):
+                return False
+        return True
+
+    def select(self, type_name: str, args: dict[str, Any]) -> list[dict[str, Any]]:
+        rows = [r for r in self.tables.get(type_name, []) if self.matches(type_name, r, args.get("where"))]
+        for clause in reversed(args.get("orderBy") or []):
+            for key, direction in reversed(list(clause.items())):
+                rows.sort(key=lambda r, k=key: (r.get(k) is None, _value(r.get(k))), reverse=direction.startswith("desc"))
+        limit_offset = args.get("limitOffset") or {}
+        offset = limit_offset.get("offset") or 0
+        limit = limit_offset.get("limit")
+        return rows[offset : offset + limit if limit is not None else None]
+
+    def resolve(self, source: Any, info: graphql.GraphQLResolveInfo, **args: Any) -> Any:
+        name = info.field_name
+        parent = info.parent_type.name
+        if parent == "Query":
+            return self.select(graphql.get_named_type(info.return_type).name, args)
+        if isinstance(source, dict):
+            if name in source:
+                return source[name]
+            if (parent, name) in RELATIONS:
+                target, _l, _r, kind = RELATIONS[(parent, name)]
+                rows = [r for r in self.related(parent, source, name) if self.matches(target, r, args.get("where"))]
+                if kind == "item":
+                    return rows[0] if rows else None
+                return {"edges": [{"node": r} for r in rows]}
+        if graphql.is_non_null_type(info.return_type):
+            named = graphql.get_named_type(info.return_type)
+            if isinstance(named, graphql.GraphQLEnumType):
+                return next(iter(named.values.values())).value
+            return DEFAULTS.get(named.name)
+        return None
+
+    def execute(self, query: str, variables: dict | None = None) -> dict[str, Any]:
+        result = graphql.graphql_sync(schema(), query, variable_values=variables, field_resolver=self.resolve)
+        body: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            body["errors"] = [e.formatted for e in result.errors]
+        return body
+
+    # ---- files
+    def add_file(self, name: str, data: bytes) -> str:
+        self.files[name] = data
+        return f"{self.url}/files/{name}"
+
+    def add_dataverse_file(self, directory: str, filename: str, data: bytes, **extra: Any) -> int:
+        file_id = 5000 + len(self.dataverse)
+        import hashlib
+
+        entry = {
+            "label": filename,
+            "directoryLabel": directory,
+            "restricted": False,
+            "dataFile": {
+                "id": file_id,
+                "filename": filename,
+                "filesize": len(data),
+                "contentType": "application/octet-stream",
+                "checksum": {"type": "MD5", "value": hashlib.md5(data).hexdigest()},
+                **extra,
+            },
+        }
+        self.dataverse.append(entry)
+        self.dataverse_bytes[file_id] = data
+        return file_id
+
+    def count(self, kind: str, contains: str = "") -> int:
+        return sum(1 for e in self.log if e["kind"] == kind and contains in e.get("detail", ""))
+
+    # ---- server
+    def start(self) -> Portal:
+        portal = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _send(self, status: int, body: bytes, ctype: str, headers: dict[str, str] | None = None) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                with portal._lock:
+                    portal.log.append({"kind": "graphql", "detail": body["query"]})
+                answer = portal.execute(body["query"], body.get("variables"))
+                self._send(200, json.dumps(answer).encode(), "application/json")
+
+            def do_GET(self) -> None:
+                parsed = urllib.parse.urlparse(self.path)
+                query = urllib.parse.parse_qs(parsed.query)
+                if parsed.path.startswith("/api/datasets/:persistentId/versions/"):
+                    with portal._lock:
+                        portal.log.append({"kind": "dataverse-list", "detail": parsed.query})
+                    limit = int(query.get("limit", ["1000"])[0])
+                    offset = int(query.get("offset", ["0"])[0])
+                    page = portal.dataverse[offset : offset + limit]
+                    answer = {"status": "OK", "totalCount": len(portal.dataverse), "data": page}
+                    return self._send(200, json.dumps(answer).encode(), "application/json")
+                if parsed.path.startswith("/api/access/datafile/"):
+                    file_id = int(parsed.path.rsplit("/", 1)[1])
+                    return self._serve(f"datafile/{file_id}", portal.dataverse_bytes.get(file_id))
+                if parsed.path.startswith("/files/"):
+                    name = parsed.path[len("/files/") :]
+                    return self._serve(name, portal.files.get(name))
+                self._send(404, b"<html><body>Not Found</body></html>", "text/html")
+
+            def _serve(self, name: str, data: bytes | None) -> None:
+                rng = self.headers.get("Range")
+                with portal._lock:
+                    portal.log.append({"kind": "file", "detail": f"{name} range={rng}"})
+                    faults = portal.faults.get(name) or []
+                    fault = faults.pop(0) if faults else None
+                if data is None or fault == "404":
+                    return self._send(404, b"<html><body><h1>404 Not Found</h1></body></html>", "text/html")
+                if fault == "503":
+                    return self._send(503, b"busy", "text/plain")
+                if fault == "stall":
+                    time.sleep(portal.stall_s)
+                start = 0
+                if rng:
+                    start = int(re.match(r"bytes=(\d+)-", rng).group(1))
+                    if start >= len(data):
+                        return self._send(416, b"", "text/plain", {"Content-Range": f"bytes */{len(data)}"})
+                body = data[start:]
+                status = 206 if rng else 200
+                headers = {"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"} if rng else {}
+                headers["Accept-Ranges"] = "bytes"
+                if fault in ("drop", "slow"):
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/octet-stream")
+                    self.send_header("Content-Length", str(len(body)))
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.end_headers()
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    if fault == "slow":
+                        time.sleep(portal.slow_s)
+                    self.close_connection = True
+                    return
+                try:
+                    self._send(status, body, "application/octet-stream", headers)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+                    super().handle_error(request, client_address)  # a client that gave up is expected here
+
+        self._server = Server(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    @property
+    def graphql_url(self) -> str:
+        return f"{self.url}/graphql"
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+
+
+def mrc_bytes(array: np.ndarray, voxel_size: float) -> bytes:
+    """An MRC file's bytes for `array` (z, y, x) with an isotropic voxel size."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "x.mrc"
+        with mrcfile.new(path) as mrc:
+            mrc.set_data(np.ascontiguousarray(array))
+            mrc.voxel_size = voxel_size
+        return path.read_bytes()
+
+
+def add_run(
+    portal: Portal,
+    dataset_id: int,
+    run_id: int,
+    name: str,
+    shape: tuple[int, int, int] = (8, 16, 16),
+    voxel: float = 13.48,
+    membrane: list[tuple[str, str]] | None = None,
+    date: str = "2024-01-10T00:00:00+00:00",
+    seed: int = 0,
+    extra_tomograms: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """One run with one tomogram (+ optional extra tomograms) and optional annotations on its grid.
+
+    `membrane` lists (GO id, name) pairs; each becomes an annotation with a SegmentationMask mrc file.
+    Returns ids and the bytes served, for assertions.
+    """
+    rng = np.random.default_rng(seed)
+    portal.add("Run", id=run_id, datasetId=dataset_id, name=name, s3Prefix="", httpsPrefix="")
+    spacing = portal.add("TomogramVoxelSpacing", runId=run_id, voxelSpacing=voxel)
+    alignment = portal.add("Alignment", runId=run_id)
+    volume = rng.normal(size=shape).astype(np.float32)
+    data = mrc_bytes(volume, voxel)
+    tomo_id = run_id * 10
+    url = portal.add_file(f"{dataset_id}/{name}/tomogram_{tomo_id}.mrc", data)
+    tomo = portal.add(
+        "Tomogram",
+        id=tomo_id,
+        runId=run_id,
+        tomogramVoxelSpacingId=spacing["id"],
+        alignmentId=alignment["id"],
+        voxelSpacing=voxel,
+        sizeX=shape[2],
+        sizeY=shape[1],
+        sizeZ=shape[0],
+        httpsMrcFile=url,
+        fileSizeMrc=float(len(data)),
+        isVisualizationDefault=False,
+        isPortalStandard=True,
+        processing="raw",
+        releaseDate=date,
+        lastModifiedDate=date,
+        depositionDate=date,
+    )
+    masks = {}
+    for k, (go_id, object_name) in enumerate(membrane or []):
+        ann = portal.add("Annotation", runId=run_id, objectId=go_id, objectName=object_name,
+                         tomogramVoxelSpacingId=spacing["id"], releaseDate=date, lastModifiedDate=date)
+        shape_row = portal.add("AnnotationShape", annotationId=ann["id"], shapeType="SegmentationMask")
+        mask = np.zeros(shape, dtype=np.uint8)
+        mask[:, k :: 4 + k, :] = 1
+        mbytes = mrc_bytes(mask, voxel)
+        murl = portal.add_file(f"{dataset_id}/{name}/annotation_{ann['id']}.mrc", mbytes)
+        portal.add("AnnotationFile", annotationShapeId=shape_row["id"], format="mrc", httpsPath=murl,
+                   fileSize=float(len(mbytes)), tomogramVoxelSpacingId=spacing["id"], alignmentId=alignment["id"])
+        masks[go_id] = mask
+    return {"tomogram_id": tomo_id, "bytes": data, "url": url, "spacing_id": spacing["id"],
+            "alignment_id": alignment["id"], "masks": masks, "volume": volume, "tomogram": tomo}

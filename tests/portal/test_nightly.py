@@ -1,0 +1,188 @@
+"""The nightly batch against the stand-in portal: paging, new runs, nothing new, a killed night, two at once."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+from cdp_standin import add_run
+
+from tomoseg import cdp, nightly
+from tomoseg.io import read_volume
+
+REPO = Path(__file__).resolve().parents[2]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+def test_listing_is_paged(portal):
+    for k in range(5):
+        add_run(portal, 10000, 100 + k, f"TS_{k}", membrane=[("GO:0016020", "membrane")], date="2024-05-01T00:00:00")
+    add_run(portal, 10000, 200, "old", membrane=[("GO:0016020", "membrane")], date="2023-01-01T00:00:00")
+    add_run(portal, 10000, 201, "lumen_only", membrane=[("GO:0031974", "membrane-enclosed lumen")],
+            date="2023-01-01T00:00:00")
+    portal.tables["Tomogram"][-1]["releaseDate"] = "2024-06-01T00:00:00"  # tomogram of run 201 is new
+    client = cdp.portal_client(portal.graphql_url, 60)
+    runs = nightly.list_new_runs(client, "2024-01-01", sorted(cdp.load_membrane_terms()), page_size=2)
+    assert [r["name"] for r in runs] == [f"TS_{k}" for k in range(5)] + ["lumen_only"]
+    assert [r["has_membrane"] for r in runs] == [True] * 5 + [False]
+    listing = [e["detail"] for e in portal.log if e["kind"] == "graphql" and "Date" in e["detail"]]
+    assert all("limitOffset: { limit: 2," in q for q in listing)
+    # annotations.releaseDate, annotations.lastModifiedDate: 5 runs -> pages of 2, 2, 1 (3 requests each);
+    # tomograms.releaseDate: 6 runs -> 2, 2, 2, 0 (4); tomograms.lastModifiedDate: 5 runs -> 3
+    assert len(listing) == 3 + 3 + 4 + 3
+
+
+def _workdir(tmp_path, portal, **nightly_overrides):
+    work = tmp_path / "work"
+    shutil.copytree(REPO / "config", work / "config")
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["methods"] = []
+    config["download"].update(portal_url=portal.graphql_url, timeout_s=1.0, connect_timeout_s=2.0, retries=1,
+                              backoff_s=0.01, pins="")
+    settings = dict(start_date="2024-01-01", cap=10, page_size=2, max_attempts=1, metrics=False, cores=2,
+                    on_failure="echo \"$TOMOSEG_NIGHT_STATUS\" > on_failure.txt")
+    config["nightly"].update(settings, **nightly_overrides)
+    (work / "config" / "nightly.yaml").write_text(yaml.safe_dump(config))
+    return work
+
+
+def _night(work, wait=True):
+    cmd = [sys.executable, "-m", "tomoseg.nightly", "--configfile", str(work / "config" / "nightly.yaml"),
+           "--workdir", str(work), "--repo", str(REPO), "--snakemake", SNAKEMAKE]
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    if not wait:
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _state(work):
+    return json.loads((work / "nightly" / "state.json").read_text())
+
+
+def test_night_with_new_runs_then_a_night_with_none(portal, tmp_path):
+    a = add_run(portal, 10000, 245, "TS_026", membrane=[("GO:0016020", "membrane")], date="2024-02-01T00:00:00")
+    add_run(portal, 10438, 15936, "TS_1", membrane=[("GO:0005886", "plasma membrane")], date="2024-03-01T00:00:00")
+    bad = add_run(portal, 10002, 300, "TS_bad", date="2024-03-02T00:00:00")
+    add_run(portal, 10003, 400, "TS_old", membrane=[("GO:0016020", "membrane")], date="2023-03-02T00:00:00")
+    portal.faults[bad["url"].split("/files/")[1]] = ["404"] * 10
+    work = _workdir(tmp_path, portal)
+
+    first = _night(work)
+    assert first.returncode == 1, first.stdout + first.stderr  # one run failed: the night reports failure
+    state = _state(work)
+    assert sorted(state["processed"]) == ["10000/TS_026", "10438/TS_1"]
+    assert sorted(state["failed"]) == ["10002/TS_bad"] and state["pending"] == {}
+    assert (work / "on_failure.txt").read_text().strip() == "1 of 3 runs failed"
+    (night,) = (work / "nightly" / "nights").iterdir()
+    sheet = (night / "runs.tsv").read_text().splitlines()
+    assert [ln.split("\t")[0] for ln in sheet[1:]] == ["cdp-10000-245", "cdp-10002-300", "cdp-10438-15936"]
+    assert [ln.split("\t")[7] for ln in sheet[1:]] == ["cdp", "none", "cdp"]
+    tomogram, _ = read_volume(work / "results/data/cdp-10000-245/tomogram.mrc")
+    np.testing.assert_array_equal(tomogram, a["volume"])
+    truth, _ = read_volume(work / "results/data/cdp-10000-245/groundtruth.mrc")
+    np.testing.assert_array_equal(truth, a["masks"]["GO:0016020"])
+    assert (work / "results/data/cdp-10438-15936/normalized.mrc").exists()
+    assert not (work / "results/data/cdp-10002-300/tomogram.mrc").exists()
+    report = (night / "report.md").read_text()
+    assert "cdp-10000-245" in report and "cdp-10438-15936" in report
+    assert "## Failed" in report and "HTTP 404" in report.split("## Failed")[1]
+    rows = (night / "report.tsv").read_text().splitlines()
+    header = rows[0].split("\t")
+    fractions = {r.split("\t")[0]: r.split("\t")[header.index("truth_fraction")] for r in rows[1:]}
+    assert float(fractions["cdp-10000-245"]) == float(a["masks"]["GO:0016020"].mean())
+    assert (night / "figures" / "cdp-10000-245.png").stat().st_size > 0
+
+    (work / "on_failure.txt").unlink()
+    before = {p: p.stat().st_mtime_ns for p in (work / "results").rglob("*") if p.is_file()}
+    second = _night(work)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "nothing new" in second.stderr
+    assert len(list((work / "nightly" / "nights").iterdir())) == 1  # no new night folder, no snakemake run
+    assert {p: p.stat().st_mtime_ns for p in (work / "results").rglob("*") if p.is_file()} == before
+    assert sorted(_state(work)["processed"]) == ["10000/TS_026", "10438/TS_1"]
+    assert not (work / "on_failure.txt").exists()
+
+
+def test_killed_night_resumes_and_a_second_night_is_refused(portal, tmp_path):
+    info = add_run(portal, 10000, 245, "TS_026", shape=(32, 64, 64), date="2024-02-01T00:00:00")
+    name = info["url"].split("/files/")[1]
+    portal.slow_s = 60.0
+    portal.faults[name] = ["slow"]  # half the bytes, then a long silence
+    work = _workdir(tmp_path, portal, on_failure="")
+    # a long read timeout, so that the first night is surely still downloading when it is killed
+    config = yaml.safe_load((work / "config" / "nightly.yaml").read_text())
+    config["download"]["timeout_s"] = 120.0
+    (work / "config" / "nightly.yaml").write_text(yaml.safe_dump(config))
+
+    first = _night(work, wait=False)
+    part = work / "results" / "data" / "cdp-10000-245" / ".tomogram.mrc.part"
+    deadline = time.time() + 120
+    while not (part.exists() and part.stat().st_size > 0):
+        assert first.poll() is None, first.stdout.read()
+        assert time.time() < deadline, "the first night never started its download"
+        time.sleep(0.2)
+    state_before = (work / "nightly" / "state.json").read_bytes()
+
+    second = _night(work)
+    assert second.returncode == nightly.EXIT_BUSY
+    assert "another nightly run is in progress" in second.stderr
+    assert (work / "nightly" / "state.json").read_bytes() == state_before
+
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(timeout=30)
+    assert not (work / "results/data/cdp-10000-245/tomogram.mrc").exists()
+    assert _state(work)["processed"] == {} and list(_state(work)["pending"]) == ["10000/TS_026"]
+
+    config["download"]["timeout_s"] = 5.0
+    (work / "config" / "nightly.yaml").write_text(yaml.safe_dump(config))
+    third = _night(work)
+    assert third.returncode == 0, third.stdout + third.stderr + (work / "nightly").joinpath("nights").as_posix()
+    assert (work / "results/data/cdp-10000-245/tomogram.mrc").read_bytes() == info["bytes"]
+    assert list(_state(work)["processed"]) == ["10000/TS_026"]
+    ranges = [e["detail"] for e in portal.log if e["kind"] == "file" and name in e["detail"]]
+    assert ranges[0].endswith("range=None") and "range=bytes=" in ranges[-1]  # the rerun resumed the partial file
+
+
+def test_snakemake_failing_outside_jobs_fails_the_night_not_the_runs(portal, tmp_path):
+    add_run(portal, 10000, 245, "TS_026", date="2024-02-01T00:00:00")
+    add_run(portal, 10000, 246, "TS_027", date="2024-02-01T00:00:00")
+    work = _workdir(tmp_path, portal, snakemake_args=["--no-such-option"], cap=1)
+    result = _night(work)
+    assert result.returncode == 1
+    assert (work / "on_failure.txt").read_text().startswith("error: snakemake failed outside any job")
+    state = _state(work)
+    assert state["processed"] == {} and sorted(state["pending"]) == ["10000/TS_026", "10000/TS_027"]
+    assert {run["attempts"] for run in state["pending"].values()} == {0}
+    (night,) = (work / "nightly" / "nights").iterdir()
+    assert len((night / "runs.tsv").read_text().splitlines()) == 1 + 1  # the per-night cap: one run
+
+
+def test_per_run_targets_and_report_with_methods(tmp_path):
+    from tomoseg.io import write_json, write_volume
+
+    targets = nightly.per_run_targets("t", True, ["etsam", "membrain"], metrics=True)
+    assert targets == ["results/data/t/normalized.mrc", "results/data/t/groundtruth.mrc", "results/etsam/t/mask.mrc",
+                       "results/metrics/etsam/t.json", "results/membrain/t/mask.mrc", "results/metrics/membrain/t.json"]
+    assert nightly.per_run_targets("t", False, ["tardis"], metrics=True) == [
+        "results/data/t/normalized.mrc", "results/tardis/t/mask.mrc"]
+    mask = np.zeros((4, 8, 8), np.uint8)
+    mask[2, :, :2] = 1
+    write_volume(tmp_path / "results/etsam/t/mask.mrc", mask, 10.0)
+    write_volume(tmp_path / "results/data/t/groundtruth.mrc", mask, 10.0)
+    write_volume(tmp_path / "results/data/t/normalized.mrc", np.random.default_rng(0).random((4, 8, 8)), 10.0)
+    write_json(tmp_path / "results/metrics/etsam/t.json", {"dice": 0.75, "iou": 0.6})
+    stats = nightly.run_statistics(tmp_path, "t", ["etsam"], truth=True)
+    assert stats["etsam_fraction"] == stats["truth_fraction"] == mask.mean()
+    assert stats["etsam_dice"] == 0.75 and stats["etsam_iou"] == 0.6
+    figure = nightly.run_figure(tmp_path, "t", ["etsam"], tmp_path / "night/figures/t.png")
+    assert Path(figure).stat().st_size > 0
+    row = {"tomo": "t", "dataset_id": 1, "run_id": 2, "name": "r", "status": "processed", "figure": figure, **stats}
+    report = nightly.write_report(tmp_path / "night", "N", "2024-01-01", [row], 0, ["etsam"]).read_text()
+    assert "etsam_dice" in report and "0.75" in report and "figures/t.png" in report

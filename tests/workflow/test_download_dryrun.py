@@ -1,0 +1,96 @@
+"""`snakemake -n` on the default config plans the ten paper test tomograms without touching the network."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[2]
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+
+# Imported by Python at start-up (sitecustomize): every socket connect outside AF_UNIX is recorded and refused.
+GUARD = '''
+import os, socket
+_connect = socket.socket.connect
+def _refuse(self, address):
+    if self.family != socket.AF_UNIX:
+        with open(os.environ["NET_ATTEMPTS"], "a") as f:
+            f.write(repr(address) + "\\n")
+        raise OSError("network disabled for this test: " + repr(address))
+    return _connect(self, address)
+socket.socket.connect = _refuse
+socket.socket.connect_ex = _refuse
+'''
+
+
+def test_dry_run_plans_exactly_the_ten_test_tomograms_offline(tmp_path):
+    work = tmp_path / "work"
+    shutil.copytree(REPO / "config", work / "config")
+    guard = tmp_path / "guard"
+    guard.mkdir()
+    (guard / "sitecustomize.py").write_text(GUARD)
+    attempts = tmp_path / "attempts.txt"
+    env = dict(os.environ, PYTHONPATH=f"{guard}{os.pathsep}{REPO / 'src'}", NET_ATTEMPTS=str(attempts))
+    cmd = [str(SNAKEMAKE), "-n", "--snakefile", str(REPO / "Snakefile"), "--directory", str(work)]
+    # As root, also run in a fresh network namespace (no interface but a down loopback).
+    if os.geteuid() == 0 and shutil.which("unshare"):
+        cmd = ["unshare", "-n", *cmd]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert not attempts.exists(), attempts.read_text()
+    output = result.stdout + result.stderr
+    planned: dict[str, set[str]] = {}
+    rule = None
+    for line in output.splitlines():
+        line = line.strip()
+        if line.startswith("rule ") or line.startswith("localrule "):
+            rule = line.split()[1].rstrip(":")
+        elif line.startswith("wildcards:") and rule:
+            tomo = dict(kv.split("=", 1) for kv in line[len("wildcards:"):].strip().split(", ")).get("tomo")
+            if tomo is not None:  # rules of later stages may have other wildcards
+                planned.setdefault(rule, set()).add(tomo)
+    sheet = pd.read_csv(REPO / "config" / "runs.tsv", sep="\t", dtype=str, keep_default_na=False)
+    test = set(sheet.loc[sheet["split"] == "test", "tomo"])
+    assert len(test) == 10
+    assert planned["download_tomogram"] == test
+    assert planned["download_groundtruth"] == test
+    assert planned["normalize"] == test
+    assert set().union(*planned.values()) == test
+
+
+LOCALRULES = """
+import json, sys
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import (ConfigSettings, DeploymentSettings, OutputSettings, ResourceSettings,
+                                      StorageSettings)
+with SnakemakeApi(OutputSettings()) as api:
+    wapi = api.workflow(resource_settings=ResourceSettings(), config_settings=ConfigSettings(config=json.loads(sys.argv[3])),
+                        storage_settings=StorageSettings(), deployment_settings=DeploymentSettings(),
+                        snakefile=Path(sys.argv[1]), workdir=Path(sys.argv[2]))
+    print("LOCALRULES", sorted(wapi._workflow._localrules))
+"""
+
+
+def test_download_local_rules_switch(tmp_path):
+    import json
+
+    import yaml
+
+    work = tmp_path / "work"
+    shutil.copytree(REPO / "config", work / "config")
+    download = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["download"]
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    found = {}
+    for flag in (True, False):
+        overrides = json.dumps({"download": dict(download, local_rules=flag)})
+        result = subprocess.run([sys.executable, "-c", LOCALRULES, str(REPO / "Snakefile"), str(work), overrides],
+                                env=env, capture_output=True, text=True, timeout=300)
+        line = [ln for ln in result.stdout.splitlines() if ln.startswith("LOCALRULES")]
+        assert line, result.stdout[-2000:] + result.stderr[-2000:]
+        found[flag] = line[0]
+    assert found[True] == "LOCALRULES ['download_groundtruth', 'download_tomogram']"
+    assert found[False] == "LOCALRULES []"

@@ -1,0 +1,60 @@
+# CryoET Data Portal tomograms and their ground truth (Harvard Dataverse or the portal's membrane
+# annotations). Planning never touches the network: every input comes from the runs sheet.
+# With download.local_rules the two rules run on the submitting host (e.g. a cluster login node).
+# The scripts read config["download"] themselves (not as params): changing a timeout must not make
+# Snakemake download every tomogram again.
+
+
+def portal_row(wildcards):
+    """The runs-sheet fields a download depends on (other columns, e.g. split, must not trigger reruns)."""
+    row = runs.loc[wildcards.tomo]
+    keys = ("tomo", "source", "dataset_id", "run_id", "tomogram_id", "truth")
+    return {key: row[key] for key in keys}
+
+
+if config["download"]["local_rules"]:
+
+    localrules:
+        download_tomogram,
+        download_groundtruth,
+
+
+rule download_tomogram:
+    output:
+        tomogram="results/data/{tomo}/tomogram.mrc",
+        source="results/data/{tomo}/tomogram.source.json",
+    log:
+        "results/logs/download_tomogram/{tomo}.log",
+    wildcard_constraints:
+        tomo=key_pattern(tomos(source="cdp")),
+    conda:
+        "../../envs/tomoseg.yaml"
+    params:
+        row=portal_row,
+    script:
+        "../scripts/download_tomogram.py"
+
+
+rule download_groundtruth:
+    input:
+        tomogram="results/data/{tomo}/tomogram.mrc",
+        source="results/data/{tomo}/tomogram.source.json",
+    output:
+        truth="results/data/{tomo}/groundtruth.mrc",
+        source="results/data/{tomo}/groundtruth.source.json",
+    log:
+        "results/logs/download_groundtruth/{tomo}.log",
+    wildcard_constraints:
+        tomo=key_pattern(
+            [
+                t
+                for t in tomos(source="cdp")
+                if runs.loc[t, "truth"] in ("dataverse", "cdp")
+            ]
+        ),
+    conda:
+        "../../envs/tomoseg.yaml"
+    params:
+        row=portal_row,
+    script:
+        "../scripts/download_groundtruth.py"

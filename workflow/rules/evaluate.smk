@@ -1,0 +1,55 @@
+# Scoring of every method's mask (and scores) against the ground truth, per tomogram.
+# Outputs: results/metrics/{method}/{tomo}.json (+ .hist.npz for methods with scores).
+# Per method: mask, scores (None = mask only) and how to read the scores (see docs/evaluation.md).
+# Folder whose provenance.json says whether a method's output is untrained.
+# Inputs per method and helpers: evaluation_common.smk.
+
+
+rule evaluate_scored:
+    input:
+        pred=lambda wc: EVAL_INPUTS[wc.method][0].format(tomo=wc.tomo),
+        scores=lambda wc: EVAL_INPUTS[wc.method][1].format(tomo=wc.tomo),
+        truth="results/data/{tomo}/groundtruth.mrc",
+    output:
+        json="results/metrics/{method}/{tomo}.json",
+        histogram="results/metrics/{method}/{tomo}.hist.npz",
+    log:
+        "results/logs/evaluate/{method}/{tomo}.log",
+    benchmark:
+        "results/benchmarks/evaluate/{method}/{tomo}.tsv"
+    wildcard_constraints:
+        method=key_pattern(SCORED_METHODS),
+        tomo=key_pattern(tomos(with_truth=True)),
+    conda:
+        "../../envs/tomoseg.yaml"
+    params:
+        score_kind=lambda wc: EVAL_INPUTS[wc.method][2],
+        thresholds=config["evaluate"]["thresholds"],
+        provenance=provenance_of,
+        record_failures=ALLOW_MISSING,
+    script:
+        "../scripts/evaluate.py"
+
+
+rule evaluate_mask:
+    input:
+        pred=lambda wc: EVAL_INPUTS[wc.method][0].format(tomo=wc.tomo),
+        truth="results/data/{tomo}/groundtruth.mrc",
+    output:
+        json="results/metrics/{method}/{tomo}.json",
+    log:
+        "results/logs/evaluate/{method}/{tomo}.log",
+    benchmark:
+        "results/benchmarks/evaluate/{method}/{tomo}.tsv"
+    wildcard_constraints:
+        method=key_pattern(MASK_ONLY_METHODS),
+        tomo=key_pattern(tomos(with_truth=True)),
+    conda:
+        "../../envs/tomoseg.yaml"
+    params:
+        score_kind=None,
+        thresholds=config["evaluate"]["thresholds"],
+        provenance=provenance_of,
+        record_failures=ALLOW_MISSING,
+    script:
+        "../scripts/evaluate.py"

@@ -1,0 +1,55 @@
+# Figures 1a-1d and 4 from the summary tables, and per-tomogram slice overlays (all selected
+# tomograms, with or without ground truth). PNG + PDF; the PNGs go into `snakemake --report`.
+
+
+rule figures:
+    input:
+        rules.summarize.output,
+    output:
+        **{
+            f"{name}_png": report(
+                f"results/figures/{name}.png",
+                caption=f"../report/{name}.rst",
+                category="Figures",
+            )
+            for name in ("figure1a", "figure1b", "figure1c", "figure1d", "figure4")
+        },
+        **{
+            f"{name}_pdf": f"results/figures/{name}.pdf"
+            for name in ("figure1a", "figure1b", "figure1c", "figure1d", "figure4")
+        },
+    log:
+        "results/logs/figures/figures.log",
+    conda:
+        "../../envs/tomoseg.yaml"
+    params:
+        methods=config["methods"],
+    script:
+        "../scripts/figures.py"
+
+
+rule overlay:
+    input:
+        unpack(overlay_inputs),
+    output:
+        png=report(
+            "results/figures/overlays/{tomo}.png",
+            caption="../report/overlay.rst",
+            category="Overlays",
+            subcategory="{tomo}",
+        ),
+        pdf="results/figures/overlays/{tomo}.pdf",
+    log:
+        "results/logs/overlay/{tomo}.log",
+    wildcard_constraints:
+        tomo=key_pattern(tomos()),
+    conda:
+        "../../envs/tomoseg.yaml"
+    params:
+        masks=overlay_masks,
+        provenance=lambda wc: {
+            m: f"results/{METHOD_FOLDER[m]}/{wc.tomo}/provenance.json"
+            for m in OVERLAY_MASKS
+        },
+    script:
+        "../scripts/overlay.py"

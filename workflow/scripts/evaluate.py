@@ -1,0 +1,16 @@
+from tomoseg.metrics import evaluate_method_output
+from tomoseg.runlog import log_to
+
+log_to(snakemake.log[0])
+evaluate_method_output(
+    pred=snakemake.input.pred,
+    truth=snakemake.input.truth,
+    json_out=snakemake.output.json,
+    scores=snakemake.input.get("scores"),
+    score_kind=snakemake.params.score_kind,
+    method=snakemake.wildcards.method,
+    tomo=snakemake.wildcards.tomo,
+    thresholds=snakemake.params.thresholds,
+    provenance=snakemake.params.provenance,
+    record_failures=snakemake.params.record_failures,
+)
