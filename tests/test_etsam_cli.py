@@ -177,3 +177,18 @@ def test_cuda_without_gpu_is_a_clear_error(monkeypatch, capsys, tmp_path, tomogr
         segment_args(tomogram, tmp_path / "o", s1, s2, "--device", "cuda"),
         "no CUDA device",
     )
+
+
+def test_bin_option(monkeypatch, tmp_path, tomogram, checkpoints):
+    """--bin 2 (off by default): SAM2 sees 2x2 block means; logits come back at full slice size."""
+    from tomoseg.etsam.pipeline import bin_slices, unbin_slices
+
+    v = np.arange(2 * 4 * 6, dtype=np.float32).reshape(2, 4, 6)
+    np.testing.assert_allclose(bin_slices(v, 2)[0], [[3.5, 5.5, 7.5], [15.5, 17.5, 19.5]])
+    assert unbin_slices(np.full((2, 2, 3), -1024.0, np.float32), (2, 4, 6)).shape == (2, 4, 6)
+    s1, s2 = checkpoints
+    out = tmp_path / "binned"
+    assert run_cli(monkeypatch, *segment_args(tomogram, out, s1, s2, "--bin", "2", "--store-logits")) == 0
+    logits, _ = read_volume(out / "stage2_logits.mrc")
+    assert logits.shape == (6, 40, 56)
+    assert json.loads((out / "provenance.json").read_text())["parameters"]["bin"] == 2

@@ -78,6 +78,7 @@ def etsam_options():
         "threshold",
         "encoder_batch",
         "keep_aspect",
+        "bin",
     ]
     return {k: e[k] for k in keys if e.get(k) is not None}
 

@@ -55,6 +55,13 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="pad slices to a square instead of stretching them (off = the paper)",
     )
+    p.add_argument(
+        "--bin",
+        type=int,
+        default=1,
+        help="block-average slices N x N before SAM2 and upsample the logits back (default 1 = the paper); "
+        "helps when grid dots vanish in SAM2's mask resize of large slices",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -75,6 +82,7 @@ def options_from(a: argparse.Namespace) -> EtsamOptions:
         threshold=a.threshold,
         encoder_batch=a.encoder_batch,
         keep_aspect=a.keep_aspect,
+        bin=a.bin,
         progress=not a.no_progress,
     )
 

@@ -291,5 +291,7 @@ def propagate(
     """
     if out is None:
         out = np.empty(volume.shape, dtype=np.float32)
-    stats = Propagator(model, device, dtype, encoder_batch, progress, desc, keep_aspect).run(volume, prompts, out)
+    stats = Propagator(model, device, dtype, encoder_batch, progress, desc, keep_aspect).run(
+        volume, prompts, out
+    )
     return out, stats

@@ -45,6 +45,7 @@ class EtsamOptions:
     threshold: float = STAGE2_THRESHOLD
     encoder_batch: int = 8
     keep_aspect: bool = False  # off = the paper (slices stretched to a square)
+    bin: int = 1  # 1 = the paper; N > 1: slices block-averaged N x N before SAM2, logits upsampled back
     progress: bool = True
 
     def validate(self) -> None:
@@ -64,8 +65,8 @@ class EtsamOptions:
                 f"device {self.device!r} requested but this torch ({torch.__version__}) has no CUDA device; "
                 "use --device cpu (or etsam.device: cpu in the workflow config)"
             )
-        if self.every_n < 1 or self.grid_spacing < 1 or self.encoder_batch < 1:
-            raise InputError("every_n, grid_spacing and encoder_batch must be >= 1")
+        if self.every_n < 1 or self.grid_spacing < 1 or self.encoder_batch < 1 or self.bin < 1:
+            raise InputError("every_n, grid_spacing, encoder_batch and bin must be >= 1")
 
     def spec_for(self, checkpoint: str) -> tuple[ModelSpec, bool]:
         """The model spec for `checkpoint` (explicit config wins over its sidecar) and its untrained flag."""
@@ -127,6 +128,8 @@ def segment_tomogram(
     """Run ETSAM Stage 1 and/or Stage 2 on a normalized tomogram; Stage 2 alone needs `stage1_logits`."""
     opts.validate()
     check_volume(normalized, name)
+    if opts.bin > 1:
+        return _segment_binned(normalized, opts, stages, stage1_logits, name)
     normalized = np.asarray(normalized, dtype=np.float32)
     result, models = EtsamResult(), _Models(opts)
     common = dict(
@@ -166,6 +169,52 @@ def segment_tomogram(
         )
         result.untrained = result.untrained or untrained
         result.checkpoints["stage2"], result.specs["stage2"] = opts.stage2_checkpoint, asdict(spec)
+    return result
+
+
+def bin_slices(volume: np.ndarray, factor: int) -> np.ndarray:
+    """Block-average each slice factor x factor (the remainder rows/columns are dropped), float32."""
+    n, h, w = volume.shape
+    hb, wb = h // factor, w // factor
+    out = np.empty((n, hb, wb), np.float32)
+    for z in range(n):
+        block = np.asarray(volume[z, : hb * factor, : wb * factor], np.float32)
+        out[z] = block.reshape(hb, factor, wb, factor).mean(axis=(1, 3))
+    return out
+
+
+def unbin_slices(logits: np.ndarray, shape: tuple[int, int, int], chunk: int = 16) -> np.ndarray:
+    """Bilinear upsampling of binned logits back to the full slice size."""
+    out = np.empty(shape, np.float32)
+    for z in range(0, shape[0], chunk):
+        t = torch.from_numpy(np.ascontiguousarray(logits[z : z + chunk]))[:, None]
+        up = torch.nn.functional.interpolate(t, size=shape[1:], mode="bilinear", align_corners=False)
+        out[z : z + chunk] = up[:, 0].numpy()
+    return out
+
+
+def _segment_binned(normalized, opts, stages, stage1_logits, name) -> EtsamResult:
+    """`opts.bin` > 1: run on block-averaged slices (grid spacing scaled), upsample the logits back."""
+    from dataclasses import replace
+
+    f = opts.bin
+    if min(normalized.shape[1:]) // f < MIN_SLICE:
+        raise InputError(
+            f"{name}: slices of {normalized.shape[1]}x{normalized.shape[2]} px are too small to bin by {f}"
+        )
+    log.info(
+        "%s: binning slices %dx%d by %d (off by default; the paper does not bin)",
+        name,
+        *normalized.shape[1:],
+        f,
+    )
+    inner = replace(opts, bin=1, grid_spacing=max(1, round(opts.grid_spacing / f)))
+    s1 = None if stage1_logits is None else bin_slices(stage1_logits, f)
+    result = segment_tomogram(bin_slices(normalized, f), inner, stages, s1, name)
+    for key in ("stage1_logits", "stage2_logits"):
+        value = getattr(result, key)
+        if value is not None:
+            setattr(result, key, unbin_slices(value, normalized.shape))
     return result
 
 

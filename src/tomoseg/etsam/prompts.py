@@ -74,4 +74,7 @@ def build_prompts(
             image_size,
             " (none: the prompt is empty)" if kept == 0 else "",
         )
+        log.warning(
+            "binning the slices (tomoseg segment --bin N, etsam.bin) keeps more dots; the paper does not bin"
+        )
     return dict.fromkeys(frames, grid)
