@@ -14,6 +14,8 @@ from tomoseg.io import InputError
 COMMAND_MODULES = (
     "tomoseg.commands.phantom",
     "tomoseg.commands.normalize",
+    "tomoseg.commands.segment",
+    "tomoseg.commands.etsam_weights",
     "tomoseg.commands.portal",
     "tomoseg.nightly",
     "tomoseg.commands.postprocess",

@@ -53,12 +53,50 @@ def run_row(wildcards):
     return runs.loc[wildcards.tomo].to_dict()
 
 
+def etsam_checkpoint(stage):
+    """The checkpoint file of `stage` (1 or 2) that the config selects."""
+    source = config["etsam"]["checkpoints"]
+    if source == "test":
+        return f"resources/etsam/test/etsam_stage{stage}_test.pt"
+    if source == "zenodo":
+        return f"resources/etsam/etsam_stage{stage}_v1.pt"
+    return config["etsam"][f"stage{stage}_checkpoint"]
+
+
+def etsam_options():
+    """Engine options from the config (everything except checkpoints and resources)."""
+    e = config["etsam"]
+    keys = [
+        "model_config",
+        "device",
+        "dtype",
+        "prompt_stage1",
+        "prompt_stage2",
+        "every_n",
+        "grid_spacing",
+        "stage1_threshold",
+        "threshold",
+        "encoder_batch",
+        "keep_aspect",
+        "bin",
+    ]
+    return {k: e[k] for k in keys if e.get(k) is not None}
+
+
 def all_targets():
     """Everything `rule all` builds; each stage adds its outputs here as it lands."""
     targets = expand("results/data/{tomo}/normalized.mrc", tomo=tomos())
     targets += expand(
         "results/data/{tomo}/groundtruth.mrc", tomo=tomos(with_truth=True)
     )
+    if "etsam" in config["methods"]:
+        targets += expand(
+            "results/etsam/{tomo}/{name}",
+            tomo=tomos(),
+            name=["mask.mrc", "provenance.json"],
+        )
+    if "etsam_stage1" in config["methods"]:
+        targets += expand("results/etsam/{tomo}/stage1_mask.mrc", tomo=tomos())
     for method in ("membrain", "tardis"):
         if method in config["methods"]:
             targets += expand(

@@ -1,0 +1,297 @@
+"""The propagation engine: batched image encoding ahead of SAM2's sequential memory loop, bounded state.
+
+It calls the `sam2` model's own modules (forward_image, _prepare_backbone_features, track_step,
+_encode_new_memory) in the order the upstream SAM2VideoPredictor does for one object propagated forward,
+but keeps only what memory attention reads and streams logits into a preallocated array.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from tomoseg.etsam.frames import make_frames
+from tomoseg.etsam.fusion import NO_OBJECT_SCORE
+from tomoseg.etsam.prompts import resize_mask_prompt
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float32": None, "bfloat16": torch.bfloat16}
+
+
+OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+
+
+def has_object(slice_logits: np.ndarray) -> bool:
+    """False for SAM2's no-object frames (-1024 everywhere, up to the upsampling's float rounding)."""
+    return bool(float(slice_logits.max()) > NO_OBJECT_SCORE / 2)
+
+
+@dataclass
+class PropagationStats:
+    """What one propagation did: frames, wall time, encoder batch used, frames with an object."""
+
+    frames: int = 0
+    seconds: float = 0.0
+    encoder_batch: int = 0
+    frames_with_object: int = 0
+    conditioning_frames: list[int] = field(default_factory=list)
+    max_stored_frames: int = 0  # non-conditioning frames held at once (object pointers)
+    max_stored_memories: int = 0  # non-conditioning frames whose memory features were held at once
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else float("nan")
+
+
+def _autocast(device: torch.device, dtype: str) -> contextlib.AbstractContextManager:
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; choose one of {tuple(DTYPES)}")
+    if DTYPES[dtype] is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=DTYPES[dtype])
+
+
+class _Sink:
+    """Copies per-chunk logits (B, H, W) from the device into `out`; on CUDA through pinned memory, async."""
+
+    def __init__(self, out: np.ndarray, device: torch.device):
+        self.out, self.device, self.pending = out, device, None
+
+    def put(self, start: int, logits: torch.Tensor) -> None:
+        if self.device.type != "cuda":
+            self.out[start : start + len(logits)] = logits.float().numpy()
+            return
+        host = torch.empty(logits.shape, dtype=torch.float32, pin_memory=True)
+        host.copy_(logits.float(), non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+        self.flush()
+        self.pending = (start, host, event)
+
+    def flush(self) -> None:
+        if self.pending is not None:
+            start, host, event = self.pending
+            event.synchronize()
+            self.out[start : start + len(host)] = host.numpy()
+            self.pending = None
+
+
+class Propagator:
+    """One forward propagation of one object through a volume with the given mask prompts."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        device: str | torch.device = "cpu",
+        dtype: str = "float32",
+        encoder_batch: int = 8,
+        progress: bool = True,
+        desc: str = "propagate",
+        keep_aspect: bool = False,
+    ):
+        self.model, self.device = model, torch.device(device)
+        self.keep_aspect = keep_aspect
+        self.dtype, self.encoder_batch, self.progress, self.desc = (
+            dtype,
+            max(1, encoder_batch),
+            progress,
+            desc,
+        )
+        self.maskmem_pos_enc = None
+
+    def _pad(self, slices: np.ndarray, fill: float | bool | None = None) -> np.ndarray:
+        """keep_aspect: pad (B, H, W) at the bottom/right to a square (slice mean, or `fill`), else unchanged."""
+        if not self.keep_aspect:
+            return slices
+        b, h, w = slices.shape
+        side = max(h, w)
+        if h == w:
+            return slices
+        out = np.empty((b, side, side), dtype=slices.dtype)
+        for i in range(b):
+            out[i] = slices[i].mean() if fill is None else fill
+        out[:, :h, :w] = slices
+        return out
+
+    # -- image encoder -------------------------------------------------------------------------------
+    def _encode(self, slices: np.ndarray) -> list[tuple]:
+        """Encode frames in batches (shrinking the batch on CUDA out-of-memory); per-frame SAM2 features."""
+        feats, i = [], 0
+        while i < len(slices):
+            b = min(self.encoder_batch, len(slices) - i)
+            try:
+                frames = make_frames(self._pad(slices[i : i + b]), self.model.image_size, self.device)
+                backbone = self.model.forward_image(frames)
+            except OUT_OF_MEMORY:
+                if self.encoder_batch == 1:
+                    raise
+                self.encoder_batch = max(1, self.encoder_batch // 2)
+                torch.cuda.empty_cache()
+                log.warning(
+                    "CUDA out of memory in the image encoder: encoder batch size now %d", self.encoder_batch
+                )
+                continue
+            for j in range(b):
+                one = {
+                    "backbone_fpn": [x[j : j + 1] for x in backbone["backbone_fpn"]],
+                    "vision_pos_enc": [x[j : j + 1] for x in backbone["vision_pos_enc"]],
+                }
+                _, vision_feats, vision_pos, feat_sizes = self.model._prepare_backbone_features(one)
+                feats.append((vision_feats, vision_pos, feat_sizes))
+            i += b
+        return feats
+
+    def _compact(self, out: dict, maskmem_features: torch.Tensor | None, maskmem_pos_enc) -> dict:
+        """The part of a frame's output later frames read (memory stored in bf16, as upstream stores it)."""
+        if maskmem_pos_enc is not None and self.maskmem_pos_enc is None:
+            self.maskmem_pos_enc = [x[0:1].clone() for x in maskmem_pos_enc]
+        return {
+            "maskmem_features": None if maskmem_features is None else maskmem_features.to(torch.bfloat16),
+            "maskmem_pos_enc": self.maskmem_pos_enc,
+            "pred_masks": out["pred_masks"],
+            "obj_ptr": out["obj_ptr"],
+            "object_score_logits": out["object_score_logits"],
+        }
+
+    # -- conditioning frames ---------------------------------------------------------------------------
+    def _condition(self, volume: np.ndarray, prompts: dict[int, np.ndarray], state: dict) -> None:
+        """Run every prompted frame as an initial conditioning frame (mask as output) and encode its memory."""
+        m, s = self.model, self.model.image_size
+        idx = sorted(prompts)
+        feats = self._encode(volume[idx])
+        for f, (vf, vp, fs) in zip(idx, feats, strict=True):
+            mask = resize_mask_prompt(self._pad(prompts[f][None], fill=False)[0], s).to(self.device)
+            out = m.track_step(
+                frame_idx=f,
+                is_init_cond_frame=True,
+                current_vision_feats=vf,
+                current_vision_pos_embeds=vp,
+                feat_sizes=fs,
+                point_inputs=None,
+                mask_inputs=mask,
+                output_dict=state,
+                num_frames=len(volume),
+                track_in_reverse=False,
+                run_mem_encoder=False,
+            )
+            high = F.interpolate(out["pred_masks"], size=(s, s), mode="bilinear", align_corners=False)
+            mem, pos = m._encode_new_memory(
+                current_vision_feats=vf,
+                feat_sizes=fs,
+                pred_masks_high_res=high,
+                object_score_logits=out["object_score_logits"],
+                is_mask_from_pts=True,
+            )
+            state["cond_frame_outputs"][f] = self._compact(out, mem, pos)
+
+    # -- the sequential loop -----------------------------------------------------------------------------
+    @torch.inference_mode()
+    def run(self, volume: np.ndarray, prompts: dict[int, np.ndarray], out: np.ndarray) -> PropagationStats:
+        """Fill `out` (N, H, W) with per-slice logits at slice resolution, propagating forward from frame 0."""
+        m = self.model
+        n, h, w = volume.shape
+        if out.shape != volume.shape:
+            raise ValueError(f"output shape {out.shape} differs from the volume's {volume.shape}")
+        if not prompts or min(prompts) != 0:
+            raise ValueError("the engine propagates forward from frame 0: frame 0 needs a prompt")
+        t0 = time.perf_counter()
+        stats = PropagationStats(conditioning_frames=sorted(prompts))
+        state: dict = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
+        non_cond = state["non_cond_frame_outputs"]
+        # what memory attention reads: the last (num_maskmem - 1) frames' memories (with the eval stride) and
+        # the object pointers of the last (max_obj_ptrs_in_encoder - 1) frames
+        keep_mem = (m.num_maskmem - 1) * max(1, m.memory_temporal_stride_for_eval) + 1
+        keep_ptr = max(m.max_obj_ptrs_in_encoder, keep_mem)
+        sink = _Sink(out, self.device)
+        bar = tqdm(total=n, desc=self.desc, unit="slice", disable=not self.progress)
+        with _autocast(self.device, self.dtype):
+            self._condition(volume, prompts, state)
+            for start in range(0, n, self.encoder_batch):
+                chunk = range(start, min(n, start + self.encoder_batch))
+                todo = [t for t in chunk if t not in state["cond_frame_outputs"]]
+                feats = dict(zip(todo, self._encode(volume[todo]), strict=True)) if todo else {}
+                low = []
+                for t in chunk:
+                    if t in state["cond_frame_outputs"]:
+                        low.append(state["cond_frame_outputs"][t]["pred_masks"])
+                    else:
+                        vf, vp, fs = feats.pop(t)
+                        o = m.track_step(
+                            frame_idx=t,
+                            is_init_cond_frame=False,
+                            current_vision_feats=vf,
+                            current_vision_pos_embeds=vp,
+                            feat_sizes=fs,
+                            point_inputs=None,
+                            mask_inputs=None,
+                            output_dict=state,
+                            num_frames=n,
+                            track_in_reverse=False,
+                            run_mem_encoder=True,
+                        )
+                        non_cond[t] = self._compact(o, o["maskmem_features"], o["maskmem_pos_enc"])
+                        low.append(o["pred_masks"])
+                        old = non_cond.get(t + 1 - keep_mem)
+                        if old is not None:
+                            old["maskmem_features"] = None
+                            old["pred_masks"] = None
+                        non_cond.pop(t + 1 - keep_ptr, None)
+                        stats.max_stored_frames = max(stats.max_stored_frames, len(non_cond))
+                        stats.max_stored_memories = max(
+                            stats.max_stored_memories,
+                            sum(v["maskmem_features"] is not None for v in non_cond.values()),
+                        )
+                    bar.update(1)
+                side = max(h, w) if self.keep_aspect else None
+                logits = F.interpolate(
+                    torch.cat(low).float(), size=(side or h, side or w), mode="bilinear", align_corners=False
+                )
+                sink.put(start, logits[:, 0, :h, :w])
+        sink.flush()
+        bar.close()
+        stats.frames = n
+        stats.seconds = time.perf_counter() - t0
+        stats.encoder_batch = self.encoder_batch
+        stats.frames_with_object = int(sum(has_object(out[i]) for i in range(n)))
+        log.info(
+            "%s: %d slices in %.1f s (%.2f slices/s), encoder batch %d, %d slices with an object",
+            self.desc,
+            n,
+            stats.seconds,
+            stats.frames_per_second,
+            stats.encoder_batch,
+            stats.frames_with_object,
+        )
+        return stats
+
+
+def propagate(
+    model: torch.nn.Module,
+    volume: np.ndarray,
+    prompts: dict[int, np.ndarray],
+    out: np.ndarray | None = None,
+    device: str | torch.device = "cpu",
+    dtype: str = "float32",
+    encoder_batch: int = 8,
+    progress: bool = True,
+    desc: str = "propagate",
+    keep_aspect: bool = False,
+) -> tuple[np.ndarray, PropagationStats]:
+    """Per-slice logits (N, H, W float32) of `volume` propagated forward from the mask prompts.
+
+    keep_aspect (off by default; the published code stretches): pad slices to a square before resizing.
+    """
+    if out is None:
+        out = np.empty(volume.shape, dtype=np.float32)
+    stats = Propagator(model, device, dtype, encoder_batch, progress, desc, keep_aspect).run(
+        volume, prompts, out
+    )
+    return out, stats

@@ -1,0 +1,174 @@
+"""Building the SAM2.1 video model from a config name + overrides and loading ETSAM checkpoints strictly."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tomoseg.io import InputError, atomic_path, write_json
+
+log = logging.getLogger(__name__)
+
+PAPER_CONFIG = "configs/sam2.1/sam2.1_hiera_b+.yaml"
+TINY_CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
+# What the published ETSAM code passes to build_sam2_video_predictor (apply_postprocessing=False), plus
+# fill_hole_area=0 (the predictor's default; stated explicitly so the CUDA extension is never asked for).
+BASE_OVERRIDES: tuple[str, ...] = ("++model.non_overlap_masks=false", "++model.fill_hole_area=0")
+PREDICTOR_TARGET = "++model._target_=sam2.sam2_video_predictor.SAM2VideoPredictor"
+# Random-init tuning of the test checkpoints: bias of the last layer of the object-score head, so that a
+# randomly initialised model predicts "object present" on most frames instead of -1024 everywhere.
+TEST_OBJECT_SCORE_BIAS = 2.0
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which SAM2 config (a name inside the sam2 package) and which Hydra overrides build the model."""
+
+    config: str = PAPER_CONFIG
+    overrides: tuple[str, ...] = field(default_factory=tuple)
+
+    def all_overrides(self) -> list[str]:
+        """The overrides passed to Hydra: predictor class, ETSAM's settings, then the spec's own."""
+        return [PREDICTOR_TARGET, *BASE_OVERRIDES, *self.overrides]
+
+
+def config_name(name: str) -> str:
+    """Accept 'sam2.1_hiera_b+', 'sam2.1_hiera_b+.yaml' or the full 'configs/sam2.1/...yaml' name."""
+    if not name.endswith(".yaml"):
+        name += ".yaml"
+    if "/" not in name:
+        name = f"configs/sam2.1/{name}"
+    return name
+
+
+def image_size_overrides(image_size: int) -> tuple[str, ...]:
+    """Hydra overrides that run a SAM2.1 config at another image size (a multiple of 32)."""
+    if image_size % 32 or image_size < 64:
+        raise ValueError(f"image size must be a multiple of 32 and >= 64, got {image_size}")
+    f = image_size // 16
+    return (
+        f"++model.image_size={image_size}",
+        f"++model.memory_attention.layer.self_attention.feat_sizes=[{f},{f}]",
+        f"++model.memory_attention.layer.cross_attention.feat_sizes=[{f},{f}]",
+    )
+
+
+def build_model(spec: ModelSpec, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Instantiate the SAM2 video model (random weights) from `spec`, in eval mode on `device`."""
+    import sam2  # noqa: F401  (initialises Hydra's config search path)
+    from hydra import compose
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    cfg = compose(config_name=config_name(spec.config), overrides=spec.all_overrides())
+    OmegaConf.resolve(cfg)
+    model = instantiate(cfg.model, _recursive_=True)
+    return model.to(device).eval()
+
+
+def sidecar_path(checkpoint: str | os.PathLike) -> Path:
+    """The JSON beside a checkpoint that records its model config (test checkpoints only)."""
+    return Path(checkpoint).with_suffix(".json")
+
+
+def checkpoint_spec(
+    checkpoint: str | os.PathLike, default: ModelSpec | None = None
+) -> tuple[ModelSpec, bool]:
+    """The model spec and `untrained` flag recorded beside `checkpoint`, or (`default`, False) without a sidecar."""
+    side = sidecar_path(checkpoint)
+    if side.is_file():
+        meta = json.loads(side.read_text())
+        return ModelSpec(meta["model_config"], tuple(meta.get("overrides", ()))), bool(
+            meta.get("untrained", False)
+        )
+    return default or ModelSpec(), False
+
+
+def load_checkpoint(model: torch.nn.Module, checkpoint: str | os.PathLike) -> None:
+    """Load `{'model': state_dict}` strictly; a missing, unreadable or mismatched file is an InputError naming it."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise InputError(
+            f"{path}: checkpoint not found. Real ETSAM weights: `tomoseg fetch-weights --out DIR` or download "
+            "etsam_stage1_v1.pt / etsam_stage2_v1.pt from https://zenodo.org/records/17571925 and pass their "
+            "paths; test weights: `tomoseg make-test-checkpoints --out DIR`"
+        )
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unpickling problem is a bad input file
+        raise InputError(f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: {err})") from err
+    if not isinstance(blob, dict) or not isinstance(blob.get("model"), dict):
+        raise InputError(f"{path}: expected a checkpoint dict with a 'model' state_dict")
+    state = blob["model"]
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    mismatched = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or mismatched:
+
+        def few(keys: list[str]) -> str:
+            return ", ".join(keys[:5]) + (f" ... (+{len(keys) - 5})" if len(keys) > 5 else "")
+
+        raise InputError(
+            f"{path}: checkpoint does not match the model config ({len(missing)} missing keys: {few(missing)}; "
+            f"{len(unexpected)} unexpected keys: {few(unexpected)}; {len(mismatched)} shape mismatches: "
+            f"{few(mismatched)}). Pass the right --model-config or checkpoint"
+        )
+    model.load_state_dict(state, strict=True)
+
+
+def load_model(
+    checkpoint: str | os.PathLike, device: str | torch.device = "cpu", default: ModelSpec | None = None
+) -> tuple[torch.nn.Module, ModelSpec, bool]:
+    """Build the model recorded beside `checkpoint` (or `default`) and load the checkpoint into it."""
+    spec, untrained = checkpoint_spec(checkpoint, default)
+    if not Path(checkpoint).is_file():
+        load_checkpoint(torch.nn.Module(), checkpoint)  # raises the not-found message
+    model = build_model(spec, "cpu")
+    load_checkpoint(model, checkpoint)
+    return model.to(device), spec, untrained
+
+
+def random_model(
+    spec: ModelSpec, seed: int, object_score_bias: float = TEST_OBJECT_SCORE_BIAS
+) -> torch.nn.Module:
+    """A randomly initialised model (seeded); the object-score head's last bias is set so objects appear."""
+    torch.manual_seed(seed)
+    model = build_model(spec, "cpu")
+    head = model.sam_mask_decoder.pred_obj_score_head
+    last = head.layers[-1] if hasattr(head, "layers") else head
+    with torch.no_grad():
+        last.bias.fill_(object_score_bias)
+    return model
+
+
+def write_untrained_checkpoint(path: str | os.PathLike, spec: ModelSpec, seed: int, **meta: Any) -> Path:
+    """Write a random model as `{'model': state_dict}` plus a sidecar JSON marking it untrained."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = random_model(spec, seed)
+    with atomic_path(path) as tmp:
+        torch.save({"model": model.state_dict()}, tmp)
+    write_json(
+        sidecar_path(path),
+        {
+            "model_config": config_name(spec.config),
+            "overrides": list(spec.overrides),
+            "untrained": True,
+            "seed": seed,
+            "object_score_bias": TEST_OBJECT_SCORE_BIAS,
+            **meta,
+        },
+    )
+    return path
+
+
+def tiny_spec(image_size: int = 128) -> ModelSpec:
+    """The tiny test model: SAM2.1 Hiera-tiny at `image_size`."""
+    return ModelSpec(TINY_CONFIG, image_size_overrides(image_size))

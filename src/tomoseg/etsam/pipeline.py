@@ -1,0 +1,387 @@
+"""Both ETSAM stages on one normalized tomogram, one model build per model config, and the file-level steps."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tomoseg.etsam.engine import DTYPES, PropagationStats, propagate
+from tomoseg.etsam.fusion import STAGE1_THRESHOLD, STAGE2_THRESHOLD, FusedVolume, threshold
+from tomoseg.etsam.model import ModelSpec, build_model, checkpoint_spec, config_name, load_checkpoint
+from tomoseg.etsam.prompts import STAGE1_MODES, STAGE2_MODES, build_prompts
+from tomoseg.io import InputError, read_volume, sha256sum, write_json, write_volume
+from tomoseg.normalize import normalize_volume
+from tomoseg.provenance import provenance_record
+
+log = logging.getLogger(__name__)
+
+MIN_SLICE = 16  # smaller slices cannot hold a 50-px grid nor survive SAM2's 4x-downsampled decoder output
+DEFAULT_WEIGHTS_DIR = Path("resources/etsam")
+
+
+@dataclass
+class EtsamOptions:
+    """Everything that decides an ETSAM run; the defaults are the paper's settings."""
+
+    stage1_checkpoint: str = str(DEFAULT_WEIGHTS_DIR / "etsam_stage1_v1.pt")
+    stage2_checkpoint: str = str(DEFAULT_WEIGHTS_DIR / "etsam_stage2_v1.pt")
+    model_config: str | None = None  # None: the checkpoint's sidecar JSON, else SAM2.1 Hiera-B+
+    model_overrides: list[str] = field(default_factory=list)
+    device: str = "cpu"
+    dtype: str = "float32"
+    prompt_stage1: str = "grid_first"
+    prompt_stage2: str = "empty"
+    every_n: int = 50
+    grid_spacing: int = 50
+    stage1_threshold: float = STAGE1_THRESHOLD
+    threshold: float = STAGE2_THRESHOLD
+    encoder_batch: int = 8
+    keep_aspect: bool = False  # off = the paper (slices stretched to a square)
+    bin: int = 1  # 1 = the paper; N > 1: slices block-averaged N x N before SAM2, logits upsampled back
+    progress: bool = True
+
+    def validate(self) -> None:
+        """Reject unknown modes/dtypes/devices before any work is done."""
+        if self.prompt_stage1 not in STAGE1_MODES:
+            raise ValueError(
+                f"Stage 1 prompt mode {self.prompt_stage1!r} unknown; choose one of {STAGE1_MODES}"
+            )
+        if self.prompt_stage2 not in STAGE2_MODES:
+            raise ValueError(
+                f"Stage 2 prompt mode {self.prompt_stage2!r} unknown; choose one of {STAGE2_MODES}"
+            )
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype {self.dtype!r} unknown; choose one of {tuple(DTYPES)}")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise InputError(
+                f"device {self.device!r} requested but this torch ({torch.__version__}) has no CUDA device; "
+                "use --device cpu (or etsam.device: cpu in the workflow config)"
+            )
+        if self.every_n < 1 or self.grid_spacing < 1 or self.encoder_batch < 1 or self.bin < 1:
+            raise InputError("every_n, grid_spacing, encoder_batch and bin must be >= 1")
+
+    def spec_for(self, checkpoint: str) -> tuple[ModelSpec, bool]:
+        """The model spec for `checkpoint` (explicit config wins over its sidecar) and its untrained flag."""
+        spec, untrained = checkpoint_spec(checkpoint)
+        if self.model_config:
+            spec = ModelSpec(config_name(self.model_config), tuple(self.model_overrides))
+        return spec, untrained
+
+
+@dataclass
+class EtsamResult:
+    """Logits of the stages that ran, with their timing and whether the weights were untrained."""
+
+    stage1_logits: np.ndarray | None = None
+    stage2_logits: np.ndarray | None = None
+    stats: dict[str, PropagationStats] = field(default_factory=dict)
+    untrained: bool = False
+    checkpoints: dict[str, str] = field(default_factory=dict)
+    specs: dict[str, dict] = field(default_factory=dict)
+
+
+def check_volume(volume: np.ndarray, name: str = "volume") -> None:
+    """A usable ETSAM input: 3-D, slices at least MIN_SLICE px, finite values."""
+    if volume.ndim != 3:
+        raise InputError(f"{name}: expected a 3-D tomogram (Z, Y, X), found shape {volume.shape}")
+    if volume.shape[0] < 1 or min(volume.shape[1:]) < MIN_SLICE:
+        raise InputError(
+            f"{name}: slices of {volume.shape[1]}x{volume.shape[2]} px are too small "
+            f"(ETSAM needs at least {MIN_SLICE}x{MIN_SLICE})"
+        )
+    if not np.isfinite(volume).all():
+        raise InputError(f"{name}: non-finite values (NaN or inf)")
+
+
+class _Models:
+    """Builds each distinct model config once and loads checkpoints into it (the published code rebuilds per stage)."""
+
+    def __init__(self, opts: EtsamOptions):
+        self.opts, self.built = opts, {}
+
+    def get(self, checkpoint: str) -> tuple[torch.nn.Module, ModelSpec, bool]:
+        spec, untrained = self.opts.spec_for(checkpoint)
+        if not Path(checkpoint).is_file():
+            load_checkpoint(torch.nn.Module(), checkpoint)  # raises the "not found, get it here" message
+        if spec not in self.built:
+            self.built[spec] = build_model(spec, "cpu")
+        model = self.built[spec]
+        load_checkpoint(model, checkpoint)
+        return model.to(self.opts.device), spec, untrained
+
+
+def segment_tomogram(
+    normalized: np.ndarray,
+    opts: EtsamOptions,
+    stages: tuple[str, ...] = ("stage1", "stage2"),
+    stage1_logits: np.ndarray | None = None,
+    name: str = "tomogram",
+) -> EtsamResult:
+    """Run ETSAM Stage 1 and/or Stage 2 on a normalized tomogram; Stage 2 alone needs `stage1_logits`."""
+    opts.validate()
+    check_volume(normalized, name)
+    if opts.bin > 1:
+        return _segment_binned(normalized, opts, stages, stage1_logits, name)
+    normalized = np.asarray(normalized, dtype=np.float32)
+    result, models = EtsamResult(), _Models(opts)
+    common = dict(
+        device=opts.device,
+        dtype=opts.dtype,
+        encoder_batch=opts.encoder_batch,
+        progress=opts.progress,
+        keep_aspect=opts.keep_aspect,
+    )
+    if "stage1" in stages:
+        model, spec, untrained = models.get(opts.stage1_checkpoint)
+        prompts = build_prompts(
+            opts.prompt_stage1, normalized.shape, model.image_size, opts.every_n, opts.grid_spacing
+        )
+        stage1_logits, result.stats["stage1"] = propagate(
+            model, normalized, prompts, desc="ETSAM stage 1", **common
+        )
+        result.stage1_logits, result.untrained = stage1_logits, result.untrained or untrained
+        result.checkpoints["stage1"], result.specs["stage1"] = opts.stage1_checkpoint, asdict(spec)
+    if "stage2" in stages:
+        if stage1_logits is None:
+            raise ValueError("Stage 2 needs the Stage 1 logits")
+        check_volume(stage1_logits, f"{name} (Stage 1 logits)")
+        model, spec, untrained = models.get(opts.stage2_checkpoint)
+        fused = FusedVolume(normalized, stage1_logits)
+        prompts = build_prompts(
+            opts.prompt_stage2,
+            normalized.shape,
+            model.image_size,
+            opts.every_n,
+            opts.grid_spacing,
+            stage1_logits=stage1_logits,
+            stage1_threshold=opts.stage1_threshold,
+        )
+        result.stage2_logits, result.stats["stage2"] = propagate(
+            model, fused, prompts, desc="ETSAM stage 2", **common
+        )
+        result.untrained = result.untrained or untrained
+        result.checkpoints["stage2"], result.specs["stage2"] = opts.stage2_checkpoint, asdict(spec)
+    return result
+
+
+def bin_slices(volume: np.ndarray, factor: int) -> np.ndarray:
+    """Block-average each slice factor x factor (the remainder rows/columns are dropped), float32."""
+    n, h, w = volume.shape
+    hb, wb = h // factor, w // factor
+    out = np.empty((n, hb, wb), np.float32)
+    for z in range(n):
+        block = np.asarray(volume[z, : hb * factor, : wb * factor], np.float32)
+        out[z] = block.reshape(hb, factor, wb, factor).mean(axis=(1, 3))
+    return out
+
+
+def unbin_slices(logits: np.ndarray, shape: tuple[int, int, int], chunk: int = 16) -> np.ndarray:
+    """Bilinear upsampling of binned logits back to the full slice size."""
+    out = np.empty(shape, np.float32)
+    for z in range(0, shape[0], chunk):
+        t = torch.from_numpy(np.ascontiguousarray(logits[z : z + chunk]))[:, None]
+        up = torch.nn.functional.interpolate(t, size=shape[1:], mode="bilinear", align_corners=False)
+        out[z : z + chunk] = up[:, 0].numpy()
+    return out
+
+
+def _segment_binned(normalized, opts, stages, stage1_logits, name) -> EtsamResult:
+    """`opts.bin` > 1: run on block-averaged slices (grid spacing scaled), upsample the logits back."""
+    from dataclasses import replace
+
+    f = opts.bin
+    if min(normalized.shape[1:]) // f < MIN_SLICE:
+        raise InputError(
+            f"{name}: slices of {normalized.shape[1]}x{normalized.shape[2]} px are too small to bin by {f}"
+        )
+    log.info(
+        "%s: binning slices %dx%d by %d (off by default; the paper does not bin)",
+        name,
+        *normalized.shape[1:],
+        f,
+    )
+    inner = replace(opts, bin=1, grid_spacing=max(1, round(opts.grid_spacing / f)))
+    s1 = None if stage1_logits is None else bin_slices(stage1_logits, f)
+    result = segment_tomogram(bin_slices(normalized, f), inner, stages, s1, name)
+    for key in ("stage1_logits", "stage2_logits"):
+        value = getattr(result, key)
+        if value is not None:
+            setattr(result, key, unbin_slices(value, normalized.shape))
+    return result
+
+
+def gpu_record(device: str) -> dict[str, Any]:
+    """The `{rule}/{tomo}.gpu.json` record: device, GPU name and peak GPU memory (null on CPU)."""
+    dev = torch.device(device)
+    if dev.type == "cuda" and torch.cuda.is_available():
+        return {
+            "device": str(
+                dev if dev.index is not None else torch.device("cuda", torch.cuda.current_device())
+            ),
+            "gpu_name": torch.cuda.get_device_name(dev),
+            "peak_gpu_memory_mb": torch.cuda.max_memory_allocated(dev) / 2**20,
+        }
+    return {"device": "cpu", "gpu_name": None, "peak_gpu_memory_mb": None}
+
+
+def _parameters(opts: EtsamOptions) -> dict[str, Any]:
+    p = asdict(opts)
+    p.pop("progress")
+    return p
+
+
+def _provenance(
+    result: EtsamResult, opts: EtsamOptions, inputs: dict[str, str], method: str
+) -> dict[str, Any]:
+    return provenance_record(
+        f"etsam:{method}",
+        _parameters(opts),
+        inputs,
+        method=method,
+        untrained=result.untrained,
+        checkpoints={k: {"path": v, "sha256": sha256sum(v)} for k, v in result.checkpoints.items()},
+        models=result.specs,
+        timing={
+            k: {
+                "slices": s.frames,
+                "seconds": round(s.seconds, 3),
+                "slices_per_second": round(s.frames_per_second, 3),
+                "encoder_batch": s.encoder_batch,
+                "slices_with_object": s.frames_with_object,
+            }
+            for k, s in result.stats.items()
+        },
+    )
+
+
+def _stage(outputs: dict[str, Path]) -> tuple[Path, dict[str, Path]]:
+    """A staging folder beside the first output; each output is renamed into place only when all are done."""
+    first = next(iter(outputs.values()))
+    first.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".etsam-staging-", dir=first.parent))
+    return staging, {k: staging / f"{k}-{p.name}" for k, p in outputs.items()}
+
+
+def _publish(staging: Path, staged: dict[str, Path], outputs: dict[str, Path]) -> None:
+    for key, path in outputs.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged[key], path)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def _write_all(outputs: dict[str, Path], writers: dict[str, Any]) -> None:
+    """Write every output into staging and publish them together; on failure nothing is left behind."""
+    staging, staged = _stage(outputs)
+    try:
+        for key, write in writers.items():
+            write(staged[key])
+        _publish(staging, staged, outputs)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def run_stage1(
+    normalized_path: Path,
+    logits_out: Path,
+    mask_out: Path,
+    opts: EtsamOptions,
+    provenance_out: Path | None = None,
+    gpu_json: Path | None = None,
+) -> EtsamResult:
+    """Workflow step etsam_stage1: normalized MRC -> Stage 1 logits and mask (logits > stage1_threshold)."""
+    volume, voxel = read_volume(normalized_path, dtype=np.float32)
+    result = segment_tomogram(volume, opts, stages=("stage1",), name=str(normalized_path))
+    outputs = {"logits": Path(logits_out), "mask": Path(mask_out)}
+    writers = {
+        "logits": lambda p: write_volume(p, result.stage1_logits, voxel),
+        "mask": lambda p: write_volume(p, threshold(result.stage1_logits, opts.stage1_threshold), voxel),
+    }
+    if provenance_out:
+        outputs["provenance"] = Path(provenance_out)
+        record = _provenance(result, opts, {"normalized": str(normalized_path)}, "etsam_stage1")
+        writers["provenance"] = lambda p: write_json(p, record)
+    if gpu_json:
+        outputs["gpu"] = Path(gpu_json)
+        writers["gpu"] = lambda p: write_json(p, gpu_record(opts.device))
+    _write_all(outputs, writers)
+    return result
+
+
+def run_stage2(
+    normalized_path: Path,
+    stage1_logits_path: Path,
+    logits_out: Path | None,
+    mask_out: Path,
+    provenance_out: Path,
+    opts: EtsamOptions,
+    gpu_json: Path | None = None,
+) -> EtsamResult:
+    """Workflow step etsam_stage2: normalized + Stage 1 logits -> Stage 2 logits, final mask, provenance."""
+    volume, voxel = read_volume(normalized_path, dtype=np.float32)
+    s1, _ = read_volume(stage1_logits_path, dtype=np.float32)
+    if s1.shape != volume.shape:
+        raise InputError(
+            f"{stage1_logits_path}: shape {s1.shape} differs from {normalized_path}'s {volume.shape}"
+        )
+    result = segment_tomogram(volume, opts, stages=("stage2",), stage1_logits=s1, name=str(normalized_path))
+    s1_prov = Path(stage1_logits_path).with_name("stage1_provenance.json")
+    if s1_prov.is_file():
+        import json
+
+        result.untrained = result.untrained or bool(json.loads(s1_prov.read_text()).get("untrained", False))
+    outputs = {"mask": Path(mask_out), "provenance": Path(provenance_out)}
+    record = _provenance(
+        result, opts, {"normalized": str(normalized_path), "stage1_logits": str(stage1_logits_path)}, "etsam"
+    )
+    writers = {
+        "mask": lambda p: write_volume(p, threshold(result.stage2_logits, opts.threshold), voxel),
+        "provenance": lambda p: write_json(p, record),
+    }
+    if logits_out:
+        outputs["logits"] = Path(logits_out)
+        writers["logits"] = lambda p: write_volume(p, result.stage2_logits, voxel)
+    if gpu_json:
+        outputs["gpu"] = Path(gpu_json)
+        writers["gpu"] = lambda p: write_json(p, gpu_record(opts.device))
+    _write_all(outputs, writers)
+    return result
+
+
+def run_segment(
+    tomogram: Path,
+    out_dir: Path,
+    opts: EtsamOptions,
+    normalized: bool = False,
+    normalization: str = "max_positive",
+    store_logits: bool = False,
+) -> EtsamResult:
+    """`tomoseg segment`: both stages on one MRC; mask.mrc, provenance.json and optionally both logits."""
+    volume, voxel = read_volume(tomogram, dtype=np.float32)
+    check_volume(volume, str(tomogram))
+    if not normalized:
+        volume = normalize_volume(volume, normalization, name=str(tomogram))  # type: ignore[arg-type]
+    result = segment_tomogram(volume, opts, name=str(tomogram))
+    out_dir = Path(out_dir)
+    outputs = {"mask": out_dir / "mask.mrc", "provenance": out_dir / "provenance.json"}
+    params = {"normalized_input": normalized, "normalization": None if normalized else normalization}
+    record = _provenance(result, opts, {"tomogram": str(tomogram)}, "etsam")
+    record["parameters"].update(params)
+    writers = {
+        "mask": lambda p: write_volume(p, threshold(result.stage2_logits, opts.threshold), voxel),
+        "provenance": lambda p: write_json(p, record),
+    }
+    if store_logits:
+        outputs["stage1_logits"] = out_dir / "stage1_logits.mrc"
+        outputs["stage2_logits"] = out_dir / "stage2_logits.mrc"
+        writers["stage1_logits"] = lambda p: write_volume(p, result.stage1_logits, voxel)
+        writers["stage2_logits"] = lambda p: write_volume(p, result.stage2_logits, voxel)
+    _write_all(outputs, writers)
+    return result

@@ -1,0 +1,16 @@
+from pathlib import Path
+
+from tomoseg.etsam.pipeline import EtsamOptions, run_stage2
+from tomoseg.runlog import log_to
+
+log_to(snakemake.log[0])
+out = snakemake.output
+run_stage2(
+    Path(snakemake.input.normalized),
+    Path(snakemake.input.stage1_logits),
+    Path(out.logits),
+    Path(out.mask),
+    Path(out.provenance),
+    EtsamOptions(stage2_checkpoint=snakemake.input.checkpoint, progress=False, **snakemake.params.options),
+    gpu_json=Path(out.gpu),
+)
