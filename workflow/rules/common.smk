@@ -83,6 +83,13 @@ def etsam_options():
     return {k: e[k] for k in keys if e.get(k) is not None}
 
 
+def portal_row(wildcards):
+    """The runs-sheet fields a download depends on (other columns, e.g. split, must not trigger reruns)."""
+    row = runs.loc[wildcards.tomo]
+    keys = ("tomo", "source", "dataset_id", "run_id", "tomogram_id", "truth")
+    return {key: row[key] for key in keys}
+
+
 def all_targets():
     """Everything `rule all` builds; each stage adds its outputs here as it lands."""
     targets = expand("results/data/{tomo}/normalized.mrc", tomo=tomos())

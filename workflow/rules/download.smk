@@ -5,13 +5,6 @@
 # Snakemake download every tomogram again.
 
 
-def portal_row(wildcards):
-    """The runs-sheet fields a download depends on (other columns, e.g. split, must not trigger reruns)."""
-    row = runs.loc[wildcards.tomo]
-    keys = ("tomo", "source", "dataset_id", "run_id", "tomogram_id", "truth")
-    return {key: row[key] for key in keys}
-
-
 if config["download"]["local_rules"]:
 
     localrules:
