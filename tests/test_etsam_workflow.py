@@ -4,9 +4,9 @@ import json
 
 import numpy as np
 import pytest
+from snakemake_helpers import make_workdir, run_snakemake
 
 from tomoseg.io import read_mask, read_volume, write_volume
-from workflow import make_workdir, run_snakemake
 
 HEADER = "tomo\tsource\tdataset_id\trun_id\ttomogram_id\tpath\ttruth_path\ttruth\tsplit\n"
 

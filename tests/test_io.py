@@ -48,7 +48,7 @@ def test_masks_are_stored_in_one_byte_per_voxel(tmp_path):
         (b"", "empty file"),
         (b"<!DOCTYPE html><html><body>404 Not Found</body></html>" + b" " * 2000, "HTML"),
         (b"x" * 100, "shorter than an MRC header"),
-        (b"\x00" * 4000, "not a readable MRC file"),
+        (b"\x00" * 4000, "empty volume"),
     ],
 )
 def test_garbage_files_are_rejected_with_their_name(tmp_path, content, message):

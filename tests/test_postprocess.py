@@ -9,21 +9,9 @@ from tomoseg.io import read_mask, write_volume
 from tomoseg.postprocess import filter_components, filter_components_reference
 from tomoseg.synthetic import membrane_mask
 
-OFFSETS = [(dz, dy, dx) for dz in (-1, 0, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dz, dy, dx) != (0, 0, 0)]
-
-
-@pytest.fixture
-def cli_main(monkeypatch):
-    """tomoseg.cli.main with the evaluation commands registered (other commands come from other branches)."""
-    import tomoseg.cli
-
-    monkeypatch.setattr(
-        tomoseg.cli,
-        "COMMAND_MODULES",
-        ("tomoseg.commands.postprocess", "tomoseg.commands.evaluate", "tomoseg.commands.stats"),
-    )
-    return tomoseg.cli.main
-
+OFFSETS = [
+    (dz, dy, dx) for dz in (-1, 0, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dz, dy, dx) != (0, 0, 0)
+]
 
 
 def bfs_filter(mask: np.ndarray, min_slices: int) -> np.ndarray:
@@ -105,7 +93,10 @@ def test_cli_roundtrip(tmp_path, cli_main):
     mask[0:10, 2, 2] = 1
     mask[0:3, 0, 0] = 1
     write_volume(tmp_path / "m.mrc", mask, 10.0)
-    assert main(["postprocess", str(tmp_path / "m.mrc"), "--min-slices", "10", "--out", str(tmp_path / "o.mrc")]) == 0
+    assert (
+        main(["postprocess", str(tmp_path / "m.mrc"), "--min-slices", "10", "--out", str(tmp_path / "o.mrc")])
+        == 0
+    )
     out, vs = read_mask(tmp_path / "o.mrc")
     assert out.dtype.kind == "u" and out.sum() == 10 and vs == (10.0, 10.0, 10.0)
     assert main(["postprocess", str(tmp_path / "missing.mrc"), "--out", str(tmp_path / "x.mrc")]) == 2

@@ -20,20 +20,6 @@ PAPER_MEANS = {
 }
 
 
-@pytest.fixture
-def cli_main(monkeypatch):
-    """tomoseg.cli.main with the evaluation commands registered (other commands come from other branches)."""
-    import tomoseg.cli
-
-    monkeypatch.setattr(
-        tomoseg.cli,
-        "COMMAND_MODULES",
-        ("tomoseg.commands.postprocess", "tomoseg.commands.evaluate", "tomoseg.commands.stats"),
-    )
-    return tomoseg.cli.main
-
-
-
 @pytest.fixture(scope="module")
 def paper_frames():
     return {m: read_per_tomogram(p) for m, p in paper_per_tomogram_paths().items()}
@@ -79,8 +65,15 @@ def test_wilcoxon_branch_on_non_normal_differences(tmp_path):
     n = 20
     base = rng.uniform(0.3, 0.7, n)
     diff = np.r_[np.full(n - 3, 0.01), [0.5, 0.6, 0.7]]  # heavily skewed differences
-    a = pd.DataFrame({"tomo": [f"t{i}" for i in range(n)], "dice": base + diff, "iou": base + diff,
-                      "precision": base + diff, "recall": base + diff})
+    a = pd.DataFrame(
+        {
+            "tomo": [f"t{i}" for i in range(n)],
+            "dice": base + diff,
+            "iou": base + diff,
+            "precision": base + diff,
+            "recall": base + diff,
+        }
+    )
     b = a.assign(dice=base, iou=base, precision=base, recall=base)
     a.to_csv(tmp_path / "a.csv", index=False)
     b.to_csv(tmp_path / "b.csv", index=False)
@@ -91,19 +84,45 @@ def test_wilcoxon_branch_on_non_normal_differences(tmp_path):
 
 
 def test_missing_tomogram_is_reported(tmp_path, cli_main):
-    a = pd.DataFrame({"tomo": ["x", "y", "z", "w"], "dice": [0.5, 0.6, 0.7, 0.65], "iou": 0.4, "precision": 0.5,
-                      "recall": [0.5, 0.7, 0.6, 0.8]})
+    a = pd.DataFrame(
+        {
+            "tomo": ["x", "y", "z", "w"],
+            "dice": [0.5, 0.6, 0.7, 0.65],
+            "iou": 0.4,
+            "precision": 0.5,
+            "recall": [0.5, 0.7, 0.6, 0.8],
+        }
+    )
     b = a.iloc[:3].assign(dice=[0.4, 0.5, 0.65])
     a.to_csv(tmp_path / "a.csv", index=False)
     b.to_csv(tmp_path / "b.csv", index=False)
     out = tmp_path / "out"
-    argv = ["stats", "--method", f"a={tmp_path / 'a.csv'}", "--method", f"b={tmp_path / 'b.csv'}", "--out", str(out)]
+    argv = [
+        "stats",
+        "--method",
+        f"a={tmp_path / 'a.csv'}",
+        "--method",
+        f"b={tmp_path / 'b.csv'}",
+        "--out",
+        str(out),
+    ]
     assert cli_main([*argv, "--untrained", "b"]) == 0
     unpaired = pd.read_csv(out / "unpaired.csv")
     assert list(unpaired["tomo"]) == ["w"] and list(unpaired["present_in"]) == ["a"]
     tests = pd.read_csv(out / "ttests.csv")
-    assert list(tests.columns) == ["metric", "method_a", "method_b", "n", "mean_difference", "shapiro_p", "normal",
-                                   "ttest_p", "alpha", "marker", "wilcoxon_p"]
+    assert list(tests.columns) == [
+        "metric",
+        "method_a",
+        "method_b",
+        "n",
+        "mean_difference",
+        "shapiro_p",
+        "normal",
+        "ttest_p",
+        "alpha",
+        "marker",
+        "wilcoxon_p",
+    ]
     assert (tests["n"] == 3).all()
     md = (out / "table1.md").read_text()
     assert "b (untrained)" in md and "unpaired tomogram w" in md

@@ -1,8 +1,7 @@
 """Config and runs-sheet validation: malformed input is rejected with a message naming the field."""
 
 import pytest
-
-from workflow import make_workdir, run_snakemake
+from snakemake_helpers import make_workdir, run_snakemake
 
 HEADER = "tomo\tsource\tdataset_id\trun_id\ttomogram_id\tpath\ttruth_path\ttruth\tsplit\n"
 

@@ -94,7 +94,8 @@ def _open_checked(path: Path, mode: str = "r") -> mrcfile.mrcfile.MrcFile:
     if len(head) < 1024:
         raise InputError(f"{path}: not an MRC file (only {len(head)} bytes, shorter than an MRC header)")
     if head[208:212] != b"MAP ":
-        raise InputError(f"{path}: not a readable MRC file (no 'MAP ' identifier at byte 208)")
+        # Pre-2014 writers (TARDIS among them) omit the stamp; the header and size checks below still apply.
+        log.debug("%s: no 'MAP ' identifier at byte 208 (old-style MRC header)", path)
     try:
         mrc = mrcfile.mmap(path, mode=mode, permissive=True)
     except Exception as err:  # mrcfile raises ValueError/TypeError/OSError for corrupt headers

@@ -1,4 +1,3 @@
-import logging
 from pathlib import Path
 
 from tomoseg.baselines import run_membrain
@@ -6,19 +5,15 @@ from tomoseg.runlog import log_to
 
 log_to(snakemake.log[0])
 opts = snakemake.params.options
-try:
-    run_membrain(
-        snakemake.input.tomogram,
-        Path(snakemake.output.scores).parent,
-        checkpoint=opts["checkpoint"],
-        python=snakemake.params.python or None,
-        sliding_window_size=opts["sliding_window_size"],
-        test_time_augmentation=opts["test_time_augmentation"],
-        segmentation_threshold=opts["segmentation_threshold"],
-        settings=opts["settings"],
-        untrained=opts["make_untrained_checkpoint"] or None,
-        gpu_json=snakemake.output.gpu,
-    )
-except Exception:
-    logging.getLogger("tomoseg").exception("failed")  # into the rule's log, then fail the job
-    raise
+run_membrain(
+    snakemake.input.tomogram,
+    Path(snakemake.output.scores).parent,
+    checkpoint=opts["checkpoint"],
+    python=snakemake.params.python or None,
+    sliding_window_size=opts["sliding_window_size"],
+    test_time_augmentation=opts["test_time_augmentation"],
+    segmentation_threshold=opts["segmentation_threshold"],
+    settings=opts["settings"],
+    untrained=opts["make_untrained_checkpoint"] or None,
+    gpu_json=snakemake.output.gpu,
+)

@@ -1,4 +1,3 @@
-import logging
 from pathlib import Path
 
 from tomoseg.baselines import run_tardis
@@ -6,22 +5,18 @@ from tomoseg.runlog import log_to
 
 log_to(snakemake.log[0])
 opts = snakemake.params.options
-try:
-    run_tardis(
-        snakemake.input.tomogram,
-        Path(snakemake.output.probabilities).parent,
-        checkpoint=opts["checkpoint"],
-        python=snakemake.params.python or None,
-        pixel_size=opts["pixel_size"],
-        patch_size=opts["patch_size"],
-        rotate=opts["rotate"],
-        normalize_px=opts["normalize_px"],
-        threshold=opts["threshold"],
-        device=opts["device"],
-        settings=opts["settings"],
-        untrained=opts["make_untrained_checkpoint"] or None,
-        gpu_json=snakemake.output.gpu,
-    )
-except Exception:
-    logging.getLogger("tomoseg").exception("failed")  # into the rule's log, then fail the job
-    raise
+run_tardis(
+    snakemake.input.tomogram,
+    Path(snakemake.output.probabilities).parent,
+    checkpoint=opts["checkpoint"],
+    python=snakemake.params.python or None,
+    pixel_size=opts["pixel_size"],
+    patch_size=opts["patch_size"],
+    rotate=opts["rotate"],
+    normalize_px=opts["normalize_px"],
+    threshold=opts["threshold"],
+    device=opts["device"],
+    settings=opts["settings"],
+    untrained=opts["make_untrained_checkpoint"] or None,
+    gpu_json=snakemake.output.gpu,
+)

@@ -32,7 +32,11 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
         metavar="HYDRA_OVERRIDE",
         help="extra Hydra override for --model-config (repeatable)",
     )
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="auto (cuda when available, else cpu), cpu, cuda or cuda:N (default auto)",
+    )
     p.add_argument(
         "--dtype",
         choices=("float32", "bfloat16"),
@@ -65,6 +69,15 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _resolve_device(device: str) -> str:
+    """'auto' means the GPU when torch sees one, else the CPU; anything else is taken as given."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def options_from(a: argparse.Namespace) -> EtsamOptions:
     """EtsamOptions from parsed arguments."""
     return EtsamOptions(
@@ -72,7 +85,7 @@ def options_from(a: argparse.Namespace) -> EtsamOptions:
         stage2_checkpoint=a.stage2_checkpoint,
         model_config=a.model_config,
         model_overrides=a.model_override,
-        device=a.device,
+        device=_resolve_device(a.device),
         dtype=a.dtype,
         prompt_stage1=a.prompt_stage1,
         prompt_stage2=a.prompt_stage2,
