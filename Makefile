@@ -9,7 +9,9 @@ SNAKEMAKE := $(BIN)/snakemake
 
 .PHONY: setup baselines demo test ci-demo lint clean-demo
 
-setup: $(VENV)/.installed baselines
+# The two baseline environments build in parallel (each is mostly pip waiting on I/O).
+setup: $(VENV)/.installed
+	$(MAKE) --no-print-directory -j2 baselines
 
 # CPU install: torch pinned to 2.13.0 (CPU build), sam2 built without build isolation and without
 # dependencies so that no CUDA torch or torchvision is pulled in (see README, "Installing").

@@ -1,7 +1,6 @@
 # Scoring of every method's mask (and scores) against the ground truth, per tomogram.
 # Outputs: results/metrics/{method}/{tomo}.json (+ .hist.npz for methods with scores).
 # Per method: mask, scores (None = mask only) and how to read the scores (see docs/evaluation.md).
-# Folder whose provenance.json says whether a method's output is untrained.
 # Inputs per method and helpers: evaluation_common.smk.
 
 

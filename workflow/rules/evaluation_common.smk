@@ -26,13 +26,13 @@ EVAL_INPUTS = {
         "probabilities",
     ),
 }
-# Folder whose provenance.json says whether a method's output is untrained.
-METHOD_FOLDER = {
-    "etsam": "etsam",
-    "etsam_stage1": "etsam",
-    "etsam_postprocessed": "etsam",
-    "membrain": "membrain",
-    "tardis": "tardis",
+# Provenance record that says whether a method's output is untrained (the stage-1 rule writes its own).
+PROVENANCE = {
+    "etsam": "results/etsam/{tomo}/provenance.json",
+    "etsam_stage1": "results/etsam/{tomo}/stage1_provenance.json",
+    "etsam_postprocessed": "results/etsam/{tomo}/provenance.json",
+    "membrain": "results/membrain/{tomo}/provenance.json",
+    "tardis": "results/tardis/{tomo}/provenance.json",
 }
 SCORED_METHODS = [m for m in config["methods"] if EVAL_INPUTS[m][1]]
 MASK_ONLY_METHODS = [m for m in config["methods"] if not EVAL_INPUTS[m][1]]
@@ -49,7 +49,7 @@ def method_files(method):
 
 
 def provenance_of(wildcards):
-    return f"results/{METHOD_FOLDER[wildcards.method]}/{wildcards.tomo}/provenance.json"
+    return PROVENANCE[wildcards.method].format(tomo=wildcards.tomo)
 
 
 def expected_metrics():

@@ -48,8 +48,7 @@ rule overlay:
     params:
         masks=overlay_masks,
         provenance=lambda wc: {
-            m: f"results/{METHOD_FOLDER[m]}/{wc.tomo}/provenance.json"
-            for m in OVERLAY_MASKS
+            m: PROVENANCE[m].format(tomo=wc.tomo) for m in OVERLAY_MASKS
         },
     script:
         "../scripts/overlay.py"
