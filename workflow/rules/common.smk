@@ -131,6 +131,8 @@ def evaluation_targets():
         ]
     if tomos(with_truth=True):
         targets += ["results/tables/table1.csv", "results/figures/figure1b.png"]
+    if ABLATIONS and tomos(with_truth=True):
+        targets += ABLATION_TABLES
     if config["evaluate"]["overlays"]:
         targets += expand("results/figures/overlays/{tomo}.png", tomo=tomos())
     return targets

@@ -34,7 +34,84 @@ PROVENANCE = {
     "membrain": "results/membrain/{tomo}/provenance.json",
     "tardis": "results/tardis/{tomo}/provenance.json",
 }
-SCORED_METHODS = [m for m in config["methods"] if EVAL_INPUTS[m][1]]
+# Prompting ablation (evaluate.ablations; Supplementary Tables 4-8): ETSAM re-run with each prompt mode.
+# Variant "ablation_stage{1,2}_{mode}" is scored like a method; the variant of the configured (default)
+# mode reuses the main ETSAM outputs (and their metrics when that method is configured), the others
+# are made by the rules in ablation.smk under results/ablation/etsam_stage{1,2}_{mode}/{tomo}/.
+# Every Stage 2 variant takes the grid_first Stage 1 logits as input.
+ABLATION_MODES = {
+    1: ["grid_first", "grid_every_n"],
+    2: ["grid_first", "grid_every_n", "empty", "stage1_mask_every_n"],
+}
+ABLATION_STAGE2_INPUT_MODE = "grid_first"
+ABLATIONS = bool(config["evaluate"].get("ablations")) and "etsam" in config["methods"]
+
+
+def ablation_reuses_main(stage, mode):
+    """Whether the variant is the configured ETSAM run itself (so its outputs are reused)."""
+    e = config["etsam"]
+    if stage == 1:
+        return mode == e["prompt_stage1"]
+    return (
+        mode == e["prompt_stage2"] and e["prompt_stage1"] == ABLATION_STAGE2_INPUT_MODE
+    )
+
+
+def ablation_dir(stage, mode):
+    """Folder (with {tomo}) of a variant's outputs: the main ETSAM folder when reused."""
+    if ablation_reuses_main(stage, mode):
+        return "results/etsam/{tomo}"
+    return f"results/ablation/etsam_stage{stage}_{mode}/{{tomo}}"
+
+
+def ablation_computed_modes(stage):
+    """Modes of `stage` that the ablation rules compute (not reused from the main run)."""
+    return [m for m in ABLATION_MODES[stage] if not ablation_reuses_main(stage, m)]
+
+
+def ablation_metrics_method(stage, mode):
+    """Name under results/metrics/ of a variant's scores (the main method's when it is reused and scored)."""
+    main = {1: "etsam_stage1", 2: "etsam"}[stage]
+    if ablation_reuses_main(stage, mode) and main in config["methods"]:
+        return main
+    return f"ablation_stage{stage}_{mode}"
+
+
+for _stage, _modes in ABLATION_MODES.items():
+    for _mode in _modes:
+        _dir = ablation_dir(_stage, _mode)
+        _name = f"ablation_stage{_stage}_{_mode}"
+        if _stage == 1:
+            EVAL_INPUTS[_name] = (
+                f"{_dir}/stage1_mask.mrc",
+                f"{_dir}/stage1_logits.mrc",
+                "etsam-logits",
+            )
+            PROVENANCE[_name] = f"{_dir}/stage1_provenance.json"
+        else:
+            EVAL_INPUTS[_name] = (
+                f"{_dir}/mask.mrc",
+                f"{_dir}/stage2_logits.mrc",
+                "etsam-logits",
+            )
+            PROVENANCE[_name] = f"{_dir}/provenance.json"
+
+
+def ablation_variants():
+    """(stage, mode, metrics method) of every variant in the ablation tables (none when disabled)."""
+    if not ABLATIONS:
+        return []
+    return [
+        (stage, mode, ablation_metrics_method(stage, mode))
+        for stage, modes in ABLATION_MODES.items()
+        for mode in modes
+    ]
+
+
+ABLATION_SCORED = sorted(
+    {m for _, _, m in ablation_variants()} - set(config["methods"])
+)
+SCORED_METHODS = [m for m in config["methods"] if EVAL_INPUTS[m][1]] + ABLATION_SCORED
 MASK_ONLY_METHODS = [m for m in config["methods"] if not EVAL_INPUTS[m][1]]
 ALLOW_MISSING = config["evaluate"]["allow_missing"]
 
@@ -97,6 +174,20 @@ REPORTED_TABLES = [
     "results/tables/paper_comparison.csv",
 ]
 UNREPORTED_TABLES = [p for p in SUMMARY_TABLES if p not in REPORTED_TABLES]
+
+
+ABLATION_TABLES = [
+    "results/tables/supp_table4_stage1_prompts.csv",
+    "results/tables/supp_tables5-8_stage2_prompts.csv",
+]
+
+
+def ablation_metrics():
+    """Metrics files of the ablation tables: all (strict) or those that exist or can be made (allow_missing)."""
+    pairs = [(m, t) for _, _, m in ablation_variants() for t in tomos(with_truth=True)]
+    if ALLOW_MISSING:
+        pairs = [(m, t) for m, t in pairs if evaluable(m, t)]
+    return [metrics_json(m, t) for m, t in pairs]
 
 
 def summary_metrics():
