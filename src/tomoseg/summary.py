@@ -318,8 +318,12 @@ def build_summaries(
     comp = tables.paper_comparison(pd.DataFrame(ours, columns=["method"] if not ours else None))
     comp = pd.concat([comp, _paper_threshold_rows(frames, th_rows, untrained)], ignore_index=True)
     comp["method"] = [tables.label(m, untrained) for m in comp["method"]]
+    scored = sorted({str(t) for f in frames.values() if "tomo" in f for t in f["tomo"]})
     write("paper_comparison", comp, "Ours vs the paper (Table 1, AUPRC, Supplementary Table 3)",
-          ["difference = ours - paper; paper hardware: Intel i7-14700K, 32 GB, RTX 4070 12 GB"])
+          ["difference = ours - paper; paper hardware: Intel i7-14700K, 32 GB, RTX 4070 12 GB",
+           f"ours: the {len(scored)} tomograms of this run ({', '.join(scored)}); the paper: its ten experimental "
+           "test tomograms. The numbers are comparable only for a run of the default config's test set "
+           "with the published checkpoints"])
 
     write("failures", failures, "Failed, missing, skipped or undefined tomograms")
     write_json(
