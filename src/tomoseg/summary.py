@@ -270,16 +270,26 @@ def build_summaries(
     for method, frame in frames.items():
         per_t: dict[float, list[dict]] = {}
         for path in frame["_json"]:
-            for row in read_json(path).get("thresholds", []):
-                per_t.setdefault(float(row["threshold"]), []).append(row)
+            record = read_json(path)
+            floor = record.get("score_floor_logit")
+            for row in record.get("thresholds", []):
+                inexact = floor is not None and float(row["threshold"]) < floor
+                per_t.setdefault(float(row["threshold"]), []).append({**row, "floor_inexact": inexact})
         for t in sorted(per_t):
             df = pd.DataFrame(per_t[t])
-            row = {"method": tables.label(method, untrained), "threshold": t, "n": len(df)}
+            row = {
+                "method": tables.label(method, untrained),
+                "threshold": t,
+                "n": len(df),
+                "n_floor_inexact": int(df["floor_inexact"].sum()),
+            }
             for m in METRICS:
                 row[f"{m}_mean"], row[f"{m}_sd"] = _mean_sd(df[m].astype(float))
             th_rows.append(row)
     write("thresholds", pd.DataFrame(th_rows), "Threshold ablation (from the score histograms)",
           [f"configured thresholds: {list(thresholds)} (logit units)",
+           "n_floor_inexact: tomograms where the threshold lies below the score floor (-max logit); the "
+           "histogram merged all lower logits into the floor, so those rows count them as predicted membrane",
            "prompt-mode ablation: tables/supp_table4_stage1_prompts, supp_tables5-8_stage2_prompts "
            "(config evaluate.ablations)"])
 
