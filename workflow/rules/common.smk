@@ -79,6 +79,7 @@ def etsam_options():
         "encoder_batch",
         "keep_aspect",
         "bin",
+        "bidirectional",
     ]
     return {k: e[k] for k in keys if e.get(k) is not None}
 

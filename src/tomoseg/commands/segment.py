@@ -66,6 +66,12 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
         help="block-average slices N x N before SAM2 and upsample the logits back (default 1 = the paper); "
         "helps when grid dots vanish in SAM2's mask resize of large slices",
     )
+    p.add_argument(
+        "--bidirectional",
+        action="store_true",
+        help="also propagate backward from the last slice (prompted like slice 0 is, counted from the end) "
+        "and average the two passes' logits per slice (off = the paper: forward from slice 0 only)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -96,6 +102,7 @@ def options_from(a: argparse.Namespace) -> EtsamOptions:
         encoder_batch=a.encoder_batch,
         keep_aspect=a.keep_aspect,
         bin=a.bin,
+        bidirectional=a.bidirectional,
         progress=not a.no_progress,
     )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -194,14 +195,27 @@ class Propagator:
 
     # -- the sequential loop -----------------------------------------------------------------------------
     @torch.inference_mode()
-    def run(self, volume: np.ndarray, prompts: dict[int, np.ndarray], out: np.ndarray) -> PropagationStats:
-        """Fill `out` (N, H, W) with per-slice logits at slice resolution, propagating forward from frame 0."""
+    def run(
+        self, volume: np.ndarray, prompts: dict[int, np.ndarray], out: np.ndarray, reverse: bool = False
+    ) -> PropagationStats:
+        """Fill `out` (N, H, W) with per-slice logits at slice resolution, propagating from frame 0 forward.
+
+        reverse: propagate from the last frame (N - 1) backward, as upstream `propagate_in_video(state,
+        start_frame_idx=N - 1, reverse=True)` does on a fresh state holding the same prompts: SAM2's
+        `track_in_reverse`, memories and object pointers of the frames after the current one.
+        """
         m = self.model
         n, h, w = volume.shape
         if out.shape != volume.shape:
             raise ValueError(f"output shape {out.shape} differs from the volume's {volume.shape}")
-        if not prompts or min(prompts) != 0:
-            raise ValueError("the engine propagates forward from frame 0: frame 0 needs a prompt")
+        first = n - 1 if reverse else 0
+        if not prompts or first not in prompts or not all(0 <= f < n for f in prompts):
+            raise ValueError(
+                f"the engine propagates {'backward' if reverse else 'forward'} from frame {first}: "
+                f"frame {first} needs a prompt (and every prompt frame must lie in 0..{n - 1})"
+            )
+        step = -1 if reverse else 1
+        order = range(n - 1, -1, -1) if reverse else range(n)
         t0 = time.perf_counter()
         stats = PropagationStats(conditioning_frames=sorted(prompts))
         state: dict = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
@@ -214,8 +228,8 @@ class Propagator:
         bar = tqdm(total=n, desc=self.desc, unit="slice", disable=not self.progress)
         with _autocast(self.device, self.dtype):
             self._condition(volume, prompts, state)
-            for start in range(0, n, self.encoder_batch):
-                chunk = range(start, min(n, start + self.encoder_batch))
+            for c in range(0, n, self.encoder_batch):
+                chunk = order[c : c + self.encoder_batch]
                 todo = [t for t in chunk if t not in state["cond_frame_outputs"]]
                 feats = dict(zip(todo, self._encode(volume[todo]), strict=True)) if todo else {}
                 low = []
@@ -234,16 +248,16 @@ class Propagator:
                             mask_inputs=None,
                             output_dict=state,
                             num_frames=n,
-                            track_in_reverse=False,
+                            track_in_reverse=reverse,
                             run_mem_encoder=True,
                         )
                         non_cond[t] = self._compact(o, o["maskmem_features"], o["maskmem_pos_enc"])
                         low.append(o["pred_masks"])
-                        old = non_cond.get(t + 1 - keep_mem)
+                        old = non_cond.get(t - step * (keep_mem - 1))
                         if old is not None:
                             old["maskmem_features"] = None
                             old["pred_masks"] = None
-                        non_cond.pop(t + 1 - keep_ptr, None)
+                        non_cond.pop(t - step * (keep_ptr - 1), None)
                         stats.max_stored_frames = max(stats.max_stored_frames, len(non_cond))
                         stats.max_stored_memories = max(
                             stats.max_stored_memories,
@@ -254,7 +268,10 @@ class Propagator:
                 logits = F.interpolate(
                     torch.cat(low).float(), size=(side or h, side or w), mode="bilinear", align_corners=False
                 )
-                sink.put(start, logits[:, 0, :h, :w])
+                if reverse:  # chunk runs N-1 -> 0: store it in slice order
+                    sink.put(chunk[-1], logits[:, 0, :h, :w].flip(0))
+                else:
+                    sink.put(chunk[0], logits[:, 0, :h, :w])
         sink.flush()
         bar.close()
         stats.frames = n
@@ -284,14 +301,66 @@ def propagate(
     progress: bool = True,
     desc: str = "propagate",
     keep_aspect: bool = False,
+    reverse: bool = False,
 ) -> tuple[np.ndarray, PropagationStats]:
     """Per-slice logits (N, H, W float32) of `volume` propagated forward from the mask prompts.
 
     keep_aspect (off by default; the published code stretches): pad slices to a square before resizing.
+    reverse (off by default): propagate backward from the last frame, which then needs a prompt.
     """
     if out is None:
         out = np.empty(volume.shape, dtype=np.float32)
     stats = Propagator(model, device, dtype, encoder_batch, progress, desc, keep_aspect).run(
-        volume, prompts, out
+        volume, prompts, out, reverse=reverse
     )
     return out, stats
+
+
+def fuse_passes(
+    forward: np.ndarray,
+    backward: np.ndarray,
+    forward_prompted: Iterable[int] = (),
+    backward_prompted: Iterable[int] = (),
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Bidirectional fusion per slice: the mean of the passes' predictions that see the object, else -1024.
+
+    A pass's output on its own prompted slice is the prompt echoed back (for grid and empty prompts ~-10
+    everywhere), not a prediction: it is used only where both passes have that slice prompted. SAM2's
+    -1024 marks "no object on this slice" (a sentinel, not a logit) and is never averaged. `out` may be
+    `forward` (fused in place).
+    """
+    if forward.shape != backward.shape:
+        raise ValueError(f"pass shapes differ: {forward.shape} vs {backward.shape}")
+    if out is None:
+        out = np.empty(forward.shape, dtype=np.float32)
+    fp, bp = set(forward_prompted), set(backward_prompted)
+    for z in range(len(forward)):
+        passes = [forward[z], backward[z]]
+        if (z in fp) != (z in bp):
+            passes = [backward[z]] if z in fp else [forward[z]]
+        seen = [p for p in passes if has_object(p)]
+        if not seen:
+            out[z] = NO_OBJECT_SCORE
+        elif len(seen) == 1:
+            out[z] = seen[0]
+        else:
+            out[z] = (seen[0].astype(np.float32) + seen[1].astype(np.float32)) * np.float32(0.5)
+    return out
+
+
+def propagate_bidirectional(
+    model: torch.nn.Module,
+    volume: np.ndarray,
+    forward_prompts: dict[int, np.ndarray],
+    backward_prompts: dict[int, np.ndarray],
+    desc: str = "propagate",
+    **kwargs,
+) -> tuple[np.ndarray, PropagationStats, PropagationStats]:
+    """A forward pass from frame 0 and an independent backward pass from frame N-1, fused by `fuse_passes`."""
+    fwd, stats_f = propagate(model, volume, forward_prompts, desc=f"{desc} (forward)", **kwargs)
+    bwd, stats_b = propagate(
+        model, volume, backward_prompts, desc=f"{desc} (backward)", reverse=True, **kwargs
+    )
+    fused = fuse_passes(fwd, bwd, forward_prompts, backward_prompts, out=fwd)
+    return fused, stats_f, stats_b

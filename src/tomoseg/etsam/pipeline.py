@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tomoseg.etsam.engine import DTYPES, PropagationStats, propagate
+from tomoseg.etsam.engine import DTYPES, PropagationStats, propagate, propagate_bidirectional
 from tomoseg.etsam.fusion import STAGE1_THRESHOLD, STAGE2_THRESHOLD, FusedVolume, threshold
 from tomoseg.etsam.model import ModelSpec, build_model, checkpoint_spec, config_name, load_checkpoint
 from tomoseg.etsam.prompts import STAGE1_MODES, STAGE2_MODES, build_prompts
@@ -46,6 +46,7 @@ class EtsamOptions:
     encoder_batch: int = 8
     keep_aspect: bool = False  # off = the paper (slices stretched to a square)
     bin: int = 1  # 1 = the paper; N > 1: slices block-averaged N x N before SAM2, logits upsampled back
+    bidirectional: bool = False  # off = the paper (forward only); on: + backward pass from the last slice
     progress: bool = True
 
     def validate(self) -> None:
@@ -141,11 +142,19 @@ def segment_tomogram(
     )
     if "stage1" in stages:
         model, spec, untrained = models.get(opts.stage1_checkpoint)
-        prompts = build_prompts(
-            opts.prompt_stage1, normalized.shape, model.image_size, opts.every_n, opts.grid_spacing
-        )
-        stage1_logits, result.stats["stage1"] = propagate(
-            model, normalized, prompts, desc="ETSAM stage 1", **common
+
+        def prompts1(reverse: bool) -> dict[int, np.ndarray]:
+            return build_prompts(
+                opts.prompt_stage1,
+                normalized.shape,
+                model.image_size,
+                opts.every_n,
+                opts.grid_spacing,
+                reverse=reverse,
+            )
+
+        stage1_logits = _propagate_stage(
+            model, normalized, prompts1, "stage1", opts.bidirectional, result, common
         )
         result.stage1_logits, result.untrained = stage1_logits, result.untrained or untrained
         result.checkpoints["stage1"], result.specs["stage1"] = opts.stage1_checkpoint, asdict(spec)
@@ -155,21 +164,39 @@ def segment_tomogram(
         check_volume(stage1_logits, f"{name} (Stage 1 logits)")
         model, spec, untrained = models.get(opts.stage2_checkpoint)
         fused = FusedVolume(normalized, stage1_logits)
-        prompts = build_prompts(
-            opts.prompt_stage2,
-            normalized.shape,
-            model.image_size,
-            opts.every_n,
-            opts.grid_spacing,
-            stage1_logits=stage1_logits,
-            stage1_threshold=opts.stage1_threshold,
-        )
-        result.stage2_logits, result.stats["stage2"] = propagate(
-            model, fused, prompts, desc="ETSAM stage 2", **common
+
+        def prompts2(reverse: bool) -> dict[int, np.ndarray]:
+            return build_prompts(
+                opts.prompt_stage2,
+                normalized.shape,
+                model.image_size,
+                opts.every_n,
+                opts.grid_spacing,
+                stage1_logits=stage1_logits,
+                stage1_threshold=opts.stage1_threshold,
+                reverse=reverse,
+            )
+
+        result.stage2_logits = _propagate_stage(
+            model, fused, prompts2, "stage2", opts.bidirectional, result, common
         )
         result.untrained = result.untrained or untrained
         result.checkpoints["stage2"], result.specs["stage2"] = opts.stage2_checkpoint, asdict(spec)
     return result
+
+
+def _propagate_stage(
+    model, volume, prompts_for, stage: str, bidirectional: bool, result, common
+) -> np.ndarray:
+    """One stage's logits: forward from slice 0, or (bidirectional) fused with a backward pass from the last slice."""
+    desc = f"ETSAM stage {stage[-1]}"
+    if not bidirectional:
+        logits, result.stats[stage] = propagate(model, volume, prompts_for(False), desc=desc, **common)
+        return logits
+    logits, result.stats[stage], result.stats[f"{stage}_backward"] = propagate_bidirectional(
+        model, volume, prompts_for(False), prompts_for(True), desc=desc, **common
+    )
+    return logits
 
 
 def bin_slices(volume: np.ndarray, factor: int) -> np.ndarray:

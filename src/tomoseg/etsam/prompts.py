@@ -31,15 +31,18 @@ def resize_mask_prompt(mask: np.ndarray | torch.Tensor, image_size: int) -> torc
     return (m >= 0.5).float()
 
 
-def prompt_frames(mode: str, num_frames: int, every_n: int = 50) -> list[int]:
-    """The frame indices that receive a mask prompt in `mode` (frame 0, or every n-th frame from 0)."""
+def prompt_frames(mode: str, num_frames: int, every_n: int = 50, reverse: bool = False) -> list[int]:
+    """The frame indices that receive a mask prompt in `mode` (frame 0, or every n-th frame from 0).
+
+    reverse: the same counted from the last frame (N-1, N-1-n, ...), for the backward pass of
+    bidirectional propagation (the mode applied to the Z-reversed volume).
+    """
     if mode not in PROMPT_MODES:
         raise ValueError(f"unknown prompt mode {mode!r}; choose one of {PROMPT_MODES}")
     if every_n < 1:
         raise ValueError(f"every_n must be >= 1, got {every_n}")
-    if mode in ("grid_first", "empty"):
-        return [0]
-    return list(range(0, num_frames, every_n))
+    frames = [0] if mode in ("grid_first", "empty") else list(range(0, num_frames, every_n))
+    return [num_frames - 1 - f for f in frames] if reverse else frames
 
 
 def build_prompts(
@@ -50,10 +53,14 @@ def build_prompts(
     grid_spacing: int = 50,
     stage1_logits: np.ndarray | None = None,
     stage1_threshold: float = 0.0,
+    reverse: bool = False,
 ) -> dict[int, np.ndarray]:
-    """Full-resolution bool mask prompts {frame: (H, W)} for `mode`; warns when SAM2's resize drops grid dots."""
+    """Full-resolution bool mask prompts {frame: (H, W)} for `mode`; warns when SAM2's resize drops grid dots.
+
+    reverse: prompts for a backward pass (frames counted from the last one, see `prompt_frames`).
+    """
     n, h, w = shape
-    frames = prompt_frames(mode, n, every_n)
+    frames = prompt_frames(mode, n, every_n, reverse)
     if mode == "empty":
         return {f: np.zeros((h, w), dtype=bool) for f in frames}
     if mode == "stage1_mask_every_n":

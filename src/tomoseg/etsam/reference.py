@@ -32,8 +32,13 @@ def upstream_logits(
     prompts: dict[int, np.ndarray],
     autocast_dtype: torch.dtype | None = None,
     offload: bool = True,
+    reverse: bool = False,
 ) -> np.ndarray:
-    """Per-slice logits from upstream init_state / add_new_mask / propagate_in_video (forward), copied per frame."""
+    """Per-slice logits from upstream init_state / add_new_mask / propagate_in_video, copied per frame.
+
+    reverse: `propagate_in_video(state, start_frame_idx=N - 1, reverse=True)` on the fresh state instead
+    of the forward pass (what tomoseg's backward pass of bidirectional propagation mirrors).
+    """
     n, h, w = shape
     out = np.empty(shape, dtype=np.float32)
     device = predictor.device
@@ -42,6 +47,7 @@ def upstream_logits(
         state = predictor.init_state("frames", offload_video_to_cpu=offload, offload_state_to_cpu=offload)
         for f in sorted(prompts):
             predictor.add_new_mask(state, frame_idx=f, obj_id=1, mask=prompts[f])
-        for idx, _, masks in predictor.propagate_in_video(state):
+        start = {"start_frame_idx": n - 1, "reverse": True} if reverse else {}
+        for idx, _, masks in predictor.propagate_in_video(state, **start):
             out[idx] = masks[0, 0].float().cpu().numpy()
     return out
