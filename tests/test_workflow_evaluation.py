@@ -5,21 +5,19 @@ provenance.json, benchmark records) into a scratch work folder and runs only the
 """
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from snakemake_helpers import run_snakemake
 
 from tomoseg.io import write_volume
 from tomoseg.synthetic import membrane_mask
 
 REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 SHAPE = (16, 40, 40)
 MY_RULES = ["postprocess", "evaluate_scored", "evaluate_mask", "summarize", "figures", "overlay"]
 BENCH_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
@@ -81,11 +79,8 @@ def workdir(tmp_path_factory):
 
 
 def snakemake(work: Path, *args: str, allow_missing: bool = False) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
-    cmd = [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(work), "--cores", "2",
-           "--configfile", str(work / "config" / "test.yaml"),
-           *([str(work / "config" / "allow_missing.yaml")] if allow_missing else []), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=work, timeout=600)
+    configs = [str(work / "config" / "test.yaml"), *([str(work / "config" / "allow_missing.yaml")] if allow_missing else [])]
+    return run_snakemake(work, "--cores", "2", "--configfile", *configs, *args, timeout=600, check=False)
 
 
 TARGETS = ["results/tables/table1.csv", "results/figures/figure1b.png",

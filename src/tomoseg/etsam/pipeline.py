@@ -20,6 +20,7 @@ from tomoseg.etsam.prompts import STAGE1_MODES, STAGE2_MODES, build_prompts
 from tomoseg.io import InputError, read_volume, sha256sum, write_json, write_volume
 from tomoseg.normalize import normalize_volume
 from tomoseg.provenance import provenance_record
+from tomoseg.provenance_flags import untrained_flag
 
 log = logging.getLogger(__name__)
 
@@ -359,11 +360,8 @@ def run_stage2(
             f"{stage1_logits_path}: shape {s1.shape} differs from {normalized_path}'s {volume.shape}"
         )
     result = segment_tomogram(volume, opts, stages=("stage2",), stage1_logits=s1, name=str(normalized_path))
-    s1_prov = Path(stage1_logits_path).with_name("stage1_provenance.json")
-    if s1_prov.is_file():
-        import json
-
-        result.untrained = result.untrained or bool(json.loads(s1_prov.read_text()).get("untrained", False))
+    s1_untrained = untrained_flag(Path(stage1_logits_path).with_name("stage1_provenance.json"))
+    result.untrained = result.untrained or bool(s1_untrained)
     outputs = {"mask": Path(mask_out), "provenance": Path(provenance_out)}
     record = _provenance(
         result, opts, {"normalized": str(normalized_path), "stage1_logits": str(stage1_logits_path)}, "etsam"
