@@ -25,7 +25,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # The two baseline tools, each in its own virtual environment under venvs/ (selected by the
-# config's `baselines:` section; conda users have envs/membrain.yaml and envs/tardis.yaml instead).
+# config's `baselines:` section; conda users have workflow/envs/membrain.yaml and workflow/envs/tardis.yaml instead).
 # torch is installed first, pinned, and kept by a constraint file so that neither tool pulls a CUDA
 # torch; torchvision must stay out (PyPI's build fails to import on CPU torch 2.13 and would break
 # membrain through lightning -> torchmetrics). `click` is listed because membrain's CLI imports it but
@@ -33,22 +33,22 @@ $(VENV)/.installed: pyproject.toml
 BASELINE_VENVS ?= venvs
 baselines: $(BASELINE_VENVS)/membrain/.installed $(BASELINE_VENVS)/tardis/.installed
 
-$(BASELINE_VENVS)/membrain/.installed: envs/constraints-cpu.txt
+$(BASELINE_VENVS)/membrain/.installed: workflow/envs/constraints-cpu.txt
 	rm -rf $(BASELINE_VENVS)/membrain
 	$(PYTHON) -m venv $(BASELINE_VENVS)/membrain
 	$(BASELINE_VENVS)/membrain/bin/pip install -q --upgrade pip setuptools wheel
 	$(BASELINE_VENVS)/membrain/bin/pip install -q torch==2.13.0
-	$(BASELINE_VENVS)/membrain/bin/pip install -q -c envs/constraints-cpu.txt membrain-seg==0.0.10 click
+	$(BASELINE_VENVS)/membrain/bin/pip install -q -c workflow/envs/constraints-cpu.txt membrain-seg==0.0.10 click
 	@if $(BASELINE_VENVS)/membrain/bin/python -c "import torchvision" 2>/dev/null; then echo "torchvision must not be installed in $(BASELINE_VENVS)/membrain" >&2; exit 1; fi
 	$(BASELINE_VENVS)/membrain/bin/membrain --help >/dev/null
 	touch $@
 
-$(BASELINE_VENVS)/tardis/.installed: envs/constraints-cpu.txt
+$(BASELINE_VENVS)/tardis/.installed: workflow/envs/constraints-cpu.txt
 	rm -rf $(BASELINE_VENVS)/tardis
 	$(PYTHON) -m venv $(BASELINE_VENVS)/tardis
 	$(BASELINE_VENVS)/tardis/bin/pip install -q --upgrade pip setuptools wheel
 	$(BASELINE_VENVS)/tardis/bin/pip install -q torch==2.13.0
-	$(BASELINE_VENVS)/tardis/bin/pip install -q -c envs/constraints-cpu.txt tardis-em==0.3.36
+	$(BASELINE_VENVS)/tardis/bin/pip install -q -c workflow/envs/constraints-cpu.txt tardis-em==0.3.36
 	@if $(BASELINE_VENVS)/tardis/bin/python -c "import torchvision" 2>/dev/null; then echo "torchvision must not be installed in $(BASELINE_VENVS)/tardis" >&2; exit 1; fi
 	$(BASELINE_VENVS)/tardis/bin/python -c "import tardis_em"
 	touch $@
@@ -59,7 +59,7 @@ demo: setup
 
 lint: setup
 	$(BIN)/ruff check src tests workflow/scripts benchmarks
-	$(BIN)/snakefmt --check Snakefile workflow/rules
+	$(BIN)/snakefmt --check workflow/Snakefile workflow/rules
 	$(SNAKEMAKE) --lint --configfile config/config.yaml
 
 test: setup lint
@@ -69,6 +69,6 @@ test: setup lint
 # The CI variant of the demo, end to end, in a scratch directory.
 ci-demo: setup
 	rm -rf .ci-demo && mkdir -p .ci-demo && cp -r config .ci-demo/
-	$(SNAKEMAKE) --cores $(CORES) --directory .ci-demo --snakefile Snakefile \
+	$(SNAKEMAKE) --cores $(CORES) --directory .ci-demo --snakefile workflow/Snakefile \
 		--configfile .ci-demo/config/demo/ci.yaml --profile profiles/local
 	rm -rf .ci-demo

@@ -1,6 +1,6 @@
 """Runtime of the two baselines on a small volume, CPU, tiny random checkpoints (not a test).
 
-Runs Membrain-Seg and TARDIS through tomoseg.baselines with the demo's cheap settings and with each
+Runs Membrain-Seg and TARDIS through tomoseg.baselines.runner with the demo's cheap settings and with each
 tool's defaults, and records wall time (including the tool's start-up) and the tool's own runtime.
 
     PYTHONPATH=src python benchmarks/baselines_tiny.py --out benchmarks/results/baselines_tiny.json
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tomoseg import baselines
-from tomoseg.io import write_volume
+from tomoseg.baselines import runner as baselines
+from tomoseg.core.io import write_volume
 
 ROOT = Path(__file__).resolve().parents[1]
 

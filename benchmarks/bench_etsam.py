@@ -123,7 +123,7 @@ def worker(args) -> dict:
         else:
             from tomoseg.etsam.frames import pil_frames
             from tomoseg.etsam.fusion import fuse
-            from tomoseg.etsam.reference import upstream_logits
+            from tomoseg.testing.reference import upstream_logits
 
             source = volume if stage == "stage1" else fuse(volume, stage1)
             frames = pil_frames(source, model.image_size)  # all frames, 3 channels, CPU float32

@@ -1,4 +1,4 @@
-"""Benchmark: streamed `tomoseg.metrics.evaluate_volumes` on a 500 x 1000 x 1000 volume vs scikit-learn.
+"""Benchmark: streamed `tomoseg.evaluation.metrics.evaluate_volumes` on a 500 x 1000 x 1000 volume vs scikit-learn.
 
 Writes pred (uint8), truth (uint8) and float32 ETSAM-like logits (float16-rounded, ~30 % at -1024) to a
 scratch folder, evaluates them in one streamed pass (voxels/s, peak Python/numpy heap via tracemalloc and
@@ -24,8 +24,8 @@ import psutil
 import sklearn
 from sklearn.metrics import average_precision_score
 
-from tomoseg.io import create_volume
-from tomoseg.metrics import ScoreHistogram, _accumulate, average_precision, evaluate_volumes
+from tomoseg.core.io import create_volume
+from tomoseg.evaluation.metrics import ScoreHistogram, _accumulate, average_precision, evaluate_volumes
 
 
 class PeakRSS:
@@ -94,7 +94,7 @@ def main() -> None:
 
         # scikit-learn on a random subsample (the full volume would need ~10x the scores in float64)
         rng = np.random.default_rng(1)
-        from tomoseg.io import open_volume
+        from tomoseg.core.io import open_volume
 
         with open_volume(logits) as (x, _), open_volume(truth) as (t, _):
             idx = np.sort(rng.choice(n, size=min(args.subsample, n), replace=False))

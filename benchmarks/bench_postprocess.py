@@ -1,4 +1,4 @@
-"""Benchmark: tomoseg.postprocess.filter_components vs the straightforward label + find_objects version.
+"""Benchmark: tomoseg.evaluation.postprocess.filter_components vs the straightforward label + find_objects version.
 
 Run once on a realistic sparse membrane-like mask (default 500 x 1000 x 1000 uint8), checks that both
 give the same mask, and writes the timings and the machine to benchmarks/results/postprocess.json.
@@ -17,8 +17,8 @@ import numpy as np
 import psutil
 import scipy
 
-from tomoseg.postprocess import filter_components, filter_components_reference
-from tomoseg.synthetic import membrane_mask
+from tomoseg.evaluation.postprocess import filter_components
+from tomoseg.testing.synthetic import filter_components_reference, membrane_mask
 
 
 def main() -> None:
@@ -40,7 +40,7 @@ def main() -> None:
     t0 = time.perf_counter()
     ours = filter_components(mask, args.min_slices)
     ours_s = time.perf_counter() - t0
-    print(f"tomoseg.postprocess.filter_components: {ours_s:.2f} s")
+    print(f"tomoseg.evaluation.postprocess.filter_components: {ours_s:.2f} s")
     identical = bool(np.array_equal(ref, ours))
     print(f"identical outputs: {identical}")
     record = {

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psutil
 
-from tomoseg.phantoms import make_phantom, write_phantom
+from tomoseg.acquisition.phantoms import make_phantom, write_phantom
 
 SIZES = [(32, 128, 128), (64, 256, 256)]
 REPEATS = 3

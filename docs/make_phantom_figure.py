@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from tomoseg.phantoms import make_phantom  # noqa: E402
+from tomoseg.acquisition.phantoms import make_phantom  # noqa: E402
 
 TRUTH_COLOUR = "#E69F00"  # Okabe-Ito orange
 DISTRACTOR_COLOUR = "#56B4E9"  # Okabe-Ito sky blue

@@ -10,9 +10,9 @@ import pytest
 import yaml
 from snakemake_helpers import REPO, make_workdir, run_snakemake
 
-from tomoseg.io import read_mask, read_volume, write_volume
-from tomoseg.metrics import scores_from_counts
-from tomoseg.tables import paper_file
+from tomoseg.core.io import read_mask, read_volume, write_volume
+from tomoseg.evaluation.metrics import scores_from_counts
+from tomoseg.reporting.tables import paper_file
 
 HEADER = "tomo\tsource\tdataset_id\trun_id\ttomogram_id\tpath\ttruth_path\ttruth\tsplit\n"
 TABLE4 = "results/tables/supp_table4_stage1_prompts.csv"

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tomoseg import baselines
-from tomoseg.io import InputError, read_json, read_volume, sha256sum, write_volume
+from tomoseg.baselines import runner as baselines
+from tomoseg.core.io import InputError, read_json, read_volume, sha256sum, write_volume
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRED = (

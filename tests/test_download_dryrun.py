@@ -35,7 +35,7 @@ def test_dry_run_plans_exactly_the_ten_test_tomograms_offline(tmp_path):
     (guard / "sitecustomize.py").write_text(GUARD)
     attempts = tmp_path / "attempts.txt"
     env = dict(os.environ, PYTHONPATH=f"{guard}{os.pathsep}{REPO / 'src'}", NET_ATTEMPTS=str(attempts))
-    cmd = [str(SNAKEMAKE), "-n", "--snakefile", str(REPO / "Snakefile"), "--directory", str(work)]
+    cmd = [str(SNAKEMAKE), "-n", "--snakefile", str(REPO / "workflow" / "Snakefile"), "--directory", str(work)]
     # As root, also run in a fresh network namespace (no interface but a down loopback).
     if os.geteuid() == 0 and shutil.which("unshare"):
         cmd = ["unshare", "-n", *cmd]
@@ -88,7 +88,7 @@ def test_download_local_rules_switch(tmp_path):
     found = {}
     for flag in (True, False):
         overrides = json.dumps({"download": dict(download, local_rules=flag)})
-        result = subprocess.run([sys.executable, "-c", LOCALRULES, str(REPO / "Snakefile"), str(work), overrides],
+        result = subprocess.run([sys.executable, "-c", LOCALRULES, str(REPO / "workflow" / "Snakefile"), str(work), overrides],
                                 env=env, capture_output=True, text=True, timeout=300)
         line = [ln for ln in result.stdout.splitlines() if ln.startswith("LOCALRULES")]
         assert line, result.stdout[-2000:] + result.stderr[-2000:]

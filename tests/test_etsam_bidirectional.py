@@ -9,15 +9,14 @@ import yaml
 from etsam_helpers import GRID_SPACING, IMAGE_SIZE, SHAPE, model, volume
 from snakemake_helpers import REPO, make_workdir, run_snakemake
 
-from tomoseg.commands.etsam_weights import make_test_checkpoints
+from tomoseg.core.io import write_volume
 from tomoseg.etsam.engine import fuse_passes, has_object, propagate
 from tomoseg.etsam.frames import make_frames
 from tomoseg.etsam.fusion import NO_OBJECT_SCORE
-from tomoseg.etsam.model import load_model
+from tomoseg.etsam.model import load_model, make_test_checkpoints
 from tomoseg.etsam.pipeline import EtsamOptions, segment_tomogram
 from tomoseg.etsam.prompts import build_prompts, prompt_frames
-from tomoseg.etsam.reference import upstream_logits
-from tomoseg.io import write_volume
+from tomoseg.testing.reference import upstream_logits
 
 TOL = 1e-3
 log = logging.getLogger("bidirectional")

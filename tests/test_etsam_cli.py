@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import tomoseg.cli as cli
-from tomoseg.commands.etsam_weights import make_test_checkpoints
-from tomoseg.io import read_mask, read_volume, write_volume
+from tomoseg.core.io import read_mask, read_volume, write_volume
+from tomoseg.etsam.model import make_test_checkpoints
 
 VOXEL = (10.0, 11.0, 12.0)
 

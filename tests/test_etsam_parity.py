@@ -12,7 +12,7 @@ from tomoseg.etsam.engine import has_object, propagate
 from tomoseg.etsam.frames import make_frames
 from tomoseg.etsam.fusion import fuse
 from tomoseg.etsam.prompts import build_prompts, grid_mask, resize_mask_prompt
-from tomoseg.etsam.reference import frames_as_video, upstream_logits
+from tomoseg.testing.reference import frames_as_video, upstream_logits
 
 TOL = 1e-3
 log = logging.getLogger("parity")

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
+from tomoseg.core.io import InputError
 from tomoseg.etsam.weights import WEIGHT_FILES, fetch_weights
-from tomoseg.io import InputError
 
 
 def test_offline_fails_fast_with_instructions(tmp_path):

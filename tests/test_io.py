@@ -6,7 +6,7 @@ import mrcfile
 import numpy as np
 import pytest
 
-from tomoseg.io import (
+from tomoseg.core.io import (
     InputError,
     atomic_path,
     create_volume,

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, precision_recall_curve
 
-from tomoseg.io import InputError, write_volume
-from tomoseg.metrics import (
+from tomoseg.core.io import InputError, write_volume
+from tomoseg.evaluation.metrics import (
     ScoreHistogram,
     average_precision,
     evaluate_files,

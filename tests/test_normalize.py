@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from tomoseg.cli import main
-from tomoseg.io import InputError, read_volume, write_volume
-from tomoseg.normalize import normalize_volume
+from tomoseg.core.io import InputError, read_volume, write_volume
+from tomoseg.preprocess import normalize_volume
 
 
 def test_max_positive_matches_published_code():

@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
+from tomoseg.acquisition.phantoms import DISTRACTOR_LABELS, Phantom, make_phantom, write_phantom
 from tomoseg.cli import main
-from tomoseg.io import read_header, read_mask, read_volume
-from tomoseg.normalize import normalize_volume
-from tomoseg.phantoms import DISTRACTOR_LABELS, Phantom, make_phantom, write_phantom
+from tomoseg.core.io import read_header, read_mask, read_volume
+from tomoseg.preprocess import normalize_volume
 
 SHAPE = (32, 128, 128)
 VOXEL = 13.48
@@ -33,7 +33,7 @@ def written(tmp_path_factory):
 def _missing(shape: tuple[int, int, int], tilt: float = 60.0, around: str = "kz") -> np.ndarray:
     """Full-FFT mask of directions whose projection onto the kx-kz plane is within 90-tilt deg of an axis.
 
-    Written independently of tomoseg.phantoms: a tilt series about Y over +-tilt measures the central
+    Written independently of tomoseg.acquisition.phantoms: a tilt series about Y over +-tilt measures the central
     planes normal to the beam, i.e. directions in the kx-kz plane up to `tilt` from kx.
     """
     nz, ny, nx = shape

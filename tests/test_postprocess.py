@@ -5,9 +5,9 @@ from collections import deque
 import numpy as np
 import pytest
 
-from tomoseg.io import read_mask, write_volume
-from tomoseg.postprocess import filter_components, filter_components_reference
-from tomoseg.synthetic import membrane_mask
+from tomoseg.core.io import read_mask, write_volume
+from tomoseg.evaluation.postprocess import filter_components
+from tomoseg.testing.synthetic import filter_components_reference, membrane_mask
 
 OFFSETS = [
     (dz, dy, dx) for dz in (-1, 0, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dz, dy, dx) != (0, 0, 0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from tomoseg.runlog import log_to, parse_run_context
+from tomoseg.core.runlog import log_to, parse_run_context
 
 
 def test_log_to_records_run_context(tmp_path, monkeypatch):

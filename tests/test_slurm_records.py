@@ -1,7 +1,7 @@
 """The placement checks of the Slurm test catch misplaced jobs (no cluster needed: records written here).
 
 Guards tests/test_slurm.py against passing vacuously: each kind of misplacement it must detect is
-written into a job-completion log and job logs in the formats Slurm and tomoseg.runlog produce."""
+written into a job-completion log and job logs in the formats Slurm and tomoseg.core.runlog produce."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def write_records(
         log = tmp_path / "work" / "results" / "logs" / rule / f"t{job}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text(
-            "2026-01-01 00:00:01,000 INFO tomoseg.runlog: run context: "
+            "2026-01-01 00:00:01,000 INFO tomoseg.core.runlog: run context: "
             f"host=vm SLURMD_NODENAME={node} SLURM_JOB_ID={job} CUDA_VISIBLE_DEVICES={gpus}\n"
         )
     cluster.jobcomp_log.write_text("\n".join(lines) + "\n")

@@ -5,8 +5,9 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from tomoseg.stats import marker, paired_tests, read_per_tomogram, run_stats, summary_table
-from tomoseg.tables import paper_comparison, paper_per_tomogram_paths
+from tomoseg.evaluation.stats import marker, paired_tests, read_per_tomogram, summary_table
+from tomoseg.reporting.paper import run_stats
+from tomoseg.reporting.tables import paper_comparison, paper_per_tomogram_paths
 
 PAPER_MEANS = {
     ("etsam", "dice"): 0.7867,

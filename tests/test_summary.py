@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pandas as pd
 
-from tomoseg.io import write_volume
-from tomoseg.metrics import evaluate_files
-from tomoseg.summary import build_figures, build_summaries
+from tomoseg.core.io import write_volume
+from tomoseg.evaluation.metrics import evaluate_files
+from tomoseg.reporting.summary import build_figures, build_summaries
 
 
 def test_single_method_with_empty_truth(tmp_path):

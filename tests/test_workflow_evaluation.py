@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from snakemake_helpers import run_snakemake
 
-from tomoseg.io import write_volume
-from tomoseg.synthetic import membrane_mask
+from tomoseg.core.io import write_volume
+from tomoseg.testing.synthetic import membrane_mask
 
 REPO = Path(__file__).resolve().parents[1]
 SHAPE = (16, 40, 40)
@@ -106,7 +106,7 @@ def test_tables_figures_and_failures(report_run):
     res = work / "results"
     # metrics equal a direct computation on the volumes
     rec = json.loads((res / "metrics" / "etsam" / "t1.json").read_text())
-    from tomoseg.io import read_volume
+    from tomoseg.core.io import read_volume
 
     pred, truth = read_volume(res / "etsam" / "t1" / "mask.mrc")[0] != 0, read_volume(res / "data" / "t1" / "groundtruth.mrc")[0] != 0
     tp = int((pred & truth).sum())

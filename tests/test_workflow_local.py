@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from snakemake_helpers import make_workdir, run_snakemake
 
-from tomoseg.io import read_json, read_mask, read_volume, write_volume
+from tomoseg.core.io import read_json, read_mask, read_volume, write_volume
 
 HEADER = "tomo\tsource\tdataset_id\trun_id\ttomogram_id\tpath\ttruth_path\ttruth\tsplit\n"
 

@@ -1,6 +1,7 @@
-"""tomoseg: ETSAM two-stage SAM2 membrane segmentation of cryo-ET tomograms, with baselines and evaluation."""
+"""tomoseg: ETSAM two-stage SAM2 membrane segmentation of cryo-ET tomograms, with baselines and evaluation.
+
+The package is layered (see CONTRIBUTING.md): cli > batch > reporting > evaluation > the stages
+(acquisition, etsam, baselines; then preprocess) > core. Imports point downwards only.
+"""
 
 __version__ = "0.1.0"
-
-METHODS = ("etsam", "etsam_stage1", "etsam_postprocessed", "membrain", "tardis")
-"""Method names used in paths, tables and figures."""

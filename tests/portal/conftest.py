@@ -3,7 +3,7 @@
 import pytest
 from cdp_standin import Portal
 
-from tomoseg.download import DownloadOptions
+from tomoseg.core.fetch import DownloadOptions
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""tomoseg.cdp against a stand-in portal on 127.0.0.1 running the real cryoet-data-portal client."""
+"""tomoseg.acquisition.portal against a stand-in portal on 127.0.0.1 running the real cryoet-data-portal client."""
 
 import hashlib
 import json
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from cdp_standin import add_run, mrc_bytes
 
-from tomoseg import cdp
-from tomoseg.download import DownloadError, partial_path
-from tomoseg.io import InputError, read_volume
+from tomoseg.acquisition import portal as cdp
+from tomoseg.core.fetch import DownloadError, partial_path
+from tomoseg.core.io import InputError, read_volume
 
 
 def _download(portal, tmp_path, fast, dataset=10000, run=245, pin=None):

@@ -1,4 +1,4 @@
-"""tomoseg.groundtruth against a stand-in Dataverse on 127.0.0.1."""
+"""tomoseg.acquisition.dataverse against a stand-in Dataverse on 127.0.0.1."""
 
 import json
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from cdp_standin import mrc_bytes
 
-from tomoseg.groundtruth import download_dataverse_groundtruth, list_dataset_files
-from tomoseg.io import InputError, read_volume, write_volume
+from tomoseg.acquisition.dataverse import download_dataverse_groundtruth, list_dataset_files
+from tomoseg.core.io import InputError, read_volume, write_volume
 
 DOI = "doi:10.7910/DVN/K4JKCW"
 

@@ -13,8 +13,9 @@ import numpy as np
 import yaml
 from cdp_standin import add_run
 
-from tomoseg import cdp, nightly
-from tomoseg.io import read_volume
+from tomoseg.acquisition import portal as cdp
+from tomoseg.batch import nightly
+from tomoseg.core.io import read_volume
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
@@ -53,7 +54,7 @@ def _workdir(tmp_path, portal, **nightly_overrides):
 
 
 def _night(work, wait=True):
-    cmd = [sys.executable, "-m", "tomoseg.nightly", "--configfile", str(work / "config" / "nightly.yaml"),
+    cmd = [sys.executable, "-m", "tomoseg", "nightly", "--configfile", str(work / "config" / "nightly.yaml"),
            "--workdir", str(work), "--repo", str(REPO), "--snakemake", SNAKEMAKE]
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
     if not wait:
@@ -131,7 +132,7 @@ def test_killed_night_resumes_and_a_second_night_is_refused(portal, tmp_path):
     state_before = (work / "nightly" / "state.json").read_bytes()
 
     second = _night(work)
-    assert second.returncode == nightly.EXIT_BUSY
+    assert second.returncode == 75
     assert "another nightly run is in progress" in second.stderr
     assert (work / "nightly" / "state.json").read_bytes() == state_before
 
@@ -165,7 +166,7 @@ def test_snakemake_failing_outside_jobs_fails_the_night_not_the_runs(portal, tmp
 
 
 def test_per_run_targets_and_report_with_methods(tmp_path):
-    from tomoseg.io import write_json, write_volume
+    from tomoseg.core.io import write_json, write_volume
 
     targets = nightly.per_run_targets("t", True, ["etsam", "membrain"], metrics=True)
     assert targets == ["results/data/t/normalized.mrc", "results/data/t/groundtruth.mrc", "results/etsam/t/mask.mrc",

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from cdp_standin import add_run, mrc_bytes
 
-from tomoseg.commands.portal import download_groundtruth_row, download_tomogram_row, pin_runs, pins_path
-from tomoseg.download import DownloadError
-from tomoseg.io import read_volume
+from tomoseg.acquisition.rows import download_groundtruth_row, download_tomogram_row, pin_runs, pins_path
+from tomoseg.core.fetch import DownloadError
+from tomoseg.core.io import read_volume
 
 HEADER = "tomo\tsource\tdataset_id\trun_id\ttomogram_id\tpath\ttruth_path\ttruth\tsplit\n"
 

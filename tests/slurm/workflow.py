@@ -3,7 +3,7 @@ collect the records that say where each job ran.
 
 Three records, gathered independently:
 - Snakemake's own output: which Slurm job id it submitted for which rule (and how often: retries);
-- each job's own log: the run-context line of `tomoseg.runlog.log_to` ($SLURMD_NODENAME,
+- each job's own log: the run-context line of `tomoseg.core.runlog.log_to` ($SLURMD_NODENAME,
   $SLURM_JOB_ID, $CUDA_VISIBLE_DEVICES), written by the job itself on the node;
 - Slurm's job-completion log: state, partition and node list of every job id.
 """
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from tomoseg.runlog import parse_run_context
+from tomoseg.core.runlog import parse_run_context
 
 from .cluster import CPU_NODE, GPU_NODE, GPU_TYPE, JobRecord, SlurmCluster
 
@@ -145,7 +145,7 @@ def start_workflow(
         sys.executable, "-m", "snakemake",
         *targets,  # before the options: --configfile takes several values
         "--profile", str(profile_dir),
-        "--snakefile", str(REPO / "Snakefile"),
+        "--snakefile", str(REPO / "workflow" / "Snakefile"),
         "--directory", str(workdir),
         "--configfile", str(configfile),
     ]  # fmt: skip
@@ -230,7 +230,7 @@ def placement_problems(run: WorkflowRun, cluster: SlurmCluster, gpu_rules: tuple
         if not own:
             problems.append(
                 f"job log: no run-context line from Slurm jobs {job_ids} of rule {rule} in any log under "
-                "results/logs/ (does its script call tomoseg.runlog.log_to?)"
+                "results/logs/ (does its script call tomoseg.core.runlog.log_to?)"
             )
         for c in own:
             job = c["SLURM_JOB_ID"]

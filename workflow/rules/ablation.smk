@@ -20,7 +20,7 @@ rule etsam_ablation_stage1:
     wildcard_constraints:
         mode=key_pattern(ablation_computed_modes(1)),
     conda:
-        "../../envs/tomoseg.yaml"
+        "../envs/tomoseg.yaml"
     resources:
         gpu=1,
         mem_mb=config["etsam"]["mem_mb"],
@@ -49,7 +49,7 @@ rule etsam_ablation_stage2:
     wildcard_constraints:
         mode=key_pattern(ablation_computed_modes(2)),
     conda:
-        "../../envs/tomoseg.yaml"
+        "../envs/tomoseg.yaml"
     resources:
         gpu=1,
         mem_mb=config["etsam"]["mem_mb"],
@@ -82,7 +82,7 @@ rule ablation_summary:
     log:
         "results/logs/ablation_summary/ablation_summary.log",
     conda:
-        "../../envs/tomoseg.yaml"
+        "../envs/tomoseg.yaml"
     params:
         variants=ablation_variants(),
         tomos=tomos(with_truth=True),

@@ -1,7 +1,6 @@
-# Baselines: Membrain-Seg and TARDIS, each run by tomoseg.baselines as a subprocess of its own
+# Baselines: Membrain-Seg and TARDIS, each run by tomoseg.baselines.runner as a subprocess of its own
 # environment (venvs from `make setup`, selected by `baselines: <tool>: python:`; or, with
 # `--sdm conda` and `python: null`, the rule's own conda env). See docs/baselines.md.
-from tomoseg.baselines import checkpoint_input, resolve_python
 
 # Tiny random checkpoints (demo/ci only): a rule exists only for a tool whose config asks for one,
 # so a missing real checkpoint is never replaced by random weights.
@@ -13,12 +12,10 @@ if config["baselines"]["membrain"]["make_untrained_checkpoint"]:
         log:
             "results/logs/membrain_checkpoint/tiny.log",
         conda:
-            "../../envs/membrain.yaml"
+            "../envs/membrain.yaml"
         params:
             tool="membrain",
-            python=resolve_python(
-                config["baselines"]["membrain"]["python"], workflow.basedir
-            ),
+            python=tool_python("membrain"),
         script:
             "../scripts/baseline_checkpoint.py"
 
@@ -31,19 +28,17 @@ if config["baselines"]["tardis"]["make_untrained_checkpoint"]:
         log:
             "results/logs/tardis_checkpoint/tiny.log",
         conda:
-            "../../envs/tardis.yaml"
+            "../envs/tardis.yaml"
         params:
             tool="tardis",
-            python=resolve_python(
-                config["baselines"]["tardis"]["python"], workflow.basedir
-            ),
+            python=tool_python("tardis"),
         script:
             "../scripts/baseline_checkpoint.py"
 
 
 rule membrain:
     input:
-        unpack(lambda wc: checkpoint_input(config["baselines"]["membrain"])),
+        unpack(lambda wc: checkpoint_input("membrain")),
         tomogram="results/data/{tomo}/tomogram.mrc",
     output:
         scores="results/membrain/{tomo}/scores.mrc",
@@ -55,15 +50,13 @@ rule membrain:
     benchmark:
         "results/benchmarks/membrain/{tomo}.tsv"
     conda:
-        "../../envs/membrain.yaml"
+        "../envs/membrain.yaml"
     resources:
         gpu=1,
         mem_mb=config["baselines"]["membrain"]["mem_mb"],
         runtime=config["baselines"]["membrain"]["runtime"],
     params:
-        python=resolve_python(
-            config["baselines"]["membrain"]["python"], workflow.basedir
-        ),
+        python=tool_python("membrain"),
         options=config["baselines"]["membrain"],
     script:
         "../scripts/membrain.py"
@@ -71,7 +64,7 @@ rule membrain:
 
 rule tardis:
     input:
-        unpack(lambda wc: checkpoint_input(config["baselines"]["tardis"])),
+        unpack(lambda wc: checkpoint_input("tardis")),
         tomogram="results/data/{tomo}/tomogram.mrc",
     output:
         probabilities="results/tardis/{tomo}/probabilities.mrc",
@@ -83,13 +76,13 @@ rule tardis:
     benchmark:
         "results/benchmarks/tardis/{tomo}.tsv"
     conda:
-        "../../envs/tardis.yaml"
+        "../envs/tardis.yaml"
     resources:
         gpu=1,
         mem_mb=config["baselines"]["tardis"]["mem_mb"],
         runtime=config["baselines"]["tardis"]["runtime"],
     params:
-        python=resolve_python(config["baselines"]["tardis"]["python"], workflow.basedir),
+        python=tool_python("tardis"),
         options=config["baselines"]["tardis"],
     script:
         "../scripts/tardis.py"

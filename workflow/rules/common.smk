@@ -1,8 +1,13 @@
 import re
+from pathlib import Path
 
 import pandas as pd
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
+
+# The only package imports at parse time: the method registry and the results-tree layout (light modules).
+from tomoseg.core import layout
+from tomoseg.core.methods import METHODS
 
 try:
     validate(config, schema="../schemas/config.schema.yaml")
@@ -82,6 +87,30 @@ def etsam_options():
         "bidirectional",
     ]
     return {k: e[k] for k in keys if e.get(k) is not None}
+
+
+# The folder holding workflow/: relative tool paths in the config (e.g. venvs/) start here.
+PROJECT_DIR = Path(workflow.basedir).parent
+
+
+def tool_python(tool):
+    """The configured Python of a baseline tool's environment ('' = the rule's own env, e.g. --sdm conda)."""
+    python = config["baselines"][tool]["python"]
+    if not python:
+        return ""
+    return str(python if Path(python).is_absolute() else PROJECT_DIR / python)
+
+
+def checkpoint_input(tool):
+    """Snakemake input for a tool's checkpoint: declared when it exists or a rule makes it.
+
+    A missing real checkpoint is left out of the DAG on purpose, so that the job starts and fails at
+    once with the message saying where the weights are published (instead of a bare MissingInput).
+    """
+    options = config["baselines"][tool]
+    if options["make_untrained_checkpoint"] or Path(options["checkpoint"]).exists():
+        return {"checkpoint": options["checkpoint"]}
+    return {}
 
 
 def portal_row(wildcards):

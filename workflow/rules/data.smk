@@ -11,7 +11,7 @@ rule phantom:
     wildcard_constraints:
         tomo=key_pattern(tomos(source="phantom")),
     conda:
-        "../../envs/tomoseg.yaml"
+        "../envs/tomoseg.yaml"
     params:
         row=run_row,
         phantom=config["phantom"],
@@ -29,7 +29,7 @@ rule import_local_tomogram:
     wildcard_constraints:
         tomo=key_pattern(tomos(source="local")),
     conda:
-        "../../envs/tomoseg.yaml"
+        "../envs/tomoseg.yaml"
     script:
         "../scripts/import_local.py"
 
@@ -46,7 +46,7 @@ rule import_local_truth:
             [t for t in tomos(source="local") if runs.loc[t, "truth"] == "local"]
         ),
     conda:
-        "../../envs/tomoseg.yaml"
+        "../envs/tomoseg.yaml"
     params:
         binarize=True,
     script:

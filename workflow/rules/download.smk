@@ -21,7 +21,7 @@ rule download_tomogram:
     wildcard_constraints:
         tomo=key_pattern(tomos(source="cdp")),
     conda:
-        "../../envs/tomoseg.yaml"
+        "../envs/tomoseg.yaml"
     params:
         row=portal_row,
     script:
@@ -46,7 +46,7 @@ rule download_groundtruth:
             ]
         ),
     conda:
-        "../../envs/tomoseg.yaml"
+        "../envs/tomoseg.yaml"
     params:
         row=portal_row,
     script:

@@ -18,7 +18,7 @@ rule etsam_test_checkpoints:
     log:
         "results/logs/etsam_test_checkpoints/etsam_test_checkpoints.log",
     conda:
-        "../../envs/tomoseg.yaml"
+        "../envs/tomoseg.yaml"
     params:
         image_size=config["etsam"]["test_image_size"],
     script:
@@ -33,7 +33,7 @@ rule fetch_etsam_weights:
     log:
         "results/logs/fetch_etsam_weights/fetch_etsam_weights.log",
     conda:
-        "../../envs/tomoseg.yaml"
+        "../envs/tomoseg.yaml"
     script:
         "../scripts/fetch_etsam_weights.py"
 
@@ -52,7 +52,7 @@ rule etsam_stage1:
     benchmark:
         "results/benchmarks/etsam_stage1/{tomo}.tsv"
     conda:
-        "../../envs/tomoseg.yaml"
+        "../envs/tomoseg.yaml"
     resources:
         gpu=1,
         mem_mb=config["etsam"]["mem_mb"],
@@ -79,7 +79,7 @@ rule etsam_stage2:
     benchmark:
         "results/benchmarks/etsam_stage2/{tomo}.tsv"
     conda:
-        "../../envs/tomoseg.yaml"
+        "../envs/tomoseg.yaml"
     resources:
         gpu=1,
         mem_mb=config["etsam"]["mem_mb"],

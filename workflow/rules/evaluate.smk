@@ -20,7 +20,7 @@ rule evaluate_scored:
         method=key_pattern(SCORED_METHODS),
         tomo=key_pattern(tomos(with_truth=True)),
     conda:
-        "../../envs/tomoseg.yaml"
+        "../envs/tomoseg.yaml"
     params:
         score_kind=lambda wc: EVAL_INPUTS[wc.method][2],
         thresholds=config["evaluate"]["thresholds"],
@@ -44,7 +44,7 @@ rule evaluate_mask:
         method=key_pattern(MASK_ONLY_METHODS),
         tomo=key_pattern(tomos(with_truth=True)),
     conda:
-        "../../envs/tomoseg.yaml"
+        "../envs/tomoseg.yaml"
     params:
         score_kind=None,
         thresholds=config["evaluate"]["thresholds"],

@@ -2,38 +2,12 @@
 # expected (method, tomo) pairs, allow_missing handling. Functions only; rules are in the stage files.
 import os
 
-# Per method: mask, scores (None = mask only) and how to read the scores (see docs/evaluation.md).
+# Per method (from the registry, tomoseg.core.methods): mask, scores (None = mask only) and how to
+# read the scores (see docs/evaluation.md); and the provenance record that says whether it is untrained.
 EVAL_INPUTS = {
-    "etsam": (
-        "results/etsam/{tomo}/mask.mrc",
-        "results/etsam/{tomo}/stage2_logits.mrc",
-        "etsam-logits",
-    ),
-    "etsam_stage1": (
-        "results/etsam/{tomo}/stage1_mask.mrc",
-        "results/etsam/{tomo}/stage1_logits.mrc",
-        "etsam-logits",
-    ),
-    "etsam_postprocessed": ("results/etsam/{tomo}/mask_postprocessed.mrc", None, None),
-    "membrain": (
-        "results/membrain/{tomo}/mask.mrc",
-        "results/membrain/{tomo}/scores.mrc",
-        "logits",
-    ),
-    "tardis": (
-        "results/tardis/{tomo}/mask.mrc",
-        "results/tardis/{tomo}/probabilities.mrc",
-        "probabilities",
-    ),
+    name: (m.mask_path(), m.scores_path(), m.score_kind) for name, m in METHODS.items()
 }
-# Provenance record that says whether a method's output is untrained (the stage-1 rule writes its own).
-PROVENANCE = {
-    "etsam": "results/etsam/{tomo}/provenance.json",
-    "etsam_stage1": "results/etsam/{tomo}/stage1_provenance.json",
-    "etsam_postprocessed": "results/etsam/{tomo}/provenance.json",
-    "membrain": "results/membrain/{tomo}/provenance.json",
-    "tardis": "results/tardis/{tomo}/provenance.json",
-}
+PROVENANCE = {name: m.provenance_path() for name, m in METHODS.items()}
 # Prompting ablation (evaluate.ablations; Supplementary Tables 4-8): ETSAM re-run with each prompt mode.
 # Variant "ablation_stage{1,2}_{mode}" is scored like a method; the variant of the configured (default)
 # mode reuses the main ETSAM outputs (and their metrics when that method is configured), the others
@@ -67,6 +41,98 @@ def ablation_dir(stage, mode):
 def ablation_computed_modes(stage):
     """Modes of `stage` that the ablation rules compute (not reused from the main run)."""
     return [m for m in ABLATION_MODES[stage] if not ablation_reuses_main(stage, m)]
+
+
+def ablation_metrics_method(stage, mode):
+    """Name under results/metrics/ of a variant's scores (the main method's when it is reused and scored)."""
+    main = {1: "etsam_stage1", 2: "etsam"}[stage]
+    if ablation_reuses_main(stage, mode) and main in config["methods"]:
+        return main
+    return f"ablation_stage{stage}_{mode}"
+
+
+for _stage, _modes in ABLATION_MODES.items():
+    for _mode in _modes:
+        _dir = ablation_dir(_stage, _mode)
+        _name = f"ablation_stage{_stage}_{_mode}"
+        if _stage == 1:
+            EVAL_INPUTS[_name] = (
+                f"{_dir}/stage1_mask.mrc",
+                f"{_dir}/stage1_logits.mrc",
+                "etsam-logits",
+            )
+            PROVENANCE[_name] = f"{_dir}/stage1_provenance.json"
+        else:
+            EVAL_INPUTS[_name] = (
+                f"{_dir}/mask.mrc",
+                f"{_dir}/stage2_logits.mrc",
+                "etsam-logits",
+            )
+            PROVENANCE[_name] = f"{_dir}/provenance.json"
+
+
+def ablation_variants():
+    """(stage, mode, metrics method) of every variant in the ablation tables (none when disabled)."""
+    if not ABLATIONS:
+        return []
+    return [
+        (stage, mode, ablation_metrics_method(stage, mode))
+        for stage, modes in ABLATION_MODES.items()
+        for mode in modes
+    ]
+
+
+ABLATION_SCORED = sorted(
+    {m for _, _, m in ablation_variants()} - set(config["methods"])
+)
+SCORED_METHODS = [m for m in config["methods"] if EVAL_INPUTS[m][1]] + ABLATION_SCORED
+MASK_ONLY_METHODS = [m for m in config["methods"] if not EVAL_INPUTS[m][1]]
+ALLOW_MISSING = config["evaluate"]["allow_missing"]
+
+
+def method_files(method):
+    """Files a method's scoring needs that other stages make (templates with {tomo});
+    etsam_postprocessed is made here from the ETSAM mask, so that mask is what must exist.
+    """
+    if method == "etsam_postprocessed":
+        return [EVAL_INPUTS["etsam"][0]]
+    return [p for p in EVAL_INPUTS[method][:2] if p]
+
+
+def provenance_of(wildcards):
+    return PROVENANCE[wildcards.method].format(tomo=wildcards.tomo)
+
+
+def expected_metrics():
+    """(method, tomo) pairs scored in this run: configured methods x tomograms with truth."""
+    return [(m, t) for m in config["methods"] for t in tomos(with_truth=True)]
+
+
+def metrics_json(method, tomo):
+    return f"results/metrics/{method}/{tomo}.json"
+
+
+def evaluable(method, tomo):
+    """Whether a method's outputs for a tomogram exist (or were already scored)."""
+    paths = [p.format(tomo=tomo) for p in method_files(method)]
+    paths.append(f"results/data/{tomo}/groundtruth.mrc")
+    return os.path.exists(metrics_json(method, tomo)) or all(
+        os.path.exists(p) for p in paths
+    )
+
+
+def available(paths):
+    """All paths (strict), or only those that exist (evaluate.allow_missing: true)."""
+    return [p for p in paths if os.path.exists(p)] if ALLOW_MISSING else list(paths)
+
+
+SUMMARY_TABLES = [layout.results_path(f) for f in layout.TABLE_FILES.values()]
+# Tables that also go into `snakemake --report` (the others are listed there by path).
+REPORTED_TABLES = [
+    layout.results_path(layout.TABLE_FILES[key]) for key in layout.REPORTED_TABLES
+]
+UNREPORTED_TABLES = [p for p in SUMMARY_TABLES if p not in REPORTED_TABLES]
+ABLATION_TABLES = [layout.results_path(f) for f in layout.ABLATION_FILES.values()]
 
 
 def ablation_metrics_method(stage, mode):

@@ -21,7 +21,7 @@ rule figures:
     log:
         "results/logs/figures/figures.log",
     conda:
-        "../../envs/tomoseg.yaml"
+        "../envs/tomoseg.yaml"
     params:
         methods=config["methods"],
     script:
@@ -44,7 +44,7 @@ rule overlay:
     wildcard_constraints:
         tomo=key_pattern(tomos()),
     conda:
-        "../../envs/tomoseg.yaml"
+        "../envs/tomoseg.yaml"
     params:
         masks=overlay_masks,
         provenance=lambda wc: {

@@ -9,7 +9,7 @@ rule normalize:
     benchmark:
         "results/benchmarks/normalize/{tomo}.tsv"
     conda:
-        "../../envs/tomoseg.yaml"
+        "../envs/tomoseg.yaml"
     params:
         mode=config["normalization"],
     script:

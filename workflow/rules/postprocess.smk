@@ -13,7 +13,7 @@ rule postprocess:
     benchmark:
         "results/benchmarks/postprocess/{tomo}.tsv"
     conda:
-        "../../envs/tomoseg.yaml"
+        "../envs/tomoseg.yaml"
     params:
         min_slices=config["postprocess"]["min_slices"],
     script:

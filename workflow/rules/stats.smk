@@ -31,7 +31,7 @@ rule summarize:
     log:
         "results/logs/summarize/summarize.log",
     conda:
-        "../../envs/tomoseg.yaml"
+        "../envs/tomoseg.yaml"
     params:
         expected=expected_metrics(),
         methods=config["methods"],
@@ -42,6 +42,7 @@ rule summarize:
         thresholds=config["evaluate"]["thresholds"],
         benchmark_rules=config["evaluate"]["benchmark_rules"],
         method_inputs={m: method_files(m) for m in config["methods"]},
-        runs=config["runs"],
+        runs=runs.to_dict("records"),
+        run_columns=list(runs.columns),
     script:
         "../scripts/summarize.py"

@@ -1,5 +1,5 @@
-from tomoseg.runlog import log_to
-from tomoseg.summary import build_ablation_tables
+from tomoseg.core.runlog import log_to
+from tomoseg.reporting.summary import build_ablation_tables
 
 log_to(snakemake.log[0])
 build_ablation_tables(

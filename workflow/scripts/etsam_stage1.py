@@ -1,7 +1,7 @@
 from pathlib import Path
 
+from tomoseg.core.runlog import log_to
 from tomoseg.etsam.pipeline import EtsamOptions, run_stage1
-from tomoseg.runlog import log_to
 
 log_to(snakemake.log[0])
 out = snakemake.output

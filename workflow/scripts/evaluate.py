@@ -1,5 +1,5 @@
-from tomoseg.metrics import evaluate_method_output
-from tomoseg.runlog import log_to
+from tomoseg.core.runlog import log_to
+from tomoseg.evaluation.metrics import evaluate_method_output
 
 log_to(snakemake.log[0])
 evaluate_method_output(

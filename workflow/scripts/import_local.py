@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from tomoseg.data import import_local
-from tomoseg.runlog import log_to
+from tomoseg.acquisition.local import import_local
+from tomoseg.core.runlog import log_to
 
 log_to(snakemake.log[0])
 import_local(

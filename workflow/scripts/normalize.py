@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from tomoseg.commands.normalize import run_normalize
-from tomoseg.runlog import log_to
+from tomoseg.core.runlog import log_to
+from tomoseg.preprocess import normalize_file
 
 log_to(snakemake.log[0])
-run_normalize(Path(snakemake.input[0]), Path(snakemake.output.volume), snakemake.params.mode)
+normalize_file(Path(snakemake.input[0]), Path(snakemake.output.volume), snakemake.params.mode)

@@ -1,8 +1,8 @@
 from pathlib import Path
 
-from tomoseg.figures import overlay_files
-from tomoseg.provenance_flags import untrained_methods
-from tomoseg.runlog import log_to
+from tomoseg.core.provenance import untrained_methods
+from tomoseg.core.runlog import log_to
+from tomoseg.reporting.figures import overlay_files
 
 log_to(snakemake.log[0])
 overlay_files(

@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from tomoseg.phantoms import write_phantom
-from tomoseg.runlog import log_to
+from tomoseg.acquisition.phantoms import write_phantom
+from tomoseg.core.runlog import log_to
 
 log_to(snakemake.log[0])
 write_phantom(

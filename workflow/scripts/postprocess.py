@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from tomoseg.commands.postprocess import run_postprocess
-from tomoseg.runlog import log_to
+from tomoseg.core.runlog import log_to
+from tomoseg.evaluation.postprocess import run_postprocess
 
 log_to(snakemake.log[0])
 run_postprocess(

@@ -1,17 +1,14 @@
 import pandas as pd
 
-from tomoseg.runlog import log_to
-from tomoseg.summary import build_summaries
+from tomoseg.core.runlog import log_to
+from tomoseg.reporting.summary import build_summaries
 
 log_to(snakemake.log[0])
-runs = pd.read_csv(snakemake.params.runs, sep="\t", dtype=str, keep_default_na=False, comment="#").set_index(
-    "tomo", drop=False
-)
 build_summaries(
     expected=[tuple(p) for p in snakemake.params.expected],
     methods=snakemake.params.methods,
     results="results",
-    runs=runs,
+    runs=pd.DataFrame(snakemake.params.runs, columns=snakemake.params.run_columns).set_index("tomo", drop=False),
     skipped=[tuple(s) for s in snakemake.params.skipped],
     thresholds=snakemake.params.thresholds,
     benchmark_rules=dict(snakemake.params.benchmark_rules),

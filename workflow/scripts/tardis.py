@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from tomoseg.baselines import run_tardis
-from tomoseg.runlog import log_to
+from tomoseg.baselines.runner import run_tardis
+from tomoseg.core.runlog import log_to
 
 log_to(snakemake.log[0])
 opts = snakemake.params.options

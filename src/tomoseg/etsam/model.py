@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from tomoseg.io import InputError, atomic_path, write_json
+from tomoseg.core.io import InputError, atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
@@ -172,3 +172,12 @@ def write_untrained_checkpoint(path: str | os.PathLike, spec: ModelSpec, seed: i
 def tiny_spec(image_size: int = 128) -> ModelSpec:
     """The tiny test model: SAM2.1 Hiera-tiny at `image_size`."""
     return ModelSpec(TINY_CONFIG, image_size_overrides(image_size))
+
+
+TEST_SEEDS = {"etsam_stage1_test.pt": 0, "etsam_stage2_test.pt": 1}
+
+
+def make_test_checkpoints(out: Path, image_size: int = 128) -> list[Path]:
+    """Write untrained Hiera-tiny Stage 1/2 checkpoints (+ sidecar JSON with config and `untrained: true`)."""
+    spec = tiny_spec(image_size)
+    return [write_untrained_checkpoint(Path(out) / name, spec, seed) for name, seed in TEST_SEEDS.items()]

@@ -13,14 +13,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from tomoseg.core.io import InputError, read_volume, sha256sum, write_json, write_volume
+from tomoseg.core.provenance import provenance_record, untrained_flag
 from tomoseg.etsam.engine import DTYPES, PropagationStats, propagate, propagate_bidirectional
 from tomoseg.etsam.fusion import STAGE1_THRESHOLD, STAGE2_THRESHOLD, FusedVolume, threshold
 from tomoseg.etsam.model import ModelSpec, build_model, checkpoint_spec, config_name, load_checkpoint
 from tomoseg.etsam.prompts import STAGE1_MODES, STAGE2_MODES, build_prompts
-from tomoseg.io import InputError, read_volume, sha256sum, write_json, write_volume
-from tomoseg.normalize import normalize_volume
-from tomoseg.provenance import provenance_record
-from tomoseg.provenance_flags import untrained_flag
+from tomoseg.preprocess import normalize_volume
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from tomoseg.io import InputError, sha256sum, write_json
+from tomoseg.core.io import InputError, sha256sum, write_json
 
 log = logging.getLogger(__name__)
 

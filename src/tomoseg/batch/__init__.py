@@ -1,0 +1,1 @@
+"""Batch: the nightly run over new CryoET Data Portal runs."""

@@ -1,0 +1,450 @@
+"""Nightly batch: find new portal runs, segment them with the workflow, record and report (see docs/portal.md).
+
+One night = `tomoseg nightly --configfile CONFIG`:
+  1. take an exclusive lock (flock) on `<state_dir>/nightly.lock`; a second invocation exits 75 and changes nothing;
+  2. list runs whose membrane annotations (curated GO ids, SegmentationMask, mrc) or tomograms were released
+     or modified since the last completed listing (`nightly.start_date` the first time), paging every query;
+  3. add them to the pending queue in `<state_dir>/state.json` (the listing date advances only then);
+  4. take up to `nightly.cap` pending runs, write their runs sheet and run Snakemake on their per-run targets
+     (`--keep-going --rerun-incomplete`: one failed run does not stop the others; a killed night resumes);
+  5. move fully processed runs to `processed` (keyed by dataset id / run name), count failures, write the
+     night report, and call `nightly.on_failure` when anything failed.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import fcntl
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from tomoseg.core.errors import BusyError
+from tomoseg.core.io import InputError, atomic_path, read_json, write_json
+from tomoseg.core.layout import RUNS_COLUMNS, data_path, metrics_path
+from tomoseg.core.methods import METHOD_NAMES, method
+
+log = logging.getLogger(__name__)
+
+
+
+class NightBusy(BusyError):
+    """Another night holds the lock."""
+
+
+# ---------------------------------------------------------------- portal listing
+
+
+def _gql_list(values: list[str]) -> str:
+    return "[" + ", ".join(json.dumps(v) for v in values) + "]"
+
+
+def membrane_annotation_filter(go_ids: list[str]) -> str:
+    """GraphQL where-fragment: an annotation with a curated GO id and a SegmentationMask mrc file."""
+    return (
+        f'objectId: {{_in: {_gql_list(sorted(go_ids))}}}, annotationShapes: {{shapeType: {{_eq: SegmentationMask}}, '
+        'annotationFiles: {format: {_eq: "mrc"}}}'
+    )
+
+
+def paged_runs(client: Any, where: str, page_size: int) -> list[dict[str, Any]]:
+    """All runs matching a GraphQL `where` clause, fetched page by page (limit/offset, ordered by id)."""
+    from gql import gql
+
+    rows: list[dict[str, Any]] = []
+    offset = 0
+    while True:
+        query = gql(
+            f"query {{ runs(where: {{{where}}}, orderBy: [{{id: asc}}], "
+            f"limitOffset: {{limit: {page_size}, offset: {offset}}}) {{ id name datasetId }} }}"
+        )
+        page = client.get_client().execute(query)["runs"]
+        rows.extend(page)
+        if len(page) < page_size:
+            return rows
+        offset += page_size
+
+
+def list_new_runs(client: Any, since: str, go_ids: list[str], page_size: int = 500) -> list[dict[str, Any]]:
+    """Runs with membrane annotations or tomograms released or modified since `since` (ISO string)."""
+    since_json = json.dumps(since)
+    membrane = membrane_annotation_filter(go_ids)
+    found: dict[tuple[int, str], dict[str, Any]] = {}
+    for relation, extra in (("annotations", membrane + ", "), ("tomograms", "")):
+        for field in ("releaseDate", "lastModifiedDate"):
+            where = f"{relation}: {{{extra}{field}: {{_gte: {since_json}}}}}"
+            for row in paged_runs(client, where, page_size):
+                found[(int(row["datasetId"]), row["name"])] = row
+    if not found:
+        return []
+    ids = sorted(int(r["id"]) for r in found.values())
+    with_membrane = set()
+    for start in range(0, len(ids), page_size):
+        chunk = ids[start : start + page_size]
+        where = f"id: {{_in: {chunk}}}, annotations: {{{membrane}}}"
+        with_membrane.update(int(r["id"]) for r in paged_runs(client, where, page_size))
+    runs = [
+        {"dataset_id": int(r["datasetId"]), "run_id": int(r["id"]), "name": r["name"], "has_membrane": int(r["id"]) in with_membrane}
+        for r in found.values()
+    ]
+    return sorted(runs, key=lambda r: (r["dataset_id"], r["run_id"]))
+
+
+# ---------------------------------------------------------------- state and targets
+
+
+def run_key(dataset_id: int, name: str) -> str:
+    """Identity of a run across nights: dataset id and run name (portal numeric ids may change)."""
+    return f"{dataset_id}/{name}"
+
+
+def tomo_key(run: dict[str, Any]) -> str:
+    """The runs-sheet key of a nightly run."""
+    return f"cdp-{run['dataset_id']}-{run['run_id']}"
+
+
+def per_run_targets(tomo: str, truth: bool, methods: list[str], metrics: bool) -> list[str]:
+    """Files that make a run 'fully processed': normalized tomogram, truth, each method's mask (+ metrics)."""
+    targets = [data_path(tomo, "normalized.mrc")]
+    if truth:
+        targets.append(data_path(tomo, "groundtruth.mrc"))
+    for name in methods:
+        if name not in METHOD_NAMES:
+            raise InputError(f"nightly: unknown method {name!r} (known: {sorted(METHOD_NAMES)})")
+        targets.append(method(name).mask_path(tomo))
+        if truth and metrics:
+            targets.append(metrics_path(name, tomo))
+    return targets
+
+
+def load_state(path: Path) -> dict[str, Any]:
+    """The nightly state (empty on the first night)."""
+    if not path.exists():
+        return {"since": None, "processed": {}, "pending": {}, "failed": {}, "nights": []}
+    return read_json(path)
+
+
+def _parse_date(value: str) -> _dt.datetime:
+    """An ISO date or date-time (UTC when no zone is given)."""
+    try:
+        parsed = _dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"nightly: {value!r} is not an ISO date (e.g. 2025-01-01)") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=_dt.timezone.utc)
+
+
+def _now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
+
+
+# ---------------------------------------------------------------- the night
+
+
+def acquire_lock(path: Path) -> int:
+    """Take the nightly lock (non-blocking) and return its fd; NightBusy names the holder otherwise."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown process"
+        os.close(fd)
+        raise NightBusy(f"another nightly run is in progress ({holder}; lock {path}); nothing was changed") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()} since {_now().isoformat()}\n".encode(), 0)
+    return fd
+
+
+def run_night(
+    config_path: Path,
+    repo: Path,
+    workdir: Path,
+    snakemake: str | None = None,
+    lister: Callable[..., list[dict[str, Any]]] = list_new_runs,
+) -> int:
+    """One night (see the module docstring); returns 0 (all good) or 1 (something failed).
+
+    Raises NightBusy, and changes nothing, when another night holds the lock.
+    """
+    config = yaml.safe_load(config_path.read_text())
+    night_cfg = config.get("nightly") or {}
+    state_dir = (workdir / night_cfg.get("state_dir", "nightly")).resolve()
+    lock_fd = acquire_lock(state_dir / "nightly.lock")
+    report: Path | None = None
+    try:
+        status, report = _night(config, night_cfg, config_path, repo, workdir, state_dir, lock_fd, snakemake, lister)
+    except Exception as err:  # a night that cannot even list or launch is a failed night
+        log.exception("nightly run failed")
+        status = f"error: {err}"
+    finally:
+        os.close(lock_fd)
+    if status != "ok":
+        _on_failure(night_cfg.get("on_failure") or "", status, report, workdir)
+        return 1
+    return 0
+
+
+def _on_failure(command: str, status: str, report: Path | None, workdir: Path) -> None:
+    if not command:
+        return
+    env = dict(os.environ, TOMOSEG_NIGHT_STATUS=status, TOMOSEG_NIGHT_REPORT=str(report or ""))
+    result = subprocess.run(command, shell=True, cwd=workdir, env=env, timeout=600)
+    if result.returncode:
+        log.error("on_failure command exited with %d: %s", result.returncode, command)
+
+
+def _night(
+    config: dict[str, Any], night_cfg: dict[str, Any], config_path: Path, repo: Path, workdir: Path,
+    state_dir: Path, lock_fd: int, snakemake: str | None, lister: Callable[..., list[dict[str, Any]]],
+) -> tuple[str, Path | None]:
+    from tomoseg.acquisition.portal import load_membrane_terms, portal_client
+    from tomoseg.core.fetch import DownloadOptions
+
+    state_path = state_dir / "state.json"
+    state = load_state(state_path)
+    since = state.get("since") or night_cfg.get("start_date")
+    if not since:
+        raise InputError(f"{config_path}: nightly.start_date is required for the first night (ISO date, e.g. 2025-01-01)")
+    started = _now()
+    night_id = started.strftime("%Y%m%dT%H%M%SZ")
+    download = config.get("download") or {}
+    client = portal_client(download.get("portal_url"), DownloadOptions.from_config(download).query_timeout_s)
+    # Look back a little further than the last listing: portal dates are often whole days and can be
+    # set before an entry becomes visible. Processed and pending runs are not listed twice.
+    lookback = _dt.timedelta(days=float(night_cfg.get("lookback_days", 2)))
+    query_since = (_parse_date(str(since)) - lookback).isoformat()
+    listed = lister(client, query_since, sorted(load_membrane_terms()), int(night_cfg.get("page_size", 500)))
+    new = 0
+    for run in listed:
+        key = run_key(run["dataset_id"], run["name"])
+        if key in state["processed"] or key in state["failed"]:
+            continue
+        if key not in state["pending"]:
+            new += 1
+            state["pending"][key] = {**run, "attempts": 0, "first_seen": started.isoformat()}
+        else:
+            state["pending"][key].update(run)
+    state["since"] = started.isoformat()
+    write_json(state_path, state)
+    log.info("listing since %s: %d runs, %d new, %d pending", since, len(listed), new, len(state["pending"]))
+    if not state["pending"]:
+        log.info("nothing new; nothing to do")
+        return "ok", None
+
+    cap = int(night_cfg.get("cap", 50))
+    batch = sorted(state["pending"].items(), key=lambda kv: (kv[1]["dataset_id"], kv[1]["run_id"]))[:cap]
+    night_dir = state_dir / "nights" / night_id
+    sheet = night_dir / "runs.tsv"
+    methods = night_cfg.get("methods")
+    methods = list(config.get("methods") or []) if methods is None else list(methods)
+    metrics = bool(night_cfg.get("metrics", True))
+    targets: dict[str, list[str]] = {}
+    with atomic_path(sheet) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=RUNS_COLUMNS, delimiter="\t", lineterminator="\n")
+        writer.writeheader()
+        for key, run in batch:
+            tomo = tomo_key(run)
+            writer.writerow({"tomo": tomo, "source": "cdp", "dataset_id": run["dataset_id"], "run_id": run["run_id"],
+                             "tomogram_id": "", "path": "", "truth_path": "", "split": "test",
+                             "truth": "cdp" if run["has_membrane"] else "none"})
+            targets[key] = per_run_targets(tomo, run["has_membrane"], methods, metrics)
+
+    snakemake = snakemake or shutil.which("snakemake") or str(Path(sys.executable).with_name("snakemake"))
+    base = [snakemake, "--snakefile", str(repo / "workflow" / "Snakefile"), "--directory", str(workdir),
+            "--configfile", str(config_path.resolve()),
+            "--config", f"runs={sheet}", "splits=[test]"]
+    if any((workdir / ".snakemake" / "locks").glob("*")):
+        # A killed night left Snakemake's directory lock; our flock guarantees no other night runs here.
+        subprocess.run([*base, "--unlock"], cwd=workdir, check=False, pass_fds=(lock_fd,))
+    cmd = [*base, "--keep-going", "--rerun-incomplete", "--cores", str(night_cfg.get("cores", 1)),
+           *[str(a) for a in night_cfg.get("snakemake_args") or []], "--", *sorted({t for ts in targets.values() for t in ts})]
+    log.info("running: %s", " ".join(cmd))
+    with open(night_dir / "snakemake.log", "w") as out:
+        code = subprocess.run(cmd, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, pass_fds=(lock_fd,)).returncode
+    log.info("snakemake exited with %d", code)
+    snake_log = (night_dir / "snakemake.log").read_text(errors="replace")
+    if code != 0 and "Error in rule" not in snake_log:
+        # Snakemake stopped before or outside any job (bad config, missing rule, ...): that is the night's
+        # failure, not the runs'; they stay pending without using up an attempt.
+        tail = " | ".join([ln.strip() for ln in snake_log.splitlines() if ln.strip()][-4:])
+        raise RuntimeError(f"snakemake failed outside any job (exit {code}): {tail} (log: {night_dir / 'snakemake.log'})")
+
+    max_attempts = int(night_cfg.get("max_attempts", 3))
+    unfinished = incomplete_outputs(workdir)
+    rows = []
+    failed = 0
+    for key, run in batch:
+        tomo = tomo_key(run)
+        missing = [t for t in targets[key] if not (workdir / t).exists() or t in unfinished]
+        row = {"key": key, "tomo": tomo, **{k: run[k] for k in ("dataset_id", "run_id", "name", "has_membrane")}}
+        if not missing:
+            state["processed"][key] = {"tomo": tomo, "run_id": run["run_id"], "night": night_id}
+            state["pending"].pop(key)
+            row.update(status="processed", **run_statistics(workdir, tomo, methods, run["has_membrane"]))
+            row["figure"] = run_figure(workdir, tomo, methods, night_dir / "figures" / f"{tomo}.png")
+        else:
+            failed += 1
+            reason = failure_reason(workdir, tomo, missing, code)
+            entry = state["pending"][key]
+            entry["attempts"] = entry.get("attempts", 0) + 1
+            entry["last_error"] = reason
+            if entry["attempts"] >= max_attempts:
+                state["failed"][key] = state["pending"].pop(key)
+            row.update(status="failed", reason=reason, attempts=entry["attempts"])
+        rows.append(row)
+    status = "ok" if failed == 0 else f"{failed} of {len(batch)} runs failed"
+    state["nights"].append({"night": night_id, "since": str(since), "listed": len(listed), "new": new,
+                            "batch": len(batch), "processed": len(batch) - failed, "failed": failed,
+                            "status": status, "finished": _now().isoformat()})
+    report = write_report(night_dir, night_id, str(since), rows, len(state["pending"]), methods)
+    write_json(state_path, state)
+    log.info("night %s: %s; report %s", night_id, status, report)
+    return status, report
+
+
+def incomplete_outputs(workdir: Path) -> set[str]:
+    """Outputs Snakemake still marks incomplete (a killed job's files are not finished work)."""
+    from base64 import urlsafe_b64decode
+
+    base = workdir / ".snakemake" / "incomplete"
+    found: set[str] = set()
+    for marker in base.rglob("*") if base.exists() else []:
+        if marker.is_file() and marker.name != "migration_underway":
+            encoded = "".join(part.lstrip("@") for part in marker.relative_to(base).parts)
+            try:
+                path = urlsafe_b64decode(encoded).decode()
+            except ValueError:
+                continue
+            found.add(os.path.relpath(path, workdir) if os.path.isabs(path) else path)
+    return found
+
+
+# ---------------------------------------------------------------- report
+
+
+def _fraction(path: Path) -> float | None:
+    if not path.exists():
+        return None
+    from tomoseg.core.io import open_volume
+
+    with open_volume(path) as (data, _voxel):
+        total = sum(int(np.count_nonzero(data[z : z + 16])) for z in range(0, data.shape[0], 16))
+        return total / data.size
+
+
+def run_statistics(workdir: Path, tomo: str, methods: list[str], truth: bool) -> dict[str, Any]:
+    """Mask statistics (foreground fraction), the chosen tomogram and metrics of one processed run."""
+    stats: dict[str, Any] = {}
+    source = workdir / "results" / "data" / tomo / "tomogram.source.json"
+    if source.exists():
+        src = read_json(source)
+        stats.update(tomogram_id=src.get("tomogram_id"), shape="x".join(map(str, src.get("shape_zyx", []))),
+                     voxel_spacing=src.get("voxel_spacing"))
+    if truth:
+        stats["truth_fraction"] = _fraction(workdir / "results" / "data" / tomo / "groundtruth.mrc")
+    for name in methods:
+        stats[f"{name}_fraction"] = _fraction(workdir / method(name).mask_path(tomo))
+        metric_file = workdir / metrics_path(name, tomo)
+        if metric_file.exists():
+            record = read_json(metric_file)
+            values = record if "dice" in record else record.get("metrics", {})
+            for metric in ("dice", "iou"):
+                if isinstance(values.get(metric), int | float):
+                    stats[f"{name}_{metric}"] = float(values[metric])
+    return stats
+
+
+def run_figure(workdir: Path, tomo: str, methods: list[str], out: Path) -> str | None:
+    """Central Z slice of the normalized tomogram with the outline of each mask (truth and methods)."""
+    normalized = workdir / "results" / "data" / tomo / "normalized.mrc"
+    if not normalized.exists():
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tomoseg.core.io import open_volume
+
+    masks = {"truth": workdir / "results" / "data" / tomo / "groundtruth.mrc"}
+    masks.update({m: workdir / method(m).mask_path(tomo) for m in methods})
+    with open_volume(normalized) as (data, _voxel):
+        z = data.shape[0] // 2
+        image = np.array(data[z])
+    fig, ax = plt.subplots(figsize=(4, 4 * image.shape[0] / max(image.shape[1], 1)))
+    ax.imshow(image, cmap="gray")
+    for (name, path), color in zip(masks.items(), ("lime", "red", "cyan", "orange", "magenta", "yellow"), strict=False):
+        if path.exists():
+            with open_volume(path) as (mask, _voxel):
+                if mask.shape[0] > z and np.any(mask[z]):
+                    ax.contour(np.asarray(mask[z]) > 0, levels=[0.5], colors=color, linewidths=0.6)
+                    ax.plot([], [], color=color, label=name)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=6, loc="upper right")
+    ax.set_title(f"{tomo}, z={z}", fontsize=8)
+    ax.axis("off")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100, bbox_inches="tight", format="png")
+    plt.close(fig)
+    return str(out)
+
+
+def failure_reason(workdir: Path, tomo: str, missing: list[str], code: int) -> str:
+    """The last error line in the run's rule logs, else which outputs are missing."""
+    for log_file in sorted((workdir / "results" / "logs").glob(f"*/{tomo}.log"), key=lambda p: p.stat().st_mtime, reverse=True):
+        lines = [ln.strip() for ln in log_file.read_text(errors="replace").splitlines() if ln.strip()]
+        errors = [ln for ln in lines if " ERROR " in ln or "Error" in ln]
+        if errors:
+            return f"{log_file.parent.name}: {errors[-1][:400]}"
+    return f"snakemake exit {code}; missing {', '.join(missing)}"
+
+
+def write_report(night_dir: Path, night_id: str, since: str, rows: list[dict[str, Any]], pending: int, methods: list[str]) -> Path:
+    """The night's report: a TSV of every run and a Markdown summary (processed with statistics, failures)."""
+    columns = ["tomo", "dataset_id", "run_id", "name", "status", "has_membrane", "tomogram_id", "shape", "voxel_spacing",
+               "truth_fraction"]
+    for m in methods:
+        columns += [f"{m}_fraction", f"{m}_dice", f"{m}_iou"]
+    columns += ["figure", "attempts", "reason"]
+    with atomic_path(night_dir / "report.tsv") as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, delimiter="\t", lineterminator="\n", extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+    def fmt(v: Any) -> str:
+        if v is None or v == "":
+            return "–"
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    done = [r for r in rows if r["status"] == "processed"]
+    failed = [r for r in rows if r["status"] == "failed"]
+    shown = [c for c in columns if c not in ("figure", "attempts", "reason", "status") and any(r.get(c) not in (None, "") for r in done)]
+    lines = [f"# Night {night_id}", "", f"Runs released or modified since {since}: {len(rows)} in this batch, "
+             f"{len(done)} processed, {len(failed)} failed, {pending} still pending.", ""]
+    if done:
+        lines += ["## Processed", "", "| " + " | ".join(shown) + " | figure |", "|" + "---|" * (len(shown) + 1)]
+        for r in done:
+            figure = f"![{r['tomo']}](figures/{r['tomo']}.png)" if r.get("figure") else "–"
+            lines.append("| " + " | ".join(fmt(r.get(c)) for c in shown) + f" | {figure} |")
+        lines.append("")
+    if failed:
+        lines += ["## Failed", "", "| tomo | dataset | run | attempts | reason |", "|---|---|---|---|---|"]
+        for r in failed:
+            lines.append(f"| {r['tomo']} | {r['dataset_id']} | {r['name']} | {r['attempts']} | {str(r['reason']).replace('|', '/')} |")
+        lines.append("")
+    lines.append("Fractions are foreground voxels / all voxels; dice and iou come from results/metrics where ground truth exists.")
+    report = night_dir / "report.md"
+    with atomic_path(report) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    return report

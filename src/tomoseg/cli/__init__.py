@@ -1,0 +1,67 @@
+"""The `tomoseg` command line: one sub-command per module of `tomoseg.cli` (argparse only; the work is
+done by the stage APIs each module calls)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from tomoseg import __version__
+from tomoseg.core.errors import BusyError, InputError, TomosegError, ToolError
+
+# Each module defines `register(subparsers)`; add a line here to add a command.
+COMMAND_MODULES = (
+    "tomoseg.cli.phantom",
+    "tomoseg.cli.normalize",
+    "tomoseg.cli.segment",
+    "tomoseg.cli.etsam_weights",
+    "tomoseg.cli.portal",
+    "tomoseg.cli.nightly",
+    "tomoseg.cli.postprocess",
+    "tomoseg.cli.evaluate",
+    "tomoseg.cli.stats",
+    "tomoseg.cli.baselines",
+)
+
+# Exit status of each deliberate error (the first matching class wins; order from specific to general).
+EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (InputError, 2),  # a file or setting tomoseg cannot use (argparse also exits 2 on bad arguments)
+    (BusyError, 75),  # EX_TEMPFAIL: another process holds the lock; try again later
+    (ToolError, 1),  # an external tool failed
+    (TomosegError, 1),
+)
+
+
+def exit_code(error: BaseException) -> int:
+    """The exit status for a deliberate error (see EXIT_CODES)."""
+    return next(code for kind, code in EXIT_CODES if isinstance(error, kind))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every registered sub-command."""
+    parser = argparse.ArgumentParser(prog="tomoseg", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"tomoseg {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; a deliberate error is printed once, as one line, with its exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except TomosegError as err:
+        if args.verbose:
+            logging.getLogger("tomoseg").debug("traceback", exc_info=err)
+        sys.stderr.write(f"tomoseg {args.command}: error: {err}\n")
+        return exit_code(err)

@@ -1,0 +1,28 @@
+"""`tomoseg fetch-weights` and `tomoseg make-test-checkpoints`: real and tiny untrained ETSAM checkpoints."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tomoseg.etsam.model import make_test_checkpoints
+from tomoseg.etsam.weights import ZENODO_RECORD, fetch_weights
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `fetch-weights` and `make-test-checkpoints` sub-commands."""
+    p = sub.add_parser(
+        "fetch-weights", help=f"download etsam_stage1_v1.pt / etsam_stage2_v1.pt (Zenodo {ZENODO_RECORD})"
+    )
+    p.add_argument("--out", type=Path, default=Path("resources/etsam"), help="folder (default %(default)s)")
+    p.add_argument("--record", default=ZENODO_RECORD)
+    p.set_defaults(func=lambda a: fetch_weights(a.out, a.record) and 0)
+
+    q = sub.add_parser(
+        "make-test-checkpoints", help="write tiny randomly initialised (untrained) ETSAM checkpoints"
+    )
+    q.add_argument("--out", type=Path, required=True)
+    q.add_argument(
+        "--image-size", type=int, default=128, help="model image size, multiple of 32 (default 128)"
+    )
+    q.set_defaults(func=lambda a: make_test_checkpoints(a.out, a.image_size) and 0)

@@ -1,1 +1,0 @@
-"""Sub-commands of the `tomoseg` CLI; each module defines `register(subparsers)`."""

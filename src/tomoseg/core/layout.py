@@ -1,0 +1,59 @@
+"""The results tree: where every stage writes, named once for the rules, the summaries and the nightly.
+
+Paths are relative to the workflow's working directory (`results/...`); helpers take a `{tomo}` key.
+"""
+
+from __future__ import annotations
+
+RESULTS = "results"
+
+RUNS_COLUMNS: tuple[str, ...] = (
+    "tomo", "source", "dataset_id", "run_id", "tomogram_id", "path", "truth_path", "truth", "split",
+)
+"""Columns of a runs sheet, in order (workflow/schemas/runs.schema.yaml describes each; a test checks both agree)."""
+
+# Every table the summary step writes (CSV + Markdown beside it), relative to the results folder.
+TABLE_FILES: dict[str, str] = {
+    "table1": "tables/table1.csv",
+    "ttests": "stats/ttests.csv",
+    "supp_table1": "tables/supp_table1_per_tomogram.csv",
+    "supp_table2": "tables/supp_table2_postprocessed.csv",
+    "supp_table3": "tables/supp_table3_runtime.csv",
+    "runtime_per_tomogram": "tables/runtime_per_tomogram.csv",
+    "thresholds": "tables/thresholds.csv",
+    "calibration": "tables/calibration.csv",
+    "auprc": "tables/auprc.csv",
+    "stages": "tables/stages.csv",
+    "paper_comparison": "tables/paper_comparison.csv",
+    "failures": "tables/failures.csv",
+}
+# Tables that also go into `snakemake --report` (the others are listed there by path).
+REPORTED_TABLES: tuple[str, ...] = ("table1", "failures", "paper_comparison")
+# The prompting ablation tables (Supplementary Tables 4-8), by ETSAM stage.
+ABLATION_FILES: dict[int, str] = {
+    1: "tables/supp_table4_stage1_prompts.csv",
+    2: "tables/supp_tables5-8_stage2_prompts.csv",
+}
+PR_CURVES = "tables/pr_curves.json"
+METHODS_JSON = "tables/methods.json"
+FIGURES: tuple[str, ...] = ("figure1a", "figure1b", "figure1c", "figure1d", "figure4")
+
+
+def results_path(relative: str) -> str:
+    """`results/<relative>`: a file of the tree named relative to the results folder."""
+    return f"{RESULTS}/{relative}"
+
+
+def data_path(tomo: str, name: str) -> str:
+    """A tomogram's input files: tomogram.mrc, normalized.mrc, groundtruth.mrc and their records."""
+    return f"{RESULTS}/data/{tomo}/{name}"
+
+
+def metrics_path(method: str, tomo: str) -> str:
+    """The metrics record of one method on one tomogram."""
+    return f"{RESULTS}/metrics/{method}/{tomo}.json"
+
+
+def log_path(rule: str, tomo: str) -> str:
+    """The log of one rule's job for one tomogram."""
+    return f"{RESULTS}/logs/{rule}/{tomo}.log"

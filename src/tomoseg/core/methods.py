@@ -1,0 +1,90 @@
+"""The method registry: every segmentation method's name, output files, score kind, colour and label.
+
+One place for what the workflow rules, the nightly batch, the tables and the figures need to know about
+a method. A method's files live under `results/{folder}/{tomo}/`; `scores` is None for a mask-only
+method (scored without a histogram or AUPRC). Adding a method means adding an entry here and the rule
+that writes its files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Method:
+    """What the rest of tomoseg knows about one method."""
+
+    name: str
+    title: str
+    folder: str
+    mask: str
+    scores: str | None
+    score_kind: str | None
+    provenance: str
+    colour: str
+    baseline: bool = False
+    paper_file: str | None = None  # stem of the paper's per-tomogram CSV (src/tomoseg/data/paper/)
+
+    def path(self, file: str, tomo: str = "{tomo}") -> str:
+        """`results/{folder}/{tomo}/{file}` (a template with {tomo} unless `tomo` is given)."""
+        return f"results/{self.folder}/{tomo}/{file}"
+
+    def mask_path(self, tomo: str = "{tomo}") -> str:
+        """The method's binary mask."""
+        return self.path(self.mask, tomo)
+
+    def scores_path(self, tomo: str = "{tomo}") -> str | None:
+        """The method's per-voxel scores (logits or probabilities), None for a mask-only method."""
+        return self.path(self.scores, tomo) if self.scores else None
+
+    def provenance_path(self, tomo: str = "{tomo}") -> str:
+        """The provenance record that says, among other things, whether the output is untrained."""
+        return self.path(self.provenance, tomo)
+
+
+# Okabe-Ito colour-blind-safe palette: one fixed colour per method in every figure.
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method("etsam", "ETSAM (two-stage)", "etsam", "mask.mrc", "stage2_logits.mrc", "etsam-logits",
+               "provenance.json", "#0072B2", paper_file="etsam"),
+        Method("etsam_stage1", "ETSAM Stage 1 only", "etsam", "stage1_mask.mrc", "stage1_logits.mrc",
+               "etsam-logits", "stage1_provenance.json", "#56B4E9"),
+        Method("etsam_postprocessed", "ETSAM, post-processed", "etsam", "mask_postprocessed.mrc", None, None,
+               "provenance.json", "#009E73"),
+        Method("membrain", "Membrain-Seg", "membrain", "mask.mrc", "scores.mrc", "logits", "provenance.json",
+               "#E69F00", baseline=True, paper_file="membrain_seg"),
+        Method("tardis", "TARDIS", "tardis", "mask.mrc", "probabilities.mrc", "probabilities", "provenance.json",
+               "#D55E00", baseline=True, paper_file="tardis"),
+    )
+}
+METHOD_NAMES: tuple[str, ...] = tuple(METHODS)
+"""Method names used in paths, tables and figures (the config schema's `methods` enum must match)."""
+PAPER_METHODS: tuple[str, ...] = tuple(m.name for m in METHODS.values() if m.paper_file)
+"""The three methods of the paper's Table 1 and paired tests."""
+BASELINES: tuple[str, ...] = tuple(m.name for m in METHODS.values() if m.baseline)
+EXTRA_COLOURS = ("#CC79A7", "#F0E442", "#000000", "#999999")
+UNTRAINED_MARK = " (untrained)"
+
+
+def method(name: str) -> Method:
+    """The registry entry of `name`; a KeyError lists the known methods."""
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise KeyError(f"unknown method {name!r} (known: {', '.join(METHOD_NAMES)})") from None
+
+
+def label(name: str, untrained: Iterable[str] = ()) -> str:
+    """Display name of a method in tables and figures, marked when it came from untrained weights."""
+    return name + (UNTRAINED_MARK if name in set(untrained) else "")
+
+
+def colour(name: str, order: Iterable[str] = ()) -> str:
+    """A method's fixed colour; methods outside the registry (ablation variants) share the spare colours."""
+    if name in METHODS:
+        return METHODS[name].colour
+    others = [m for m in order if m not in METHODS]
+    return EXTRA_COLOURS[others.index(name) % len(EXTRA_COLOURS)] if name in others else "#999999"

@@ -1,0 +1,81 @@
+"""Provenance records written beside every output (versions, parameters, inputs, git commit), and the
+`untrained` flag that tables and figures read back from them."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from tomoseg.core.io import read_json
+
+DEFAULT_PACKAGES = ("tomoseg", "numpy", "scipy", "mrcfile", "torch", "sam2", "snakemake")
+
+
+def package_versions(names: tuple[str, ...] = DEFAULT_PACKAGES) -> dict[str, str | None]:
+    """Installed versions of `names` (None where a package is absent)."""
+    versions: dict[str, str | None] = {}
+    for name in names:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_commit(start: str | os.PathLike | None = None) -> str | None:
+    """The workflow's git commit (with '-dirty' when the tree has changes), or None outside git."""
+    cwd = Path(start) if start else Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("-dirty" if dirty else "")
+
+
+def provenance_record(
+    step: str,
+    parameters: dict[str, Any] | None = None,
+    inputs: dict[str, str] | None = None,
+    packages: tuple[str, ...] = DEFAULT_PACKAGES,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A provenance record for one step's output: what ran, on what, with which parameters."""
+    record: dict[str, Any] = {
+        "step": step,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "python": platform.python_version(),
+        "packages": package_versions(packages),
+        "git_commit": git_commit(),
+        "parameters": parameters or {},
+        "inputs": inputs or {},
+    }
+    record.update(extra)
+    return record
+
+
+def untrained_flag(provenance: str | os.PathLike | None) -> bool | None:
+    """True/False from a provenance.json's `untrained`, None when the file or key is absent."""
+    if provenance is None or not Path(provenance).exists():
+        return None
+    value = read_json(provenance).get("untrained")
+    return bool(value) if value is not None else None
+
+
+def untrained_methods(provenance_by_method: dict[str, str | os.PathLike]) -> list[str]:
+    """Methods whose provenance says untrained."""
+    return [m for m, p in provenance_by_method.items() if untrained_flag(p)]

@@ -1,0 +1,228 @@
+"""Figures: per-tomogram bars (1a), box plots with significance markers (1b), PR curves (1c),
+runtime/memory (1d), post-processing before/after (4) and per-tomogram slice overlays. PNG + PDF."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from tomoseg.core.io import atomic_path  # noqa: E402
+from tomoseg.core.methods import colour, label  # noqa: E402
+
+METRIC_LABELS = {"dice": "Dice", "iou": "IoU", "precision": "Precision", "recall": "Recall", "auprc": "AUPRC"}
+
+plt.rcParams.update({"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9})
+
+
+def save(fig: plt.Figure, stem: str | os.PathLike) -> list[Path]:
+    """Save `fig` as `<stem>.png` (150 dpi) and `<stem>.pdf`, atomically; close it."""
+    stem = Path(stem)
+    paths = []
+    for ext in ("png", "pdf"):
+        path = stem.with_suffix(f".{ext}")
+        with atomic_path(path, suffix=f".part.{ext}") as tmp:
+            fig.savefig(tmp, dpi=150, bbox_inches="tight", format=ext)
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def box_plots(
+    frames: dict[str, pd.DataFrame],
+    tests: pd.DataFrame,
+    metrics: Sequence[str],
+    stem: str | os.PathLike,
+    untrained: Iterable[str] = (),
+    title: str | None = None,
+) -> list[Path]:
+    """Figure 1b: per-metric box plots of all methods with significance markers (first method vs others)."""
+    methods = list(frames)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.0 * len(metrics), 3.6), squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        data = [frames[m][metric].dropna().to_numpy(float) for m in methods]
+        bp = ax.boxplot(data, patch_artist=True, widths=0.6, medianprops={"color": "black"}, showfliers=False)
+        for patch, m in zip(bp["boxes"], methods, strict=True):
+            patch.set_facecolor(colour(m, methods))
+            patch.set_alpha(0.75)
+        rng = np.random.default_rng(0)
+        for i, values in enumerate(data, start=1):
+            ax.scatter(i + rng.uniform(-0.12, 0.12, len(values)), values, s=10, color="black", zorder=3)
+        ax.set_xticks(range(1, len(methods) + 1), [label(m, untrained) for m in methods], rotation=30, ha="right")
+        ax.set_title(METRIC_LABELS.get(metric, metric))
+        ax.set_ylim(0, 1.0 + 0.1 * max(len(methods) - 1, 1))
+        ax.set_yticks(np.linspace(0, 1, 6))
+        # brackets: first method against each other method
+        level = 1.02
+        for j, other in enumerate(methods[1:], start=2):
+            row = tests[(tests["metric"] == metric) & (tests["method_a"] == methods[0]) & (tests["method_b"] == other)]
+            if row.empty:
+                continue
+            ax.plot([1, 1, j, j], [level, level + 0.02, level + 0.02, level], color="black", lw=0.8)
+            ax.text((1 + j) / 2, level + 0.025, row.iloc[0]["marker"], ha="center", va="bottom", fontsize=9)
+            level += 0.08
+    axes[0][0].set_ylabel("score")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return save(fig, stem)
+
+
+def per_tomogram_bars(
+    frames: dict[str, pd.DataFrame], metrics: Sequence[str], stem: str | os.PathLike, untrained: Iterable[str] = ()
+) -> list[Path]:
+    """Figure 1a: grouped bars of each metric per tomogram and method."""
+    methods = list(frames)
+    tomos = sorted(set().union(*(set(f.index) for f in frames.values())))
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(max(6, 0.7 * len(tomos) * len(methods) / 2 + 2), 2.6 * len(metrics)), squeeze=False)
+    width = 0.8 / len(methods)
+    x = np.arange(len(tomos))
+    for ax, metric in zip(axes[:, 0], metrics, strict=True):
+        for i, m in enumerate(methods):
+            values = frames[m][metric].reindex(tomos).to_numpy(float)
+            pos = x + (i - (len(methods) - 1) / 2) * width
+            ax.bar(pos, values, width, color=colour(m, methods), label=label(m, untrained))
+            for p, v in zip(pos, values, strict=True):
+                if np.isnan(v):  # missing, failed or undefined: say so instead of an empty gap
+                    ax.text(p, 0.02, "n/a", ha="center", va="bottom", rotation=90, fontsize=7, color=colour(m, methods))
+        ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+        ax.set_ylim(0, 1)
+        ax.set_xticks(x, tomos, rotation=30, ha="right")
+    axes[0, 0].legend(ncols=min(len(methods), 3), loc="lower left", bbox_to_anchor=(0, 1.02))
+    fig.tight_layout()
+    return save(fig, stem)
+
+
+def pr_curves(
+    curves: dict[str, dict[str, list[float]]], auprc: dict[str, float], stem: str | os.PathLike, untrained: Iterable[str] = ()
+) -> list[Path]:
+    """Figure 1c: pooled precision-recall curve per method with the pooled AUPRC in the legend."""
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    methods = list(curves)
+    for m in methods:
+        c = curves[m]
+        ax.plot(c["recall"], c["precision"], color=colour(m, methods), lw=1.6, label=f"{label(m, untrained)} (AUPRC {auprc[m]:.4f})")
+    ax.set_xlabel("Recall")
+    ax.set_ylabel("Precision")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.legend(loc="lower left")
+    ax.set_title("Pooled precision-recall (all voxels)")
+    fig.tight_layout()
+    return save(fig, stem)
+
+
+def runtime_memory(table: pd.DataFrame, stem: str | os.PathLike, untrained: Iterable[str] = ()) -> list[Path]:
+    """Figure 1d: runtime, CPU memory and GPU memory per method (mean ± sd over tomograms)."""
+    quantities = [("runtime_s", "Runtime (s)"), ("cpu_mem_mb", "CPU memory (MB)"), ("gpu_mem_mb", "GPU memory (MB)")]
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
+    methods = list(table["method"])
+    for ax, (q, title) in zip(axes, quantities, strict=True):
+        means = table[f"{q}_mean"].to_numpy(float)
+        sds = table[f"{q}_sd"].to_numpy(float)
+        ax.bar(range(len(methods)), np.nan_to_num(means), yerr=np.nan_to_num(sds), capsize=3,
+               color=[colour(m, methods) for m in methods])
+        for i, v in enumerate(means):
+            if np.isnan(v):
+                ax.text(i, 0, "n/a", ha="center", va="bottom", fontsize=8)
+        ax.set_xticks(range(len(methods)), [label(m, untrained) for m in methods], rotation=30, ha="right")
+        ax.set_title(title)
+    fig.tight_layout()
+    return save(fig, stem)
+
+
+def postprocess_effect(
+    before: pd.DataFrame, after: pd.DataFrame, metrics: Sequence[str], stem: str | os.PathLike, untrained: Iterable[str] = ()
+) -> list[Path]:
+    """Figure 4: per-tomogram metric before vs after post-processing (paired points joined by lines)."""
+    common = before.index.intersection(after.index, sort=False)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(2.6 * len(metrics), 3.4), squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        b, a = before.loc[common, metric].to_numpy(float), after.loc[common, metric].to_numpy(float)
+        for yb, ya in zip(b, a, strict=True):
+            ax.plot([0, 1], [yb, ya], color="#999999", lw=0.8)
+        ax.scatter(np.zeros(len(b)), b, color=colour("etsam"), zorder=3, s=14)
+        ax.scatter(np.ones(len(a)), a, color=colour("etsam_postprocessed"), zorder=3, s=14)
+        ax.set_xticks([0, 1], [label("etsam", untrained), label("etsam_postprocessed", untrained)], rotation=30, ha="right")
+        ax.set_xlim(-0.4, 1.4)
+        ax.set_title(f"{METRIC_LABELS.get(metric, metric)} (mean Δ {np.nanmean(a - b):+.4f})")
+    fig.tight_layout()
+    return save(fig, stem)
+
+
+def slice_overlays(
+    tomogram: np.ndarray,
+    masks: dict[str, np.ndarray],
+    stem: str | os.PathLike,
+    title: str,
+    untrained: Iterable[str] = (),
+) -> list[Path]:
+    """Central XY slice and central XZ slice of the tomogram with each mask overlaid, side by side."""
+    nz, ny, _ = tomogram.shape
+    views = [(f"XY, z={nz // 2}", lambda v: v[nz // 2]), (f"XZ, y={ny // 2}", lambda v: v[:, ny // 2, :])]
+    panels = [("tomogram", None)] + list(masks.items())
+    fig, axes = plt.subplots(2, len(panels), figsize=(2.6 * len(panels), 5.4), squeeze=False,
+                             gridspec_kw={"height_ratios": [ny, max(nz, ny // 4)]})
+    order = list(masks)
+    for col, (name, mask) in enumerate(panels):
+        for row, (vname, cut) in enumerate(views):
+            ax = axes[row, col]
+            img = cut(tomogram).astype(np.float32)
+            lo, hi = np.percentile(img, [1, 99])
+            ax.imshow(img, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest", aspect="auto" if row else "equal")
+            if mask is not None:
+                m = cut(mask) != 0
+                rgba = np.zeros((*m.shape, 4), np.float32)
+                rgba[m] = matplotlib.colors.to_rgba(colour(name, order) if name != "groundtruth" else "#F0E442", 0.6)
+                ax.imshow(rgba, interpolation="nearest", aspect="auto" if row else "equal")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(label(name, untrained) if name not in ("tomogram", "groundtruth") else name, fontsize=9)
+            if col == 0:
+                ax.set_ylabel(vname)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save(fig, stem)
+
+
+def placeholder(message: str, stem: str | os.PathLike) -> list[Path]:
+    """A figure that states why it has no data (so that every declared figure exists)."""
+    fig, ax = plt.subplots(figsize=(4, 2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, f"not available:\n{message}", ha="center", va="center")
+    return save(fig, stem)
+
+
+def overlay_files(
+    tomogram: str | os.PathLike,
+    masks: dict[str, str | os.PathLike],
+    stem: str | os.PathLike,
+    truth: str | os.PathLike | None = None,
+    title: str | None = None,
+    untrained: Iterable[str] = (),
+) -> list[Path]:
+    """Slice overlays from files, reading only the slices drawn (memory-mapped volumes)."""
+    import contextlib
+
+    from tomoseg.core.io import InputError, open_volume
+
+    with contextlib.ExitStack() as stack:
+        tomo, _ = stack.enter_context(open_volume(tomogram))
+        arrays = {}
+        named = dict(masks)
+        if truth is not None:
+            named = {"groundtruth": truth, **named}
+        for name, path in named.items():
+            data, _ = stack.enter_context(open_volume(path))
+            if data.shape != tomo.shape:
+                raise InputError(f"shape mismatch: {name} mask {path} has shape {data.shape}, tomogram {tomogram} has {tomo.shape}")
+            arrays[name] = data
+        return slice_overlays(tomo, arrays, stem, title or Path(tomogram).parent.name, untrained)
