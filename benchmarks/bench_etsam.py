@@ -327,7 +327,7 @@ def markdown(r: dict) -> str:
         ]
         lines += [
             "(the upstream path uses PIL-resized frames, ours on-device antialiased bicubic: they differ by "
-            "<= 4.3e-6 per pixel after normalization, see tests/test_etsam_units.py)"
+            "<= 4.3e-6 per pixel after normalization, see tests/etsam/test_etsam_units.py)"
         ]
     return "\n".join(lines) + "\n"
 

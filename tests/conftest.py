@@ -13,3 +13,21 @@ def cli_main():
     from tomoseg.cli import main
 
     return main
+
+
+@pytest.fixture
+def portal():
+    """A stand-in CryoET Data Portal (GraphQL + file server) and Dataverse on 127.0.0.1."""
+    from cdp_standin import Portal
+
+    server = Portal().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fast():
+    """Download options with short timeouts and quick retries, for tests against the stand-in."""
+    from tomoseg.core.fetch import DownloadOptions
+
+    return DownloadOptions(connect_timeout_s=2.0, read_timeout_s=0.5, retries=2, backoff_s=0.01)

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 GPU_RULES = ("etsam_stage1", "etsam_stage2", "membrain", "tardis")
 
 

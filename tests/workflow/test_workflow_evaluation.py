@@ -17,7 +17,7 @@ from snakemake_helpers import run_snakemake
 from tomoseg.core.io import write_volume
 from tomoseg.testing.synthetic import membrane_mask
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHAPE = (16, 40, 40)
 MY_RULES = ["postprocess", "evaluate_scored", "evaluate_mask", "summarize", "figures", "overlay"]
 BENCH_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"

@@ -16,7 +16,7 @@ import pytest
 from tomoseg.baselines import runner as baselines
 from tomoseg.core.io import InputError, read_json, read_volume, sha256sum, write_volume
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REQUIRED = (
     os.environ.get("CI", "").lower() in {"1", "true", "yes"}
     or os.environ.get("TOMOSEG_REQUIRE_BASELINES") == "1"

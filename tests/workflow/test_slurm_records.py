@@ -1,6 +1,6 @@
 """The placement checks of the Slurm test catch misplaced jobs (no cluster needed: records written here).
 
-Guards tests/test_slurm.py against passing vacuously: each kind of misplacement it must detect is
+Guards tests/workflow/test_slurm.py against passing vacuously: each kind of misplacement it must detect is
 written into a job-completion log and job logs in the formats Slurm and tomoseg.core.runlog produce."""
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 
 # Imported by Python at start-up (sitecustomize): every socket connect outside AF_UNIX is recorded and refused.
