@@ -1,0 +1,62 @@
+"""The method registry and the results layout agree with the schemas, the rules and each other."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tomoseg.core import layout, methods
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _schema(name: str) -> dict:
+    return yaml.safe_load((REPO / "workflow" / "schemas" / name).read_text())
+
+
+def test_config_schema_method_enums_match_the_registry():
+    schema = _schema("config.schema.yaml")
+    top = schema["properties"]["methods"]["items"]["enum"]
+    nightly = schema["properties"]["nightly"]["properties"]["methods"]["items"]["enum"]
+    assert tuple(top) == methods.METHOD_NAMES
+    assert tuple(nightly) == methods.METHOD_NAMES
+
+
+def test_runs_schema_columns_match_the_layout():
+    schema = _schema("runs.schema.yaml")
+    assert tuple(schema["properties"]) == layout.RUNS_COLUMNS
+    assert tuple(schema["required"]) == layout.RUNS_COLUMNS
+
+
+def test_registry_entries():
+    assert methods.PAPER_METHODS == ("etsam", "membrain", "tardis")
+    assert methods.BASELINES == ("membrain", "tardis")
+    etsam = methods.method("etsam")
+    assert etsam.mask_path("t1") == "results/etsam/t1/mask.mrc"
+    assert etsam.scores_path() == "results/etsam/{tomo}/stage2_logits.mrc"
+    assert methods.method("etsam_postprocessed").scores_path() is None
+    assert methods.method("etsam_stage1").provenance_path("x") == "results/etsam/x/stage1_provenance.json"
+    # every scored method says how its scores are read; mask-only methods have neither
+    for m in methods.METHODS.values():
+        assert (m.scores is None) == (m.score_kind is None), m.name
+    assert len({m.colour for m in methods.METHODS.values()}) == len(methods.METHODS)
+
+
+def test_label_and_colour():
+    assert methods.label("etsam", ["etsam"]) == "etsam (untrained)"
+    assert methods.label("tardis", ["etsam"]) == "tardis"
+    assert methods.colour("membrain") == methods.METHODS["membrain"].colour
+    order = ["ablation_a", "ablation_b"]
+    assert methods.colour("ablation_b", order) == methods.EXTRA_COLOURS[1]
+    with pytest.raises(KeyError, match="known: etsam"):
+        methods.method("nope")
+
+
+def test_paper_files_exist_for_paper_methods():
+    from importlib import resources
+
+    data = Path(str(resources.files("tomoseg") / "data" / "paper"))
+    for name in methods.PAPER_METHODS:
+        assert (data / f"{methods.method(name).paper_file}_per_tomogram.csv").exists()
