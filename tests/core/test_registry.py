@@ -60,3 +60,11 @@ def test_paper_files_exist_for_paper_methods():
     data = Path(str(resources.files("tomoseg") / "data" / "paper"))
     for name in methods.PAPER_METHODS:
         assert (data / f"{methods.method(name).paper_file}_per_tomogram.csv").exists()
+
+
+def test_config_readme_documents_every_key_and_column():
+    readme = (REPO / "config" / "README.md").read_text()
+    for key in _schema("config.schema.yaml")["properties"]:
+        assert f"`{key}`" in readme, f"config/README.md does not mention the config key {key}"
+    for column in layout.RUNS_COLUMNS:
+        assert f"`{column}`" in readme, f"config/README.md does not mention the runs-sheet column {column}"

@@ -14,7 +14,7 @@ from tomoseg.etsam.frames import IMAGENET_MEAN, IMAGENET_STD, make_frames, pil_f
 from tomoseg.etsam.fusion import NO_OBJECT_SCORE, FusedVolume, fuse, threshold
 from tomoseg.etsam.prompts import build_prompts, grid_mask, prompt_frames, resize_mask_prompt
 
-# Dot survival through SAM2's mask-prompt resize at image size 1024 (notes/etsam-reference.md), counted as
+# Dot survival through SAM2's mask-prompt resize at image size 1024, counted as
 # connected blobs (928 x 960 keeps 295 dots = 296 px: one dot straddles two pixels).
 DOTS_AT_1024 = [
     ((1000, 1000), 240, 400),

@@ -1,6 +1,6 @@
 """Post-processing of binary masks: drop 26-connected components that span too few Z slices.
 
-Definition (matches the published ETSAM code, `notes/etsam-reference.md`): components are labelled
+Definition (matches the published ETSAM code, postprocess.py at commit fc1864e): components are labelled
 with 26-connectivity (a 3x3x3 block of ones); a component's Z span is the extent of its bounding box
 along Z, ``stop - start`` with ``stop`` exclusive (i.e. the number of slices from its first to its
 last slice, inclusive); it is kept when that span is >= ``min_slices``.
