@@ -12,12 +12,9 @@ rule figures:
                 caption=f"../report/{name}.rst",
                 category="Figures",
             )
-            for name in ("figure1a", "figure1b", "figure1c", "figure1d", "figure4")
+            for name in layout.FIGURES
         },
-        **{
-            f"{name}_pdf": f"results/figures/{name}.pdf"
-            for name in ("figure1a", "figure1b", "figure1c", "figure1d", "figure4")
-        },
+        **{f"{name}_pdf": f"results/figures/{name}.pdf" for name in layout.FIGURES},
     log:
         "results/logs/figures/figures.log",
     conda:
