@@ -1,7 +1,8 @@
 """Runtime of the two baselines on a small volume, CPU, tiny random checkpoints (not a test).
 
-Runs Membrain-Seg and TARDIS through tomoseg.baselines.runner with the demo's cheap settings and with each
-tool's defaults, and records wall time (including the tool's start-up) and the tool's own runtime.
+Runs Membrain-Seg and TARDIS through tomoseg.baselines (run_membrain, run_tardis) with the demo's cheap
+settings and with each tool's defaults, and records wall time (including the tool's start-up) and the
+tool's own runtime.
 
     PYTHONPATH=src python benchmarks/baselines_tiny.py --out benchmarks/results/baselines_tiny.json
 """
@@ -18,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tomoseg.baselines import runner as baselines
+from tomoseg.baselines.checkpoints import make_baseline_checkpoints
+from tomoseg.baselines.membrain import run_membrain
+from tomoseg.baselines.tardis import run_tardis
 from tomoseg.core.io import write_volume
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +38,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         start = time.monotonic()
-        ckpts = baselines.make_baseline_checkpoints(tmp / "ckpt", pythons["membrain"], pythons["tardis"])
+        ckpts = make_baseline_checkpoints(tmp / "ckpt", pythons["membrain"], pythons["tardis"])
         rows.append(
             {"step": "make-baseline-checkpoints (both)", "wall_s": round(time.monotonic() - start, 2)}
         )
@@ -53,7 +56,7 @@ def main() -> None:
             ("tardis", "tool defaults: patch 128, 4 rotations", {}),
         ]
         for i, (tool, label, options) in enumerate(cases):
-            run = baselines.run_membrain if tool == "membrain" else baselines.run_tardis
+            run = run_membrain if tool == "membrain" else run_tardis
             start = time.monotonic()
             record = run(
                 tmp / "tomogram.mrc", tmp / f"out{i}", ckpts[tool], pythons[tool], settings=label, **options

@@ -13,7 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tomoseg.baselines import runner as baselines
+from tomoseg.baselines.checkpoints import checkpoint_marker, make_baseline_checkpoints
+from tomoseg.baselines.driver import TOOL_PACKAGES, BaselineError, GpuMemorySampler
+from tomoseg.baselines.membrain import run_membrain
+from tomoseg.baselines.tardis import run_tardis
 from tomoseg.core.io import InputError, read_json, read_volume, sha256sum, write_volume
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,9 +51,7 @@ def tardis_python() -> Path:
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory, membrain_python, tardis_python) -> dict[str, Path]:
-    return baselines.make_baseline_checkpoints(
-        tmp_path_factory.mktemp("ckpt"), membrain_python, tardis_python
-    )
+    return make_baseline_checkpoints(tmp_path_factory.mktemp("ckpt"), membrain_python, tardis_python)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +71,7 @@ def tomogram(tmp_path_factory) -> Path:
 def membrain_run(tmp_path_factory, tomogram, checkpoints, membrain_python):
     out = tmp_path_factory.mktemp("membrain") / "phantom"
     gpu = out.parent / "gpu.json"
-    record = baselines.run_membrain(
+    record = run_membrain(
         tomogram, out, checkpoints["membrain"], membrain_python,
         sliding_window_size=64, test_time_augmentation=False, settings="test: 64 window, no TTA",
         gpu_json=gpu, keep_tool_outputs=True,
@@ -82,7 +83,7 @@ def membrain_run(tmp_path_factory, tomogram, checkpoints, membrain_python):
 def tardis_run(tmp_path_factory, tomogram, checkpoints, tardis_python):
     out = tmp_path_factory.mktemp("tardis") / "phantom"
     gpu = out.parent / "gpu.json"
-    record = baselines.run_tardis(
+    record = run_tardis(
         tomogram, out, checkpoints["tardis"], tardis_python,
         patch_size=64, rotate=False, settings="test: 64 patches, no rotation",
         gpu_json=gpu, tool_mask=True, keep_tool_outputs=True,
@@ -92,19 +93,19 @@ def tardis_run(tmp_path_factory, tomogram, checkpoints, tardis_python):
 
 def test_missing_checkpoint_says_where_weights_are_published(tmp_path, tomogram):
     with pytest.raises(InputError, match=r"drive\.google\.com") as err:
-        baselines.run_membrain(tomogram, tmp_path / "m", tmp_path / "nope.ckpt", python=None)
+        run_membrain(tomogram, tmp_path / "m", tmp_path / "nope.ckpt", python=None)
     assert str(tmp_path / "nope.ckpt") in str(err.value)
     with pytest.raises(InputError, match=r"tardis-weigths.*membrane_3d") as err:
-        baselines.run_tardis(tomogram, tmp_path / "t", tmp_path / "nope.pth", python=None)
+        run_tardis(tomogram, tmp_path / "t", tmp_path / "nope.pth", python=None)
     assert "~/.tardis_em/fnet_attn_32/membrane_3d" in str(err.value)
     assert not (tmp_path / "m").exists() and not (tmp_path / "t").exists()
 
 
 def test_tiny_checkpoints_are_marked_untrained(checkpoints):
     for tool, ckpt in checkpoints.items():
-        marker = baselines.checkpoint_marker(ckpt)
+        marker = checkpoint_marker(ckpt)
         assert marker["untrained"] is True
-        assert marker["tool"] == baselines.TOOL_PACKAGES[tool]
+        assert marker["tool"] == TOOL_PACKAGES[tool]
         assert marker["sha256"] == sha256sum(ckpt)
         assert marker["parameters"] > 1000
 
@@ -156,8 +157,8 @@ def test_membrain_refuses_checkpoint_with_missing_keys(tmp_path, tomogram, check
     del ckpt["state_dict"][dropped]
     bad = tmp_path / "membrain_bad.ckpt"
     torch.save(ckpt, bad)
-    with pytest.raises(baselines.BaselineError, match="not every checkpoint key loads") as err:
-        baselines.run_membrain(
+    with pytest.raises(BaselineError, match="not every checkpoint key loads") as err:
+        run_membrain(
             tomogram,
             tmp_path / "out",
             bad,
@@ -227,8 +228,8 @@ def test_tardis_rejection_with_exit_0_is_a_failure(tmp_path, tomogram, checkpoin
     # recognizable file" and exits 0 without output; that must fail the call with the tool's words.
     renamed = tmp_path / "cell_mask.mrc"
     shutil.copyfile(tomogram, renamed)
-    with pytest.raises(baselines.BaselineError, match="does not contain any recognizable file") as err:
-        baselines.run_tardis(
+    with pytest.raises(BaselineError, match="does not contain any recognizable file") as err:
+        run_tardis(
             renamed, tmp_path / "out", checkpoints["tardis"], tardis_python, patch_size=64, rotate=False
         )
     assert "exited 0" in str(err.value)
@@ -252,7 +253,7 @@ def test_gpu_sampler_takes_the_peak_of_the_tool_process_tree(tmp_path, monkeypat
     )
     script.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
-    with baselines.GpuMemorySampler(child.pid, interval_s=0.1) as sampler:
+    with GpuMemorySampler(child.pid, interval_s=0.1) as sampler:
         child.wait()
     assert sampler.available and sampler.samples >= 2
     assert sampler.peak_mb == 2345.0

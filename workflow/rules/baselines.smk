@@ -1,4 +1,4 @@
-# Baselines: Membrain-Seg and TARDIS, each run by tomoseg.baselines.runner as a subprocess of its own
+# Baselines: Membrain-Seg and TARDIS, each run by tomoseg.baselines as a subprocess of its own
 # environment (venvs from `make setup`, selected by `baselines: <tool>: python:`; or, with
 # `--sdm conda` and `python: null`, the rule's own conda env). See docs/baselines.md.
 

@@ -1,4 +1,4 @@
-from tomoseg.baselines.runner import make_baseline_checkpoint
+from tomoseg.baselines.checkpoints import make_baseline_checkpoint
 from tomoseg.core.runlog import log_to
 
 log_to(snakemake.log[0])

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from tomoseg.baselines.runner import run_membrain
+from tomoseg.baselines.membrain import run_membrain
 from tomoseg.core.runlog import log_to
 
 log_to(snakemake.log[0])

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from tomoseg.baselines.runner import run_tardis
+from tomoseg.baselines.tardis import run_tardis
 from tomoseg.core.runlog import log_to
 
 log_to(snakemake.log[0])

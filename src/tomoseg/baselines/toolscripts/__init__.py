@@ -1,5 +1,5 @@
 """Stand-alone scripts that run inside a baseline tool's own environment (by path, never imported).
 
-Each script imports only the tool, torch, numpy and the standard library, and prints one JSON object
-as its last line of standard output, which `tomoseg.baselines.runner` parses.
+Each script imports only the tool, torch, numpy and the standard library, and writes one JSON object
+to the file named by its --result option, which `tomoseg.baselines.driver.run_driver` reads.
 """
