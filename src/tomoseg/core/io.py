@@ -178,7 +178,8 @@ def check_finite_volume(array: np.ndarray, path: str | os.PathLike, chunk: int =
 def read_header(path: str | os.PathLike) -> tuple[tuple[int, int, int], np.dtype, VoxelSize]:
     """Return (shape, dtype, voxel size) of a 3-D MRC file after header and size checks."""
     with open_volume(path) as (data, voxel_size):
-        return tuple(int(n) for n in data.shape), data.dtype, voxel_size
+        z, y, x = data.shape  # open_volume has checked that the volume is 3-D
+        return (int(z), int(y), int(x)), data.dtype, voxel_size
 
 
 def write_volume(

@@ -49,6 +49,7 @@ class PropagationStats:
 
     @property
     def frames_per_second(self) -> float:
+        """Propagation throughput for the runtime tables; NaN when no time was measured."""
         return self.frames / self.seconds if self.seconds > 0 else float("nan")
 
 

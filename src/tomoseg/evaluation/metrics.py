@@ -18,9 +18,11 @@ treated as tied, which is the only approximation. Histograms of several tomogram
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,13 +53,16 @@ class ScoreHistogram:
 
     @property
     def n_pos(self) -> int:
+        """Positive (ground-truth) voxels counted, bins and atoms together: the recall denominator."""
         return int(self.pos.sum() + sum(a[0] for a in self.atoms.values()))
 
     @property
     def n_neg(self) -> int:
+        """Negative (background) voxels counted, bins and atoms together."""
         return int(self.neg.sum() + sum(a[1] for a in self.atoms.values()))
 
     def add_atom(self, value: float, pos: int, neg: int) -> None:
+        """Count voxels at exactly `value` outside the bins, so that ties at that value stay exact."""
         if pos or neg:
             entry = self.atoms.setdefault(float(value), [0, 0])
             entry[0] += int(pos)
@@ -89,6 +94,7 @@ class ScoreHistogram:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> ScoreHistogram:
+        """Read a histogram written by `save` (to pool tomograms); an unreadable file raises InputError."""
         try:
             with np.load(path) as z:
                 atoms = {
@@ -234,6 +240,8 @@ def _to_logits(block: np.ndarray, kind: str, floor: float | None, path: Path, z:
         with np.errstate(divide="ignore"):
             return np.log(x) - np.log1p(-x)
     if kind == "etsam-logits":
+        if floor is None:
+            raise ValueError("etsam-logits scores need the floor logit (minus the volume's maximum)")
         np.maximum(x, floor, out=x)
     return x
 
@@ -261,21 +269,22 @@ def evaluate_volumes(
                 f"ground truth {truth_path} has shape {truth.shape}"
             )
         chunk = max(1, chunk_voxels // (pred.shape[1] * pred.shape[2]))
-        hist = ScoreHistogram() if scores_path is not None else None
-        if scores_path is not None:
-            scores_cm = open_volume(scores_path)
-            scores, _ = scores_cm.__enter__()
-        else:
-            scores_cm, scores = None, None
-        try:
-            if scores is not None and scores.shape != truth.shape:
-                raise InputError(
-                    f"shape mismatch: scores {scores_path} have shape {scores.shape}, "
-                    f"ground truth {truth_path} has shape {truth.shape}"
-                )
-            floor = None
-            if score_kind == "etsam-logits":
-                floor = -_max_of(scores, chunk)
+        hist: ScoreHistogram | None = None
+        floor: float | None = None
+        # With scores: the histogram, the open score volume, its kind (valid, checked above) and its path.
+        scored: tuple[ScoreHistogram, np.ndarray, str, Path] | None = None
+        with contextlib.ExitStack() as stack:
+            if scores_path is not None and score_kind is not None:
+                hist = ScoreHistogram()
+                scores, _ = stack.enter_context(open_volume(scores_path))
+                if scores.shape != truth.shape:
+                    raise InputError(
+                        f"shape mismatch: scores {scores_path} have shape {scores.shape}, "
+                        f"ground truth {truth_path} has shape {truth.shape}"
+                    )
+                if score_kind == "etsam-logits":
+                    floor = -_max_of(scores, chunk)
+                scored = (hist, scores, score_kind, Path(scores_path))
             tp = fp = fn = 0
             n = 0
             for z in _progress(range(0, pred.shape[0], chunk), pred_path):
@@ -286,11 +295,9 @@ def evaluate_volumes(
                 tp += ptp
                 fp += int(np.count_nonzero(p)) - ptp
                 fn += int(np.count_nonzero(t)) - ptp
-                if hist is not None:
-                    _accumulate(hist, _to_logits(scores[z : z + chunk], score_kind, floor, Path(scores_path), z), t, floor)
-        finally:
-            if scores_cm is not None:
-                scores_cm.__exit__(None, None, None)
+                if scored is not None:
+                    into, scores, kind, where = scored
+                    _accumulate(into, _to_logits(scores[z : z + chunk], kind, floor, where, z), t, floor)
     tn = n - tp - fp - fn
     values, reasons = scores_from_counts(tp, fp, fn, tn)
     record: dict[str, Any] = {
@@ -356,12 +363,13 @@ def _accumulate(hist: ScoreHistogram, x: np.ndarray, truth: np.ndarray, floor: f
         hist.add_atom(float(v), p_eq, n_eq - p_eq)
 
 
-def _progress(iterable: range, path: Path):
+def _progress(iterable: range, path: Path) -> Iterable[int]:
     try:
         from tqdm import tqdm
     except ImportError:  # pragma: no cover
         return iterable
-    return tqdm(iterable, desc=f"evaluate {path.name}", unit="chunk", leave=False, disable=None)
+    bar: Iterable[int] = tqdm(iterable, desc=f"evaluate {path.name}", unit="chunk", leave=False, disable=None)
+    return bar
 
 
 def evaluate_files(
