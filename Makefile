@@ -60,6 +60,7 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check src tests workflow/scripts benchmarks
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 	$(BIN)/snakefmt --check workflow/Snakefile workflow/rules
 	$(SNAKEMAKE) --lint --configfile config/config.yaml
 
