@@ -187,3 +187,14 @@ def test_per_run_targets_and_report_with_methods(tmp_path):
     row = {"tomo": "t", "dataset_id": 1, "run_id": 2, "name": "r", "status": "processed", "figure": figure, **stats}
     report = nightly.write_report(tmp_path / "night", "N", "2024-01-01", [row], 0, ["etsam"]).read_text()
     assert "etsam_dice" in report and "0.75" in report and "figures/t.png" in report
+
+
+def test_failure_reason_names_the_newest_log_with_an_error(tmp_path):
+    logs = tmp_path / "results" / "logs"
+    (logs / "download_tomogram").mkdir(parents=True)
+    (logs / "normalize").mkdir()
+    (logs / "download_tomogram" / "t.log").write_text("INFO run context: host=h\nERROR tomoseg: FAILED: HTTP 404 for x\n")
+    os.utime(logs / "download_tomogram" / "t.log", (1, 1))
+    (logs / "normalize" / "t.log").write_text("INFO run context: host=h\nINFO done\n")  # newer, no error
+    assert nightly.failure_reason(tmp_path, "t", ["a"], 1) == "download_tomogram: ERROR tomoseg: FAILED: HTTP 404 for x"
+    assert nightly.failure_reason(tmp_path, "u", ["a", "b"], 1) == "snakemake exit 1; missing a, b"

@@ -34,3 +34,23 @@ def test_parse_run_context_ignores_other_lines():
         {"host": "h", "SLURMD_NODENAME": "cpunode"}
     ]
     assert parse_run_context("nothing here") == []
+
+
+def test_last_error_line_prefers_the_closing_exception_line(tmp_path):
+    from tomoseg.core.runlog import last_error_line
+
+    log = tmp_path / "job.log"
+    assert last_error_line(log) is None  # no log yet
+    log.write_text(
+        "2024 INFO tomoseg.core.runlog: run context: host=h\n"
+        "2024 ERROR tomoseg: FAILED: ValueError: shape mismatch\n"
+        "Traceback (most recent call last):\n"
+        '  File "x.py", line 1\n'
+        "ValueError: shape mismatch\n\n"
+    )
+    assert last_error_line(log) == "ValueError: shape mismatch"
+    log.write_text("2024 INFO all fine\nKilled\n")
+    assert last_error_line(log) is None
+    assert last_error_line(log, fallback=True) == "Killed"
+    log.write_text("x" * 50 + " exception " + "y" * 400 + "\n")
+    assert last_error_line(log) == ("x" * 50 + " exception " + "y" * 400)[-300:]

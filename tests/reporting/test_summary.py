@@ -7,7 +7,8 @@ import pandas as pd
 
 from tomoseg.core.io import write_volume
 from tomoseg.evaluation.metrics import evaluate_files
-from tomoseg.reporting.summary import build_figures, build_summaries
+from tomoseg.reporting.figures import build_figures
+from tomoseg.reporting.summary import build_summaries
 
 
 def test_single_method_with_empty_truth(tmp_path):

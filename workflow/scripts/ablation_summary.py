@@ -1,5 +1,5 @@
 from tomoseg.core.runlog import log_to
-from tomoseg.reporting.summary import build_ablation_tables
+from tomoseg.reporting.ablation import build_ablation_tables
 
 log_to(snakemake.log[0])
 build_ablation_tables(

@@ -1,7 +1,7 @@
 from pathlib import Path
 
 from tomoseg.core.runlog import log_to
-from tomoseg.reporting.summary import build_figures
+from tomoseg.reporting.figures import build_figures
 
 log_to(snakemake.log[0])
 build_figures("results", snakemake.params.methods, Path(snakemake.output.figure1a_png).parent)

@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +32,12 @@ import yaml
 
 from tomoseg.core.errors import BusyError
 from tomoseg.core.io import InputError, atomic_path, read_json, write_json
-from tomoseg.core.layout import RUNS_COLUMNS, data_path, metrics_path
+from tomoseg.core.layout import RUNS_COLUMNS, data_path, log_path, metrics_path
 from tomoseg.core.methods import METHOD_NAMES, method
+from tomoseg.core.provenance import untrained_methods
+from tomoseg.core.runlog import last_error_line
 
 log = logging.getLogger(__name__)
-
 
 
 class NightBusy(BusyError):
@@ -46,6 +48,7 @@ class NightBusy(BusyError):
 
 
 def _gql_list(values: list[str]) -> str:
+    """A GraphQL list literal of strings (JSON quoting is GraphQL's)."""
     return "[" + ", ".join(json.dumps(v) for v in values) + "]"
 
 
@@ -144,6 +147,7 @@ def _parse_date(value: str) -> _dt.datetime:
 
 
 def _now() -> _dt.datetime:
+    """The current UTC time to the second, as recorded in the state and night ids."""
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
 
 
@@ -195,6 +199,7 @@ def run_night(
 
 
 def _on_failure(command: str, status: str, report: Path | None, workdir: Path) -> None:
+    """Run the configured failure hook with the night's status and report in its environment."""
     if not command:
         return
     env = dict(os.environ, TOMOSEG_NIGHT_STATUS=status, TOMOSEG_NIGHT_REPORT=str(report or ""))
@@ -203,27 +208,71 @@ def _on_failure(command: str, status: str, report: Path | None, workdir: Path) -
         log.error("on_failure command exited with %d: %s", result.returncode, command)
 
 
+@dataclass
+class _Batch:
+    """The runs one night processes (by key), the methods it runs, the files each run must yield, where it writes."""
+
+    night_id: str
+    night_dir: Path
+    runs: list[tuple[str, dict[str, Any]]]
+    methods: list[str]
+    targets: dict[str, list[str]]
+
+
 def _night(
     config: dict[str, Any], night_cfg: dict[str, Any], config_path: Path, repo: Path, workdir: Path,
     state_dir: Path, lock_fd: int, snakemake: str | None, lister: Callable[..., list[dict[str, Any]]],
 ) -> tuple[str, Path | None]:
-    from tomoseg.acquisition.portal import load_membrane_terms, portal_client
-    from tomoseg.core.fetch import DownloadOptions
-
+    """List and queue new runs, then segment a batch of pending ones and record them: (status, report or None)."""
     state_path = state_dir / "state.json"
     state = load_state(state_path)
     since = state.get("since") or night_cfg.get("start_date")
     if not since:
         raise InputError(f"{config_path}: nightly.start_date is required for the first night (ISO date, e.g. 2025-01-01)")
     started = _now()
-    night_id = started.strftime("%Y%m%dT%H%M%SZ")
+    listed, new = _list_and_queue(config, night_cfg, state, str(since), started, lister)
+    write_json(state_path, state)
+    log.info("listing since %s: %d runs, %d new, %d pending", since, listed, new, len(state["pending"]))
+    if not state["pending"]:
+        log.info("nothing new; nothing to do")
+        return "ok", None
+    batch = _take_batch(config, night_cfg, state, state_dir / "nights" / started.strftime("%Y%m%dT%H%M%SZ"))
+    sheet = write_runs_sheet(batch.night_dir / "runs.tsv", batch.runs)
+    code = _run_snakemake(night_cfg, config_path, repo, workdir, sheet, batch, lock_fd, snakemake)
+    rows = _record_results(state, batch, workdir, code, int(night_cfg.get("max_attempts", 3)))
+    failed = sum(row["status"] == "failed" for row in rows)
+    status = "ok" if failed == 0 else f"{failed} of {len(rows)} runs failed"
+    state["nights"].append({"night": batch.night_id, "since": str(since), "listed": listed, "new": new,
+                            "batch": len(rows), "processed": len(rows) - failed, "failed": failed,
+                            "status": status, "finished": _now().isoformat()})
+    report = write_report(batch.night_dir, batch.night_id, str(since), rows, len(state["pending"]), batch.methods)
+    write_json(state_path, state)
+    log.info("night %s: %s; report %s", batch.night_id, status, report)
+    return status, report
+
+
+def _list_and_queue(
+    config: dict[str, Any], night_cfg: dict[str, Any], state: dict[str, Any], since: str, started: _dt.datetime,
+    lister: Callable[..., list[dict[str, Any]]],
+) -> tuple[int, int]:
+    """List the portal's runs new since `since` into the pending queue; (runs listed, runs new to the queue)."""
+    from tomoseg.acquisition.portal import load_membrane_terms, portal_client
+    from tomoseg.core.fetch import DownloadOptions
+
     download = config.get("download") or {}
     client = portal_client(download.get("portal_url"), DownloadOptions.from_config(download).query_timeout_s)
     # Look back a little further than the last listing: portal dates are often whole days and can be
     # set before an entry becomes visible. Processed and pending runs are not listed twice.
     lookback = _dt.timedelta(days=float(night_cfg.get("lookback_days", 2)))
-    query_since = (_parse_date(str(since)) - lookback).isoformat()
+    query_since = (_parse_date(since) - lookback).isoformat()
     listed = lister(client, query_since, sorted(load_membrane_terms()), int(night_cfg.get("page_size", 500)))
+    new = queue_runs(state, listed, started.isoformat())
+    state["since"] = started.isoformat()
+    return len(listed), new
+
+
+def queue_runs(state: dict[str, Any], listed: list[dict[str, Any]], seen: str) -> int:
+    """Add listed runs that are neither processed nor given up to the pending queue; returns how many are new."""
     new = 0
     for run in listed:
         key = run_key(run["dataset_id"], run["name"])
@@ -231,34 +280,40 @@ def _night(
             continue
         if key not in state["pending"]:
             new += 1
-            state["pending"][key] = {**run, "attempts": 0, "first_seen": started.isoformat()}
+            state["pending"][key] = {**run, "attempts": 0, "first_seen": seen}
         else:
             state["pending"][key].update(run)
-    state["since"] = started.isoformat()
-    write_json(state_path, state)
-    log.info("listing since %s: %d runs, %d new, %d pending", since, len(listed), new, len(state["pending"]))
-    if not state["pending"]:
-        log.info("nothing new; nothing to do")
-        return "ok", None
+    return new
 
+
+def _take_batch(config: dict[str, Any], night_cfg: dict[str, Any], state: dict[str, Any], night_dir: Path) -> _Batch:
+    """Tonight's batch: the first `nightly.cap` pending runs by dataset and run id, with the methods to run."""
     cap = int(night_cfg.get("cap", 50))
-    batch = sorted(state["pending"].items(), key=lambda kv: (kv[1]["dataset_id"], kv[1]["run_id"]))[:cap]
-    night_dir = state_dir / "nights" / night_id
-    sheet = night_dir / "runs.tsv"
+    runs = sorted(state["pending"].items(), key=lambda kv: (kv[1]["dataset_id"], kv[1]["run_id"]))[:cap]
     methods = night_cfg.get("methods")
     methods = list(config.get("methods") or []) if methods is None else list(methods)
     metrics = bool(night_cfg.get("metrics", True))
-    targets: dict[str, list[str]] = {}
+    targets = {key: per_run_targets(tomo_key(run), run["has_membrane"], methods, metrics) for key, run in runs}
+    return _Batch(night_dir.name, night_dir, runs, methods, targets)
+
+
+def write_runs_sheet(sheet: Path, runs: list[tuple[str, dict[str, Any]]]) -> Path:
+    """The runs sheet of a batch (one test-split row per portal run), the workflow's input for the night."""
     with atomic_path(sheet) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=RUNS_COLUMNS, delimiter="\t", lineterminator="\n")
         writer.writeheader()
-        for key, run in batch:
-            tomo = tomo_key(run)
-            writer.writerow({"tomo": tomo, "source": "cdp", "dataset_id": run["dataset_id"], "run_id": run["run_id"],
-                             "tomogram_id": "", "path": "", "truth_path": "", "split": "test",
+        for _, run in runs:
+            writer.writerow({"tomo": tomo_key(run), "source": "cdp", "dataset_id": run["dataset_id"],
+                             "run_id": run["run_id"], "tomogram_id": "", "path": "", "truth_path": "", "split": "test",
                              "truth": "cdp" if run["has_membrane"] else "none"})
-            targets[key] = per_run_targets(tomo, run["has_membrane"], methods, metrics)
+    return sheet
 
+
+def _run_snakemake(
+    night_cfg: dict[str, Any], config_path: Path, repo: Path, workdir: Path, sheet: Path, batch: _Batch,
+    lock_fd: int, snakemake: str | None,
+) -> int:
+    """Run the workflow on the batch's targets and return its exit code; raise when it failed outside any job."""
     snakemake = snakemake or shutil.which("snakemake") or str(Path(sys.executable).with_name("snakemake"))
     base = [snakemake, "--snakefile", str(repo / "workflow" / "Snakefile"), "--directory", str(workdir),
             "--configfile", str(config_path.resolve()),
@@ -266,50 +321,53 @@ def _night(
     if any((workdir / ".snakemake" / "locks").glob("*")):
         # A killed night left Snakemake's directory lock; our flock guarantees no other night runs here.
         subprocess.run([*base, "--unlock"], cwd=workdir, check=False, pass_fds=(lock_fd,))
+    targets = sorted({t for ts in batch.targets.values() for t in ts})
     cmd = [*base, "--keep-going", "--rerun-incomplete", "--cores", str(night_cfg.get("cores", 1)),
-           *[str(a) for a in night_cfg.get("snakemake_args") or []], "--", *sorted({t for ts in targets.values() for t in ts})]
+           *[str(a) for a in night_cfg.get("snakemake_args") or []], "--", *targets]
     log.info("running: %s", " ".join(cmd))
-    with open(night_dir / "snakemake.log", "w") as out:
+    snake_log = batch.night_dir / "snakemake.log"
+    with open(snake_log, "w") as out:
         code = subprocess.run(cmd, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, pass_fds=(lock_fd,)).returncode
     log.info("snakemake exited with %d", code)
-    snake_log = (night_dir / "snakemake.log").read_text(errors="replace")
-    if code != 0 and "Error in rule" not in snake_log:
+    text = snake_log.read_text(errors="replace")
+    if code != 0 and "Error in rule" not in text:
         # Snakemake stopped before or outside any job (bad config, missing rule, ...): that is the night's
         # failure, not the runs'; they stay pending without using up an attempt.
-        tail = " | ".join([ln.strip() for ln in snake_log.splitlines() if ln.strip()][-4:])
-        raise RuntimeError(f"snakemake failed outside any job (exit {code}): {tail} (log: {night_dir / 'snakemake.log'})")
+        tail = " | ".join([ln.strip() for ln in text.splitlines() if ln.strip()][-4:])
+        raise RuntimeError(f"snakemake failed outside any job (exit {code}): {tail} (log: {snake_log})")
+    return code
 
-    max_attempts = int(night_cfg.get("max_attempts", 3))
+
+def _record_results(
+    state: dict[str, Any], batch: _Batch, workdir: Path, code: int, max_attempts: int
+) -> list[dict[str, Any]]:
+    """Move each finished run to `processed` (with statistics and a figure), count an attempt for the others."""
     unfinished = incomplete_outputs(workdir)
     rows = []
-    failed = 0
-    for key, run in batch:
+    for key, run in batch.runs:
         tomo = tomo_key(run)
-        missing = [t for t in targets[key] if not (workdir / t).exists() or t in unfinished]
+        missing = [t for t in batch.targets[key] if not (workdir / t).exists() or t in unfinished]
         row = {"key": key, "tomo": tomo, **{k: run[k] for k in ("dataset_id", "run_id", "name", "has_membrane")}}
         if not missing:
-            state["processed"][key] = {"tomo": tomo, "run_id": run["run_id"], "night": night_id}
+            state["processed"][key] = {"tomo": tomo, "run_id": run["run_id"], "night": batch.night_id}
             state["pending"].pop(key)
-            row.update(status="processed", **run_statistics(workdir, tomo, methods, run["has_membrane"]))
-            row["figure"] = run_figure(workdir, tomo, methods, night_dir / "figures" / f"{tomo}.png")
+            row.update(status="processed", **run_statistics(workdir, tomo, batch.methods, run["has_membrane"]))
+            row["figure"] = run_figure(workdir, tomo, batch.methods, batch.night_dir / "figures" / f"{tomo}.png")
         else:
-            failed += 1
             reason = failure_reason(workdir, tomo, missing, code)
-            entry = state["pending"][key]
-            entry["attempts"] = entry.get("attempts", 0) + 1
-            entry["last_error"] = reason
-            if entry["attempts"] >= max_attempts:
-                state["failed"][key] = state["pending"].pop(key)
-            row.update(status="failed", reason=reason, attempts=entry["attempts"])
+            row.update(status="failed", reason=reason, attempts=_count_attempt(state, key, reason, max_attempts))
         rows.append(row)
-    status = "ok" if failed == 0 else f"{failed} of {len(batch)} runs failed"
-    state["nights"].append({"night": night_id, "since": str(since), "listed": len(listed), "new": new,
-                            "batch": len(batch), "processed": len(batch) - failed, "failed": failed,
-                            "status": status, "finished": _now().isoformat()})
-    report = write_report(night_dir, night_id, str(since), rows, len(state["pending"]), methods)
-    write_json(state_path, state)
-    log.info("night %s: %s; report %s", night_id, status, report)
-    return status, report
+    return rows
+
+
+def _count_attempt(state: dict[str, Any], key: str, reason: str, max_attempts: int) -> int:
+    """Record a failed attempt of a pending run, giving it up after `max_attempts`; returns its attempts."""
+    entry = state["pending"][key]
+    entry["attempts"] = entry.get("attempts", 0) + 1
+    entry["last_error"] = reason
+    if entry["attempts"] >= max_attempts:
+        state["failed"][key] = state["pending"].pop(key)
+    return entry["attempts"]
 
 
 def incomplete_outputs(workdir: Path) -> set[str]:
@@ -333,6 +391,7 @@ def incomplete_outputs(workdir: Path) -> set[str]:
 
 
 def _fraction(path: Path) -> float | None:
+    """Foreground voxels / all voxels of a mask, read in slabs so a large mask is never fully in memory."""
     if not path.exists():
         return None
     from tomoseg.core.io import open_volume
@@ -365,48 +424,36 @@ def run_statistics(workdir: Path, tomo: str, methods: list[str], truth: bool) ->
 
 
 def run_figure(workdir: Path, tomo: str, methods: list[str], out: Path) -> str | None:
-    """Central Z slice of the normalized tomogram with the outline of each mask (truth and methods)."""
-    normalized = workdir / "results" / "data" / tomo / "normalized.mrc"
+    """The report's picture of a run: central slices of the normalized tomogram with the truth and each mask.
+
+    Drawn by the reporting layer's slice overlays (PNG only); None when there is no tomogram or a mask
+    does not match it, since a missing picture must not fail the night.
+    """
+    normalized = workdir / data_path(tomo, "normalized.mrc")
     if not normalized.exists():
         return None
-    import matplotlib
+    # imported here: the CLI loads this module for every command, and matplotlib is slow to import
+    from tomoseg.reporting.figures import overlay_files
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from tomoseg.core.io import open_volume
-
-    masks = {"truth": workdir / "results" / "data" / tomo / "groundtruth.mrc"}
-    masks.update({m: workdir / method(m).mask_path(tomo) for m in methods})
-    with open_volume(normalized) as (data, _voxel):
-        z = data.shape[0] // 2
-        image = np.array(data[z])
-    fig, ax = plt.subplots(figsize=(4, 4 * image.shape[0] / max(image.shape[1], 1)))
-    ax.imshow(image, cmap="gray")
-    for (name, path), color in zip(masks.items(), ("lime", "red", "cyan", "orange", "magenta", "yellow"), strict=False):
-        if path.exists():
-            with open_volume(path) as (mask, _voxel):
-                if mask.shape[0] > z and np.any(mask[z]):
-                    ax.contour(np.asarray(mask[z]) > 0, levels=[0.5], colors=color, linewidths=0.6)
-                    ax.plot([], [], color=color, label=name)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=6, loc="upper right")
-    ax.set_title(f"{tomo}, z={z}", fontsize=8)
-    ax.axis("off")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=100, bbox_inches="tight", format="png")
-    plt.close(fig)
+    truth = workdir / data_path(tomo, "groundtruth.mrc")
+    masks = {m: workdir / method(m).mask_path(tomo) for m in methods}
+    untrained = untrained_methods({m: workdir / method(m).provenance_path(tomo) for m in methods})
+    try:
+        overlay_files(normalized, {m: p for m, p in masks.items() if p.exists()}, out.with_suffix(""),
+                      truth=truth if truth.exists() else None, title=tomo, untrained=untrained, formats=("png",))
+    except InputError as err:
+        log.warning("no figure for %s: %s", tomo, err)
+        return None
     return str(out)
 
 
 def failure_reason(workdir: Path, tomo: str, missing: list[str], code: int) -> str:
-    """The last error line in the run's rule logs, else which outputs are missing."""
-    for log_file in sorted((workdir / "results" / "logs").glob(f"*/{tomo}.log"), key=lambda p: p.stat().st_mtime, reverse=True):
-        lines = [ln.strip() for ln in log_file.read_text(errors="replace").splitlines() if ln.strip()]
-        errors = [ln for ln in lines if " ERROR " in ln or "Error" in ln]
-        if errors:
-            return f"{log_file.parent.name}: {errors[-1][:400]}"
+    """The last error line in the run's newest rule log that has one, else which outputs are missing."""
+    logs = sorted(workdir.glob(log_path("*", tomo)), key=lambda p: p.stat().st_mtime, reverse=True)
+    for log_file in logs:
+        error = last_error_line(log_file)
+        if error:
+            return f"{log_file.parent.name}: {error}"
     return f"snakemake exit {code}; missing {', '.join(missing)}"
 
 

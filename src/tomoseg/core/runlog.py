@@ -7,6 +7,7 @@ import os
 import re
 import socket
 import sys
+from pathlib import Path
 from types import TracebackType
 
 from tomoseg.core.io import InputError
@@ -55,6 +56,25 @@ def log_to(path: str | os.PathLike | None, level: int = logging.INFO) -> None:
     context_log.setLevel(logging.INFO)  # written whatever the level asked for: placement proof
     context = " ".join(f"{key}={value}" for key, value in run_context().items())
     context_log.info("%s %s", RUN_CONTEXT_MARKER, context)
+
+
+def last_error_line(path: str | os.PathLike, fallback: bool = False, limit: int = 300) -> str | None:
+    """The last line of a job log that names an error (such as `log_to`'s FAILED line), to say why a job failed.
+
+    A line counts when it mentions "error" or "exception" in any case, so the exception line that closes a
+    traceback wins over the FAILED line above it. With `fallback`, a log without such a line gives its
+    last line. None when the log is missing, empty or (without `fallback`) names no error. The line keeps
+    its last `limit` characters, where a long message ends.
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    for line in reversed(lines):
+        lowered = line.lower()
+        if "error" in lowered or "exception" in lowered:
+            return line[-limit:]
+    return lines[-1][-limit:] if fallback and lines else None
 
 
 def _log_uncaught(kind: type[BaseException], error: BaseException, tb: TracebackType | None) -> None:

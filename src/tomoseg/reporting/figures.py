@@ -1,5 +1,8 @@
 """Figures: per-tomogram bars (1a), box plots with significance markers (1b), PR curves (1c),
-runtime/memory (1d), post-processing before/after (4) and per-tomogram slice overlays. PNG + PDF."""
+runtime/memory (1d), post-processing before/after (4) and per-tomogram slice overlays. PNG + PDF.
+
+`build_figures` draws Figures 1a-1d and 4 from the tables the summary step wrote.
+"""
 
 from __future__ import annotations
 
@@ -14,19 +17,21 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from tomoseg.core.io import atomic_path  # noqa: E402
-from tomoseg.core.methods import colour, label  # noqa: E402
+from tomoseg.core.io import atomic_path, read_json  # noqa: E402
+from tomoseg.core.layout import METHODS_JSON, PR_CURVES, TABLE_FILES  # noqa: E402
+from tomoseg.core.methods import PAPER_METHODS, UNTRAINED_MARK, colour, label  # noqa: E402
+from tomoseg.evaluation.stats import METRICS  # noqa: E402
 
 METRIC_LABELS = {"dice": "Dice", "iou": "IoU", "precision": "Precision", "recall": "Recall", "auprc": "AUPRC"}
 
 plt.rcParams.update({"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9})
 
 
-def save(fig: plt.Figure, stem: str | os.PathLike) -> list[Path]:
-    """Save `fig` as `<stem>.png` (150 dpi) and `<stem>.pdf`, atomically; close it."""
+def save(fig: plt.Figure, stem: str | os.PathLike, formats: Sequence[str] = ("png", "pdf")) -> list[Path]:
+    """Save `fig` as `<stem>.png` (150 dpi) and `<stem>.pdf` (or the given `formats`), atomically; close it."""
     stem = Path(stem)
     paths = []
-    for ext in ("png", "pdf"):
+    for ext in formats:
         path = stem.with_suffix(f".{ext}")
         with atomic_path(path, suffix=f".part.{ext}") as tmp:
             fig.savefig(tmp, dpi=150, bbox_inches="tight", format=ext)
@@ -163,6 +168,7 @@ def slice_overlays(
     stem: str | os.PathLike,
     title: str,
     untrained: Iterable[str] = (),
+    formats: Sequence[str] = ("png", "pdf"),
 ) -> list[Path]:
     """Central XY slice and central XZ slice of the tomogram with each mask overlaid, side by side."""
     nz, ny, _ = tomogram.shape
@@ -190,7 +196,7 @@ def slice_overlays(
                 ax.set_ylabel(vname)
     fig.suptitle(title)
     fig.tight_layout()
-    return save(fig, stem)
+    return save(fig, stem, formats)
 
 
 def placeholder(message: str, stem: str | os.PathLike) -> list[Path]:
@@ -208,6 +214,7 @@ def overlay_files(
     truth: str | os.PathLike | None = None,
     title: str | None = None,
     untrained: Iterable[str] = (),
+    formats: Sequence[str] = ("png", "pdf"),
 ) -> list[Path]:
     """Slice overlays from files, reading only the slices drawn (memory-mapped volumes)."""
     import contextlib
@@ -225,4 +232,68 @@ def overlay_files(
             if data.shape != tomo.shape:
                 raise InputError(f"shape mismatch: {name} mask {path} has shape {data.shape}, tomogram {tomogram} has {tomo.shape}")
             arrays[name] = data
-        return slice_overlays(tomo, arrays, stem, title or Path(tomogram).parent.name, untrained)
+        return slice_overlays(tomo, arrays, stem, title or Path(tomogram).parent.name, untrained, formats)
+
+
+# ---------------------------------------------------------------- the paper's figures from the summary tables
+
+
+def build_figures(results: str | os.PathLike, methods: Sequence[str], out_dir: str | os.PathLike) -> list[Path]:
+    """Figures 1a-1d and 4 from the summary tables (a figure without data says so on its canvas)."""
+    results, out_dir = Path(results), Path(out_dir)
+    info = read_json(results / METHODS_JSON)
+    untrained = [m for m, v in info.items() if v["untrained"]]
+    frames = _per_tomogram_frames(results, methods, info)
+    return [
+        *_figure1ab(results, frames, out_dir, untrained),
+        *_figure1c(results, out_dir, untrained),
+        *_figure1d(results, out_dir, untrained),
+        *_figure4(frames, out_dir, untrained),
+    ]
+
+
+def _per_tomogram_frames(results: Path, methods: Sequence[str], info: dict) -> dict[str, pd.DataFrame]:
+    """The summary's per-tomogram table of each method that scored at least one tomogram."""
+    frames = {}
+    for m in methods:
+        path = results / "tables" / "per_tomogram" / f"{m}.csv"
+        if path.exists() and info.get(m, {}).get("n"):
+            frames[m] = pd.read_csv(path, dtype={"tomo": str}).set_index("tomo", drop=False)
+    return frames
+
+
+def _figure1ab(results: Path, frames: dict[str, pd.DataFrame], out_dir: Path, untrained: list[str]) -> list[Path]:
+    """Figures 1a (per-tomogram bars) and 1b (box plots with the paired tests) of the paper's methods."""
+    main = {m: frames[m] for m in PAPER_METHODS if m in frames}
+    if not main:
+        return [*placeholder("no etsam/membrain/tardis metrics", out_dir / "figure1a"),
+                *placeholder("no etsam/membrain/tardis metrics", out_dir / "figure1b")]
+    tests = pd.read_csv(results / TABLE_FILES["ttests"])
+    return [*per_tomogram_bars(main, ["dice", "iou"], out_dir / "figure1a", untrained),
+            *box_plots(main, tests, list(METRICS), out_dir / "figure1b", untrained)]
+
+
+def _figure1c(results: Path, out_dir: Path, untrained: list[str]) -> list[Path]:
+    """Figure 1c: the pooled PR curves the summary saved."""
+    curves = read_json(results / PR_CURVES)
+    if not curves:
+        return placeholder("no score histograms", out_dir / "figure1c")
+    return pr_curves(curves, {m: c["auprc"] for m, c in curves.items()}, out_dir / "figure1c", untrained)
+
+
+def _figure1d(results: Path, out_dir: Path, untrained: list[str]) -> list[Path]:
+    """Figure 1d: runtime and memory from Supplementary Table 3."""
+    s3 = pd.read_csv(results / TABLE_FILES["supp_table3"])
+    if not len(s3):
+        return placeholder("no benchmark records", out_dir / "figure1d")
+    # the table's labels carry the untrained mark; the figure colours by method name and marks them itself
+    s3["method"] = s3["method"].str.replace(UNTRAINED_MARK, "", regex=False)
+    return runtime_memory(s3, out_dir / "figure1d", untrained)
+
+
+def _figure4(frames: dict[str, pd.DataFrame], out_dir: Path, untrained: list[str]) -> list[Path]:
+    """Figure 4: ETSAM per tomogram before and after post-processing."""
+    if "etsam" not in frames or "etsam_postprocessed" not in frames:
+        return placeholder("etsam and etsam_postprocessed not both evaluated", out_dir / "figure4")
+    return postprocess_effect(frames["etsam"], frames["etsam_postprocessed"], list(METRICS), out_dir / "figure4",
+                              untrained)

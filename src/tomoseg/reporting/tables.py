@@ -26,6 +26,7 @@ def paper_per_tomogram_paths() -> dict[str, Path]:
 
 
 def fmt(value: float, digits: int = 4) -> str:
+    """A number with fixed decimals for the tables, "NaN" for a missing one."""
     return "NaN" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
