@@ -58,7 +58,8 @@ demo: setup
 	@echo "Demo outputs are in results/ (all segmentations there come from untrained weights)."
 
 lint: setup
-	$(BIN)/ruff check src tests workflow/scripts benchmarks
+	$(BIN)/ruff check src tests workflow/scripts benchmarks docs
+	$(BIN)/ruff format --check src tests workflow/scripts benchmarks docs
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy
 	$(BIN)/snakefmt --check workflow/Snakefile workflow/rules

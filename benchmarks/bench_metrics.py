@@ -89,8 +89,10 @@ def main() -> None:
             ours_s = time.perf_counter() - t0
         heap_peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-        print(f"tomoseg: {ours_s:.1f} s, {n / ours_s / 1e6:.1f} Mvoxel/s, heap peak {heap_peak / 2**20:.0f} MiB, "
-              f"RSS peak {rss.peak / 2**20:.0f} MiB, AUPRC {result.record['auprc']:.6f}")
+        print(
+            f"tomoseg: {ours_s:.1f} s, {n / ours_s / 1e6:.1f} Mvoxel/s, heap peak {heap_peak / 2**20:.0f} MiB, "
+            f"RSS peak {rss.peak / 2**20:.0f} MiB, AUPRC {result.record['auprc']:.6f}"
+        )
 
         # scikit-learn on a random subsample (the full volume would need ~10x the scores in float64)
         rng = np.random.default_rng(1)
@@ -112,8 +114,10 @@ def main() -> None:
         sub = ScoreHistogram()
         _accumulate(sub, xs, ts, floor)
         sub_ap = average_precision(sub)
-        print(f"sklearn on {len(idx)} voxels: {sk_s:.1f} s, {len(idx) / sk_s / 1e6:.2f} Mvoxel/s, heap peak "
-              f"{sk_heap / 2**20:.0f} MiB; AUPRC sklearn {sk_ap:.8f} vs histogram {sub_ap:.8f}")
+        print(
+            f"sklearn on {len(idx)} voxels: {sk_s:.1f} s, {len(idx) / sk_s / 1e6:.2f} Mvoxel/s, heap peak "
+            f"{sk_heap / 2**20:.0f} MiB; AUPRC sklearn {sk_ap:.8f} vs histogram {sub_ap:.8f}"
+        )
         record = {
             "benchmark": "metrics",
             "shape": list(shape),

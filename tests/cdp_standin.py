@@ -41,7 +41,14 @@ RELATIONS = {
     ("AnnotationFile", "annotationShape"): ("AnnotationShape", "annotationShapeId", "id", "item"),
     ("TomogramVoxelSpacing", "run"): ("Run", "runId", "id", "item"),
 }
-DEFAULTS = {"String": "", "Int": 0, "Float": 0.0, "Boolean": False, "ID": "0", "DateTime": "1970-01-01T00:00:00+00:00"}
+DEFAULTS = {
+    "String": "",
+    "Int": 0,
+    "Float": 0.0,
+    "Boolean": False,
+    "ID": "0",
+    "DateTime": "1970-01-01T00:00:00+00:00",
+}
 
 
 def schema() -> graphql.GraphQLSchema:
@@ -133,7 +140,10 @@ class Portal:
         rows = [r for r in self.tables.get(type_name, []) if self.matches(type_name, r, args.get("where"))]
         for clause in reversed(args.get("orderBy") or []):
             for key, direction in reversed(list(clause.items())):
-                rows.sort(key=lambda r, k=key: (r.get(k) is None, _value(r.get(k))), reverse=direction.startswith("desc"))
+                rows.sort(
+                    key=lambda r, k=key: (r.get(k) is None, _value(r.get(k))),
+                    reverse=direction.startswith("desc"),
+                )
         limit_offset = args.get("limitOffset") or {}
         offset = limit_offset.get("offset") or 0
         limit = limit_offset.get("limit")
@@ -149,7 +159,11 @@ class Portal:
                 return source[name]
             if (parent, name) in RELATIONS:
                 target, _l, _r, kind = RELATIONS[(parent, name)]
-                rows = [r for r in self.related(parent, source, name) if self.matches(target, r, args.get("where"))]
+                rows = [
+                    r
+                    for r in self.related(parent, source, name)
+                    if self.matches(target, r, args.get("where"))
+                ]
                 if kind == "item":
                     return rows[0] if rows else None
                 return {"edges": [{"node": r} for r in rows]}
@@ -206,7 +220,9 @@ class Portal:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def _send(self, status: int, body: bytes, ctype: str, headers: dict[str, str] | None = None) -> None:
+            def _send(
+                self, status: int, body: bytes, ctype: str, headers: dict[str, str] | None = None
+            ) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
@@ -359,15 +375,37 @@ def add_run(
     )
     masks = {}
     for k, (go_id, object_name) in enumerate(membrane or []):
-        ann = portal.add("Annotation", runId=run_id, objectId=go_id, objectName=object_name,
-                         tomogramVoxelSpacingId=spacing["id"], releaseDate=date, lastModifiedDate=date)
+        ann = portal.add(
+            "Annotation",
+            runId=run_id,
+            objectId=go_id,
+            objectName=object_name,
+            tomogramVoxelSpacingId=spacing["id"],
+            releaseDate=date,
+            lastModifiedDate=date,
+        )
         shape_row = portal.add("AnnotationShape", annotationId=ann["id"], shapeType="SegmentationMask")
         mask = np.zeros(shape, dtype=np.uint8)
         mask[:, k :: 4 + k, :] = 1
         mbytes = mrc_bytes(mask, voxel)
         murl = portal.add_file(f"{dataset_id}/{name}/annotation_{ann['id']}.mrc", mbytes)
-        portal.add("AnnotationFile", annotationShapeId=shape_row["id"], format="mrc", httpsPath=murl,
-                   fileSize=float(len(mbytes)), tomogramVoxelSpacingId=spacing["id"], alignmentId=alignment["id"])
+        portal.add(
+            "AnnotationFile",
+            annotationShapeId=shape_row["id"],
+            format="mrc",
+            httpsPath=murl,
+            fileSize=float(len(mbytes)),
+            tomogramVoxelSpacingId=spacing["id"],
+            alignmentId=alignment["id"],
+        )
         masks[go_id] = mask
-    return {"tomogram_id": tomo_id, "bytes": data, "url": url, "spacing_id": spacing["id"],
-            "alignment_id": alignment["id"], "masks": masks, "volume": volume, "tomogram": tomo}
+    return {
+        "tomogram_id": tomo_id,
+        "bytes": data,
+        "url": url,
+        "spacing_id": spacing["id"],
+        "alignment_id": alignment["id"],
+        "masks": masks,
+        "volume": volume,
+        "tomogram": tomo,
+    }

@@ -36,7 +36,14 @@ def run_snakemake(
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), env.get("PYTHONPATH")]))
     proc = subprocess.run(
-        [*snakemake_command(), "--snakefile", str(REPO / "workflow" / "Snakefile"), "--directory", str(workdir), *args],
+        [
+            *snakemake_command(),
+            "--snakefile",
+            str(REPO / "workflow" / "Snakefile"),
+            "--directory",
+            str(workdir),
+            *args,
+        ],
         capture_output=True,
         text=True,
         timeout=timeout,

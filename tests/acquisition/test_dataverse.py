@@ -21,8 +21,14 @@ def tomogram(tmp_path):
 
 def _get(portal, tmp_path, tomogram, fast, runs=("TS_026", "245")):
     return download_dataverse_groundtruth(
-        "10000", list(runs), tomogram, tmp_path / "groundtruth.mrc", tmp_path / "groundtruth.source.json",
-        base_url=portal.url, doi=DOI, options=fast,
+        "10000",
+        list(runs),
+        tomogram,
+        tmp_path / "groundtruth.mrc",
+        tmp_path / "groundtruth.source.json",
+        base_url=portal.url,
+        doi=DOI,
+        options=fast,
     )
 
 
@@ -30,8 +36,12 @@ def test_target_mask_binarized(portal, tmp_path, tomogram, fast):
     mask = np.zeros((6, 10, 12), np.float32)
     mask[2, 3:5, :] = 0.7
     mask[4, :, 7] = 2.0
-    portal.add_dataverse_file("10000/TS_025/target_mask", "TS_025.mrc", mrc_bytes(np.ones((6, 10, 12), np.float32), 13.48))
-    portal.add_dataverse_file("10000/TS_026/tomogram", "TS_026.mrc", mrc_bytes(np.ones((6, 10, 12), np.float32), 13.48))
+    portal.add_dataverse_file(
+        "10000/TS_025/target_mask", "TS_025.mrc", mrc_bytes(np.ones((6, 10, 12), np.float32), 13.48)
+    )
+    portal.add_dataverse_file(
+        "10000/TS_026/tomogram", "TS_026.mrc", mrc_bytes(np.ones((6, 10, 12), np.float32), 13.48)
+    )
     portal.add_dataverse_file("10000/TS_026/target_mask", "TS_026_mask.mrc", mrc_bytes(mask, 13.48))
     record = _get(portal, tmp_path, tomogram, fast)
     out, voxel = read_volume(tmp_path / "groundtruth.mrc")
@@ -44,7 +54,9 @@ def test_target_mask_binarized(portal, tmp_path, tomogram, fast):
 
 
 def test_run_matched_by_id(portal, tmp_path, tomogram, fast):
-    portal.add_dataverse_file("10000/245/target_mask", "m.mrc", mrc_bytes(np.ones((6, 10, 12), np.uint8), 13.48))
+    portal.add_dataverse_file(
+        "10000/245/target_mask", "m.mrc", mrc_bytes(np.ones((6, 10, 12), np.uint8), 13.48)
+    )
     assert _get(portal, tmp_path, tomogram, fast)["directory"] == "10000/245/target_mask"
 
 
@@ -62,7 +74,9 @@ def test_missing_run_is_a_clear_error(portal, tmp_path, tomogram, fast):
 
 
 def test_shape_mismatch_with_tomogram(portal, tmp_path, tomogram, fast):
-    portal.add_dataverse_file("10000/TS_026/target_mask", "m.mrc", mrc_bytes(np.ones((6, 10, 11), np.uint8), 13.48))
+    portal.add_dataverse_file(
+        "10000/TS_026/target_mask", "m.mrc", mrc_bytes(np.ones((6, 10, 11), np.uint8), 13.48)
+    )
     with pytest.raises(InputError, match=r"mask shape \(6, 10, 11\) differs from tomogram .* \(6, 10, 12\)"):
         _get(portal, tmp_path, tomogram, fast)
     assert not (tmp_path / "groundtruth.mrc").exists() and not (tmp_path / "groundtruth.source.json").exists()
@@ -70,7 +84,9 @@ def test_shape_mismatch_with_tomogram(portal, tmp_path, tomogram, fast):
 
 
 def test_html_instead_of_mrc(portal, tmp_path, tomogram, fast):
-    portal.add_dataverse_file("10000/TS_026/target_mask", "m.mrc", b"<html><body>error</body></html>" + b" " * 2000)
+    portal.add_dataverse_file(
+        "10000/TS_026/target_mask", "m.mrc", b"<html><body>error</body></html>" + b" " * 2000
+    )
     with pytest.raises(InputError, match=r"ground truth of dataset 10000 .*datafile/\d+ \(m\.mrc\).*HTML"):
         _get(portal, tmp_path, tomogram, fast)
 

@@ -15,14 +15,18 @@ from tomoseg.core.io import InputError, read_volume
 def _download(portal, tmp_path, fast, dataset=10000, run=245, pin=None):
     out = tmp_path / "data" / "tomogram.mrc"
     src = tmp_path / "data" / "tomogram.source.json"
-    record = cdp.download_tomogram(dataset, run, out, src, pin=pin, portal_url=portal.graphql_url, options=fast)
+    record = cdp.download_tomogram(
+        dataset, run, out, src, pin=pin, portal_url=portal.graphql_url, options=fast
+    )
     return out, src, record
 
 
 def _nothing_finished(tmp_path):
     data = tmp_path / "data"
-    return not (data / "tomogram.mrc").exists() and not (data / "tomogram.source.json").exists() and not (
-        partial_path(data / "tomogram.mrc").exists()
+    return (
+        not (data / "tomogram.mrc").exists()
+        and not (data / "tomogram.source.json").exists()
+        and not (partial_path(data / "tomogram.mrc").exists())
     )
 
 
@@ -56,13 +60,31 @@ def test_several_tomograms_and_spacings_picks_the_annotated_grid(portal, tmp_pat
     align2 = portal.add("Alignment", runId=245)
     data = mrc_bytes(np.zeros((16, 32, 32), np.float32), 6.74)
     for tomo_id, align in ((2460, align2["id"]), (2455, align2["id"]), (2450 + 1, info["alignment_id"])):
-        portal.add("Tomogram", id=tomo_id, runId=245, tomogramVoxelSpacingId=spacing2["id"], alignmentId=align,
-                   voxelSpacing=6.74, sizeX=32, sizeY=32, sizeZ=16, fileSizeMrc=float(len(data)),
-                   httpsMrcFile=portal.add_file(f"t{tomo_id}.mrc", data), isPortalStandard=False)
+        portal.add(
+            "Tomogram",
+            id=tomo_id,
+            runId=245,
+            tomogramVoxelSpacingId=spacing2["id"],
+            alignmentId=align,
+            voxelSpacing=6.74,
+            sizeX=32,
+            sizeY=32,
+            sizeZ=16,
+            fileSizeMrc=float(len(data)),
+            httpsMrcFile=portal.add_file(f"t{tomo_id}.mrc", data),
+            isPortalStandard=False,
+        )
     ann = portal.add("Annotation", runId=245, objectId="GO:0016020", objectName="membrane")
     shape = portal.add("AnnotationShape", annotationId=ann["id"], shapeType="SegmentationMask")
-    portal.add("AnnotationFile", annotationShapeId=shape["id"], format="mrc", httpsPath="x", fileSize=1.0,
-               tomogramVoxelSpacingId=spacing2["id"], alignmentId=align2["id"])
+    portal.add(
+        "AnnotationFile",
+        annotationShapeId=shape["id"],
+        format="mrc",
+        httpsPath="x",
+        fileSize=1.0,
+        tomogramVoxelSpacingId=spacing2["id"],
+        alignmentId=align2["id"],
+    )
     _out, _src, record = _download(portal, tmp_path, fast)
     # same spacing + alignment as the annotation, none is default/standard: the lowest id of those
     assert record["tomogram_id"] == 2455
@@ -84,20 +106,41 @@ def test_selection_rule_without_annotation():
 def test_pin_is_honoured(portal, tmp_path, fast):
     add_run(portal, 10000, 245, "TS_026", membrane=[("GO:0016020", "membrane")])
     data = mrc_bytes(np.ones((8, 16, 16), np.float32), 13.48)
-    portal.add("Tomogram", id=9999, runId=245, tomogramVoxelSpacingId=1, alignmentId=1, voxelSpacing=13.48,
-               sizeX=16, sizeY=16, sizeZ=8, fileSizeMrc=float(len(data)), httpsMrcFile=portal.add_file("p.mrc", data))
+    portal.add(
+        "Tomogram",
+        id=9999,
+        runId=245,
+        tomogramVoxelSpacingId=1,
+        alignmentId=1,
+        voxelSpacing=13.48,
+        sizeX=16,
+        sizeY=16,
+        sizeZ=8,
+        fileSizeMrc=float(len(data)),
+        httpsMrcFile=portal.add_file("p.mrc", data),
+    )
     out, _src, record = _download(portal, tmp_path, fast, pin=9999)
     assert record["tomogram_id"] == 9999 and record["pinned"] is True
     assert out.read_bytes() == data
 
 
 def test_plasma_membrane_union_and_decoy_ignored(portal, tmp_path, fast):
-    info = add_run(portal, 10438, 15936, "TS_1", membrane=[("GO:0005886", "plasma membrane"),
-                                                           ("GO:0031974", "membrane-enclosed lumen"),
-                                                           ("GO:0016020", "membrane")])
+    info = add_run(
+        portal,
+        10438,
+        15936,
+        "TS_1",
+        membrane=[
+            ("GO:0005886", "plasma membrane"),
+            ("GO:0031974", "membrane-enclosed lumen"),
+            ("GO:0016020", "membrane"),
+        ],
+    )
     out, src, record = _download(portal, tmp_path, fast, dataset=10438, run=15936)
     gt = tmp_path / "data" / "groundtruth.mrc"
-    gt_record = cdp.download_portal_groundtruth(src, gt, tmp_path / "data" / "groundtruth.source.json", options=fast)
+    gt_record = cdp.download_portal_groundtruth(
+        src, gt, tmp_path / "data" / "groundtruth.source.json", options=fast
+    )
     picked = {c["object_id"] for c in gt_record["components"]}
     assert picked == {"GO:0005886", "GO:0016020"}
     mask, _ = read_volume(gt)

@@ -23,10 +23,23 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 def test_listing_is_paged(portal):
     for k in range(5):
-        add_run(portal, 10000, 100 + k, f"TS_{k}", membrane=[("GO:0016020", "membrane")], date="2024-05-01T00:00:00")
+        add_run(
+            portal,
+            10000,
+            100 + k,
+            f"TS_{k}",
+            membrane=[("GO:0016020", "membrane")],
+            date="2024-05-01T00:00:00",
+        )
     add_run(portal, 10000, 200, "old", membrane=[("GO:0016020", "membrane")], date="2023-01-01T00:00:00")
-    add_run(portal, 10000, 201, "lumen_only", membrane=[("GO:0031974", "membrane-enclosed lumen")],
-            date="2023-01-01T00:00:00")
+    add_run(
+        portal,
+        10000,
+        201,
+        "lumen_only",
+        membrane=[("GO:0031974", "membrane-enclosed lumen")],
+        date="2023-01-01T00:00:00",
+    )
     portal.tables["Tomogram"][-1]["releaseDate"] = "2024-06-01T00:00:00"  # tomogram of run 201 is new
     client = cdp.portal_client(portal.graphql_url, 60)
     runs = nightly.list_new_runs(client, "2024-01-01", sorted(cdp.load_membrane_terms()), page_size=2)
@@ -44,22 +57,48 @@ def _workdir(tmp_path, portal, **nightly_overrides):
     shutil.copytree(REPO / "config", work / "config")
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["methods"] = []
-    config["download"].update(portal_url=portal.graphql_url, timeout_s=1.0, connect_timeout_s=2.0, retries=1,
-                              backoff_s=0.01, pins="")
-    settings = dict(start_date="2024-01-01", cap=10, page_size=2, max_attempts=1, metrics=False, cores=2,
-                    on_failure="echo \"$TOMOSEG_NIGHT_STATUS\" > on_failure.txt")
+    config["download"].update(
+        portal_url=portal.graphql_url,
+        timeout_s=1.0,
+        connect_timeout_s=2.0,
+        retries=1,
+        backoff_s=0.01,
+        pins="",
+    )
+    settings = dict(
+        start_date="2024-01-01",
+        cap=10,
+        page_size=2,
+        max_attempts=1,
+        metrics=False,
+        cores=2,
+        on_failure='echo "$TOMOSEG_NIGHT_STATUS" > on_failure.txt',
+    )
     config["nightly"].update(settings, **nightly_overrides)
     (work / "config" / "nightly.yaml").write_text(yaml.safe_dump(config))
     return work
 
 
 def _night(work, wait=True):
-    cmd = [sys.executable, "-m", "tomoseg", "nightly", "--configfile", str(work / "config" / "nightly.yaml"),
-           "--workdir", str(work), "--repo", str(REPO), "--snakemake", SNAKEMAKE]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tomoseg",
+        "nightly",
+        "--configfile",
+        str(work / "config" / "nightly.yaml"),
+        "--workdir",
+        str(work),
+        "--repo",
+        str(REPO),
+        "--snakemake",
+        SNAKEMAKE,
+    ]
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
     if not wait:
-        return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True)
+        return subprocess.Popen(
+            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -68,8 +107,12 @@ def _state(work):
 
 
 def test_night_with_new_runs_then_a_night_with_none(portal, tmp_path):
-    a = add_run(portal, 10000, 245, "TS_026", membrane=[("GO:0016020", "membrane")], date="2024-02-01T00:00:00")
-    add_run(portal, 10438, 15936, "TS_1", membrane=[("GO:0005886", "plasma membrane")], date="2024-03-01T00:00:00")
+    a = add_run(
+        portal, 10000, 245, "TS_026", membrane=[("GO:0016020", "membrane")], date="2024-02-01T00:00:00"
+    )
+    add_run(
+        portal, 10438, 15936, "TS_1", membrane=[("GO:0005886", "plasma membrane")], date="2024-03-01T00:00:00"
+    )
     bad = add_run(portal, 10002, 300, "TS_bad", date="2024-03-02T00:00:00")
     add_run(portal, 10003, 400, "TS_old", membrane=[("GO:0016020", "membrane")], date="2023-03-02T00:00:00")
     portal.faults[bad["url"].split("/files/")[1]] = ["404"] * 10
@@ -144,11 +187,15 @@ def test_killed_night_resumes_and_a_second_night_is_refused(portal, tmp_path):
     config["download"]["timeout_s"] = 5.0
     (work / "config" / "nightly.yaml").write_text(yaml.safe_dump(config))
     third = _night(work)
-    assert third.returncode == 0, third.stdout + third.stderr + (work / "nightly").joinpath("nights").as_posix()
+    assert third.returncode == 0, (
+        third.stdout + third.stderr + (work / "nightly").joinpath("nights").as_posix()
+    )
     assert (work / "results/data/cdp-10000-245/tomogram.mrc").read_bytes() == info["bytes"]
     assert list(_state(work)["processed"]) == ["10000/TS_026"]
     ranges = [e["detail"] for e in portal.log if e["kind"] == "file" and name in e["detail"]]
-    assert ranges[0].endswith("range=None") and "range=bytes=" in ranges[-1]  # the rerun resumed the partial file
+    assert (
+        ranges[0].endswith("range=None") and "range=bytes=" in ranges[-1]
+    )  # the rerun resumed the partial file
 
 
 def test_snakemake_failing_outside_jobs_fails_the_night_not_the_runs(portal, tmp_path):
@@ -169,10 +216,18 @@ def test_per_run_targets_and_report_with_methods(tmp_path):
     from tomoseg.core.io import write_json, write_volume
 
     targets = nightly.per_run_targets("t", True, ["etsam", "membrain"], metrics=True)
-    assert targets == ["results/data/t/normalized.mrc", "results/data/t/groundtruth.mrc", "results/etsam/t/mask.mrc",
-                       "results/metrics/etsam/t.json", "results/membrain/t/mask.mrc", "results/metrics/membrain/t.json"]
+    assert targets == [
+        "results/data/t/normalized.mrc",
+        "results/data/t/groundtruth.mrc",
+        "results/etsam/t/mask.mrc",
+        "results/metrics/etsam/t.json",
+        "results/membrain/t/mask.mrc",
+        "results/metrics/membrain/t.json",
+    ]
     assert nightly.per_run_targets("t", False, ["tardis"], metrics=True) == [
-        "results/data/t/normalized.mrc", "results/tardis/t/mask.mrc"]
+        "results/data/t/normalized.mrc",
+        "results/tardis/t/mask.mrc",
+    ]
     mask = np.zeros((4, 8, 8), np.uint8)
     mask[2, :, :2] = 1
     write_volume(tmp_path / "results/etsam/t/mask.mrc", mask, 10.0)
@@ -184,7 +239,15 @@ def test_per_run_targets_and_report_with_methods(tmp_path):
     assert stats["etsam_dice"] == 0.75 and stats["etsam_iou"] == 0.6
     figure = nightly.run_figure(tmp_path, "t", ["etsam"], tmp_path / "night/figures/t.png")
     assert Path(figure).stat().st_size > 0
-    row = {"tomo": "t", "dataset_id": 1, "run_id": 2, "name": "r", "status": "processed", "figure": figure, **stats}
+    row = {
+        "tomo": "t",
+        "dataset_id": 1,
+        "run_id": 2,
+        "name": "r",
+        "status": "processed",
+        "figure": figure,
+        **stats,
+    }
     report = nightly.write_report(tmp_path / "night", "N", "2024-01-01", [row], 0, ["etsam"]).read_text()
     assert "etsam_dice" in report and "0.75" in report and "figures/t.png" in report
 
@@ -193,8 +256,13 @@ def test_failure_reason_names_the_newest_log_with_an_error(tmp_path):
     logs = tmp_path / "results" / "logs"
     (logs / "download_tomogram").mkdir(parents=True)
     (logs / "normalize").mkdir()
-    (logs / "download_tomogram" / "t.log").write_text("INFO run context: host=h\nERROR tomoseg: FAILED: HTTP 404 for x\n")
+    (logs / "download_tomogram" / "t.log").write_text(
+        "INFO run context: host=h\nERROR tomoseg: FAILED: HTTP 404 for x\n"
+    )
     os.utime(logs / "download_tomogram" / "t.log", (1, 1))
     (logs / "normalize" / "t.log").write_text("INFO run context: host=h\nINFO done\n")  # newer, no error
-    assert nightly.failure_reason(tmp_path, "t", ["a"], 1) == "download_tomogram: ERROR tomoseg: FAILED: HTTP 404 for x"
+    assert (
+        nightly.failure_reason(tmp_path, "t", ["a"], 1)
+        == "download_tomogram: ERROR tomoseg: FAILED: HTTP 404 for x"
+    )
     assert nightly.failure_reason(tmp_path, "u", ["a", "b"], 1) == "snakemake exit 1; missing a, b"

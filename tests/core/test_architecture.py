@@ -20,7 +20,11 @@ def _lint_imports(src: Path, cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(src))
     return subprocess.run(
         [str(LINT_IMPORTS), "--config", str(REPO / ".importlinter"), "--no-cache"],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -39,11 +43,27 @@ def test_layer_contracts_hold(lint_imports_available, tmp_path):
 @pytest.mark.parametrize(
     ("module", "back_import", "broken"),
     [
-        ("core/io.py", "import tomoseg.evaluation.metrics", "tomoseg.core is not allowed to import tomoseg.evaluation"),
-        ("evaluation/metrics.py", "import tomoseg.reporting.tables", "is not allowed to import tomoseg.reporting"),
-        ("etsam/fusion.py", "import tomoseg.baselines.runner", "tomoseg.etsam is not allowed to import tomoseg.baselines"),
+        (
+            "core/io.py",
+            "import tomoseg.evaluation.metrics",
+            "tomoseg.core is not allowed to import tomoseg.evaluation",
+        ),
+        (
+            "evaluation/metrics.py",
+            "import tomoseg.reporting.tables",
+            "is not allowed to import tomoseg.reporting",
+        ),
+        (
+            "etsam/fusion.py",
+            "import tomoseg.baselines.runner",
+            "tomoseg.etsam is not allowed to import tomoseg.baselines",
+        ),
         ("reporting/tables.py", "import tomoseg.testing.synthetic", "Test-only code"),
-        ("reporting/tables.py", "import tomoseg.reporting.summary", "No cycles are allowed in tomoseg.reporting"),
+        (
+            "reporting/tables.py",
+            "import tomoseg.reporting.summary",
+            "No cycles are allowed in tomoseg.reporting",
+        ),
     ],
 )
 def test_a_back_import_breaks_the_contract(lint_imports_available, tmp_path, module, back_import, broken):

@@ -39,8 +39,9 @@ def ablation_run(tmp_path_factory):
     ci = yaml.safe_load((REPO / "config/demo/ci.yaml").read_text())
     etsam = {**ci["etsam"], "every_n": 3}  # 8 slices: every-n modes prompt slices 0, 3, 6
     evaluate = {**ci["evaluate"], "ablations": True, "overlays": False}
-    wd = make_workdir(tmp, runs="config/runs_local.tsv", methods=["etsam", "etsam_stage1"], etsam=etsam,
-                      evaluate=evaluate)
+    wd = make_workdir(
+        tmp, runs="config/runs_local.tsv", methods=["etsam", "etsam_stage1"], etsam=etsam, evaluate=evaluate
+    )
     (wd / "config" / "runs_local.tsv").write_text(
         HEADER + f"mine\tlocal\t\t\t\t{tmp / 'mine.mrc'}\t{tmp / 'mine_truth.mrc'}\tlocal\ttest\n"
     )
@@ -51,8 +52,11 @@ def ablation_run(tmp_path_factory):
 
 def test_plan_reuses_the_default_modes(ablation_run):
     wd, plan = ablation_run
-    counts = {line.split()[0]: int(line.split()[1]) for line in plan.splitlines()
-              if len(line.split()) == 2 and line.split()[1].isdigit()}
+    counts = {
+        line.split()[0]: int(line.split()[1])
+        for line in plan.splitlines()
+        if len(line.split()) == 2 and line.split()[1].isdigit()
+    }
     # Stage 1: grid_every_n only (grid_first = the main run); Stage 2: three modes (empty = the main run)
     assert counts["etsam_ablation_stage1"] == 1 and counts["etsam_ablation_stage2"] == 3
     assert counts["etsam_stage1"] == 1 and counts["etsam_stage2"] == 1 and counts["ablation_summary"] == 1
@@ -61,12 +65,16 @@ def test_plan_reuses_the_default_modes(ablation_run):
     assert not (res / "ablation" / "etsam_stage1_grid_first").exists()
     assert not (res / "ablation" / "etsam_stage2_empty").exists()
     for mode in ("grid_first", "grid_every_n", "stage1_mask_every_n"):
-        prov = json.loads((res / "ablation" / f"etsam_stage2_{mode}" / "mine" / "provenance.json").read_text())
+        prov = json.loads(
+            (res / "ablation" / f"etsam_stage2_{mode}" / "mine" / "provenance.json").read_text()
+        )
         assert prov["parameters"]["prompt_stage2"] == mode and prov["untrained"] is True
         assert prov["inputs"]["stage1_logits"] == "results/etsam/mine/stage1_logits.mrc"
         for ext in (".tsv", ".gpu.json"):
             assert (res / "benchmarks" / "etsam_ablation_stage2" / mode / f"mine{ext}").is_file()
-    prov = json.loads((res / "ablation" / "etsam_stage1_grid_every_n" / "mine" / "stage1_provenance.json").read_text())
+    prov = json.loads(
+        (res / "ablation" / "etsam_stage1_grid_every_n" / "mine" / "stage1_provenance.json").read_text()
+    )
     assert prov["parameters"]["prompt_stage1"] == "grid_every_n"
     # the modes really differ (prompts on slices 3 and 6 change the propagated logits)
     a, _ = read_volume(res / "ablation" / "etsam_stage1_grid_every_n" / "mine" / "stage1_logits.mrc")
@@ -81,8 +89,10 @@ def test_stage1_table_equals_direct_computation(ablation_run):
     assert list(table["mode"]) == ["grid_first (untrained)", "grid_every_n (untrained)"]
     assert list(table["threshold"]) == [0.0, 0.0] and list(table["n"]) == [1, 1]
     truth, _ = read_mask(res / "data" / "mine" / "groundtruth.mrc")
-    paths = {"grid_first": res / "etsam" / "mine" / "stage1_logits.mrc",
-             "grid_every_n": res / "ablation" / "etsam_stage1_grid_every_n" / "mine" / "stage1_logits.mrc"}
+    paths = {
+        "grid_first": res / "etsam" / "mine" / "stage1_logits.mrc",
+        "grid_every_n": res / "ablation" / "etsam_stage1_grid_every_n" / "mine" / "stage1_logits.mrc",
+    }
     checked = 0
     for _, row in table.iterrows():
         logits, _ = read_volume(paths[row["mode"].split()[0]])
@@ -112,7 +122,9 @@ def test_stage2_table_equals_direct_computation(ablation_run):
     truth, _ = read_mask(res / "data" / "mine" / "groundtruth.mrc")
     checked = 0
     for mode in modes:
-        folder = res / "etsam" / "mine" if mode == "empty" else res / "ablation" / f"etsam_stage2_{mode}" / "mine"
+        folder = (
+            res / "etsam" / "mine" if mode == "empty" else res / "ablation" / f"etsam_stage2_{mode}" / "mine"
+        )
         logits, _ = read_volume(folder / "stage2_logits.mrc")
         rows = table[table["mode"].str.split().str[0] == mode]
         assert list(rows["threshold"]) == thresholds

@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 
 # Imported by Python at start-up (sitecustomize): every socket connect outside AF_UNIX is recorded and refused.
-GUARD = '''
+GUARD = """
 import os, socket
 _connect = socket.socket.connect
 def _refuse(self, address):
@@ -24,7 +24,7 @@ def _refuse(self, address):
     return _connect(self, address)
 socket.socket.connect = _refuse
 socket.socket.connect_ex = _refuse
-'''
+"""
 
 
 def test_dry_run_plans_exactly_the_ten_test_tomograms_offline(tmp_path):
@@ -35,7 +35,14 @@ def test_dry_run_plans_exactly_the_ten_test_tomograms_offline(tmp_path):
     (guard / "sitecustomize.py").write_text(GUARD)
     attempts = tmp_path / "attempts.txt"
     env = dict(os.environ, PYTHONPATH=f"{guard}{os.pathsep}{REPO / 'src'}", NET_ATTEMPTS=str(attempts))
-    cmd = [str(SNAKEMAKE), "-n", "--snakefile", str(REPO / "workflow" / "Snakefile"), "--directory", str(work)]
+    cmd = [
+        str(SNAKEMAKE),
+        "-n",
+        "--snakefile",
+        str(REPO / "workflow" / "Snakefile"),
+        "--directory",
+        str(work),
+    ]
     # As root, also run in a fresh network namespace (no interface but a down loopback).
     if os.geteuid() == 0 and shutil.which("unshare"):
         cmd = ["unshare", "-n", *cmd]
@@ -50,7 +57,7 @@ def test_dry_run_plans_exactly_the_ten_test_tomograms_offline(tmp_path):
         if line.startswith("rule ") or line.startswith("localrule "):
             rule = line.split()[1].rstrip(":")
         elif line.startswith("wildcards:") and rule:
-            tomo = dict(kv.split("=", 1) for kv in line[len("wildcards:"):].strip().split(", ")).get("tomo")
+            tomo = dict(kv.split("=", 1) for kv in line[len("wildcards:") :].strip().split(", ")).get("tomo")
             if tomo is not None:  # rules of later stages may have other wildcards
                 planned.setdefault(rule, set()).add(tomo)
     sheet = pd.read_csv(REPO / "config" / "runs.tsv", sep="\t", dtype=str, keep_default_na=False)
@@ -88,8 +95,13 @@ def test_download_local_rules_switch(tmp_path):
     found = {}
     for flag in (True, False):
         overrides = json.dumps({"download": dict(download, local_rules=flag)})
-        result = subprocess.run([sys.executable, "-c", LOCALRULES, str(REPO / "workflow" / "Snakefile"), str(work), overrides],
-                                env=env, capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [sys.executable, "-c", LOCALRULES, str(REPO / "workflow" / "Snakefile"), str(work), overrides],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         line = [ln for ln in result.stdout.splitlines() if ln.startswith("LOCALRULES")]
         assert line, result.stdout[-2000:] + result.stderr[-2000:]
         found[flag] = line[0]

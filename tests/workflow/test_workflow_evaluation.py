@@ -47,14 +47,27 @@ def fake_outputs(work: Path, tomo: str, seed: int, with_truth: bool) -> None:
     write_volume(work / "results" / "membrain" / tomo / "mask.mrc", (mb > 0).astype(np.uint8), 13.48)
     write_volume(work / "results" / "tardis" / tomo / "probabilities.mrc", td, 13.48)
     write_volume(work / "results" / "tardis" / tomo / "mask.mrc", (td > 0.5).astype(np.uint8), 13.48)
-    for method, folder in (("etsam", etsam), ("membrain", etsam.parent.parent / "membrain" / tomo),
-                           ("tardis", etsam.parent.parent / "tardis" / tomo)):
+    for method, folder in (
+        ("etsam", etsam),
+        ("membrain", etsam.parent.parent / "membrain" / tomo),
+        ("tardis", etsam.parent.parent / "tardis" / tomo),
+    ):
         (folder / "provenance.json").write_text(json.dumps({"method": method, "untrained": True}))
-    for rule, gpu in (("etsam_stage1", 900.0), ("etsam_stage2", 1000.0), ("membrain", 3000.0), ("tardis", 5000.0)):
+    for rule, gpu in (
+        ("etsam_stage1", 900.0),
+        ("etsam_stage2", 1000.0),
+        ("membrain", 3000.0),
+        ("tardis", 5000.0),
+    ):
         bench = work / "results" / "benchmarks" / rule
         bench.mkdir(parents=True, exist_ok=True)
-        (bench / f"{tomo}.tsv").write_text(BENCH_HEADER + f"{rng.uniform(5, 9):.2f}\t0:00:07\t{rng.uniform(500, 900):.1f}\t1\t1\t1\t0\t0\t50\t6\n")
-        (bench / f"{tomo}.gpu.json").write_text(json.dumps({"device": "cpu", "gpu_name": None, "peak_gpu_memory_mb": gpu}))
+        (bench / f"{tomo}.tsv").write_text(
+            BENCH_HEADER
+            + f"{rng.uniform(5, 9):.2f}\t0:00:07\t{rng.uniform(500, 900):.1f}\t1\t1\t1\t0\t0\t50\t6\n"
+        )
+        (bench / f"{tomo}.gpu.json").write_text(
+            json.dumps({"device": "cpu", "gpu_name": None, "peak_gpu_memory_mb": gpu})
+        )
 
 
 @pytest.fixture(scope="module")
@@ -67,24 +80,38 @@ def workdir(tmp_path_factory):
         "t2\tphantom\t\t2\t\t\t\tphantom\ttest\n"
         "t3\tlocal\t\t\t\tconfig/t3_source.mrc\t\tnone\ttest\n"
     )
-    cfg = (work / "config" / "demo" / "ci.yaml").read_text().replace("config/demo/runs_ci.tsv", "config/runs_test.tsv")
+    cfg = (
+        (work / "config" / "demo" / "ci.yaml")
+        .read_text()
+        .replace("config/demo/runs_ci.tsv", "config/runs_test.tsv")
+    )
     (work / "config" / "test.yaml").write_text(cfg)
-    write_volume(work / "config" / "t3_source.mrc", np.zeros(SHAPE, np.float32), 13.48)  # older than its import
+    write_volume(
+        work / "config" / "t3_source.mrc", np.zeros(SHAPE, np.float32), 13.48
+    )  # older than its import
     for i, tomo in enumerate(("t1", "t2", "t3"), start=1):
         fake_outputs(work, tomo, i, with_truth=tomo != "t3")
     # failures: TARDIS produced nothing for t2; Membrain-Seg's scores for t2 have the wrong shape
     shutil.rmtree(work / "results" / "tardis" / "t2")
-    write_volume(work / "results" / "membrain" / "t2" / "scores.mrc", np.zeros((16, 40, 41), np.float32), 13.48)
+    write_volume(
+        work / "results" / "membrain" / "t2" / "scores.mrc", np.zeros((16, 40, 41), np.float32), 13.48
+    )
     return work
 
 
 def snakemake(work: Path, *args: str, allow_missing: bool = False) -> subprocess.CompletedProcess:
-    configs = [str(work / "config" / "test.yaml"), *([str(work / "config" / "allow_missing.yaml")] if allow_missing else [])]
+    configs = [
+        str(work / "config" / "test.yaml"),
+        *([str(work / "config" / "allow_missing.yaml")] if allow_missing else []),
+    ]
     return run_snakemake(work, "--cores", "2", "--configfile", *configs, *args, timeout=600, check=False)
 
 
-TARGETS = ["results/tables/table1.csv", "results/figures/figure1b.png",
-           *(f"results/figures/overlays/{t}.png" for t in ("t1", "t2", "t3"))]
+TARGETS = [
+    "results/tables/table1.csv",
+    "results/figures/figure1b.png",
+    *(f"results/figures/overlays/{t}.png" for t in ("t1", "t2", "t3")),
+]
 
 
 def test_strict_mode_refuses_missing_method_output(workdir):
@@ -96,7 +123,9 @@ def test_strict_mode_refuses_missing_method_output(workdir):
 
 @pytest.fixture(scope="module")
 def report_run(workdir):
-    proc = snakemake(workdir, "--allowed-rules", *MY_RULES, "--keep-going", "--", *TARGETS, allow_missing=True)
+    proc = snakemake(
+        workdir, "--allowed-rules", *MY_RULES, "--keep-going", "--", *TARGETS, allow_missing=True
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return workdir
 
@@ -108,7 +137,10 @@ def test_tables_figures_and_failures(report_run):
     rec = json.loads((res / "metrics" / "etsam" / "t1.json").read_text())
     from tomoseg.core.io import read_volume
 
-    pred, truth = read_volume(res / "etsam" / "t1" / "mask.mrc")[0] != 0, read_volume(res / "data" / "t1" / "groundtruth.mrc")[0] != 0
+    pred, truth = (
+        read_volume(res / "etsam" / "t1" / "mask.mrc")[0] != 0,
+        read_volume(res / "data" / "t1" / "groundtruth.mrc")[0] != 0,
+    )
     tp = int((pred & truth).sum())
     assert rec["dice"] == pytest.approx(2 * tp / (pred.sum() + truth.sum()))
     assert rec["untrained"] is True and rec["score_kind"] == "etsam-logits" and "auprc" in rec
@@ -117,7 +149,9 @@ def test_tables_figures_and_failures(report_run):
     # failures are listed with their reasons, the tomogram without truth as skipped
     failures = pd.read_csv(res / "tables" / "failures.csv")
     rows = {(r.tomo, r.method): (r.status, r.reason) for r in failures.itertuples()}
-    assert rows[("t2", "tardis")][0] == "missing" and "results/tardis/t2/mask.mrc" in rows[("t2", "tardis")][1]
+    assert (
+        rows[("t2", "tardis")][0] == "missing" and "results/tardis/t2/mask.mrc" in rows[("t2", "tardis")][1]
+    )
     assert rows[("t2", "membrain")][0] == "failed" and "shape mismatch" in rows[("t2", "membrain")][1]
     assert rows[("t3", "all")][0] == "skipped"
     # tables: untrained labels, Table 1 over what exists, Supplementary Table 3 from the benchmark records
@@ -134,9 +168,12 @@ def test_tables_figures_and_failures(report_run):
     assert row["dice"] == pytest.approx(rec["dice"])
     comp = pd.read_csv(res / "tables" / "paper_comparison.csv").set_index(["method", "quantity"])
     assert len(comp) == 3 * 11 + 9 * 4 + 4  # Table 1 + AUPRC + runtime, threshold sweep, stage 1
-    assert comp.loc[("etsam (untrained)", "dice at logit > -0.25"), "paper"] == pytest.approx(0.7867, abs=5e-5)
+    assert comp.loc[("etsam (untrained)", "dice at logit > -0.25"), "paper"] == pytest.approx(
+        0.7867, abs=5e-5
+    )
     assert comp.loc[("etsam (untrained)", "dice"), "ours"] == pytest.approx(
-        comp.loc[("etsam (untrained)", "dice at logit > -0.25"), "ours"])
+        comp.loc[("etsam (untrained)", "dice at logit > -0.25"), "ours"]
+    )
     curves = json.loads((res / "tables" / "pr_curves.json").read_text())
     assert set(curves) == {"etsam", "etsam_stage1", "membrain", "tardis"}
     for name in ("figure1a", "figure1b", "figure1c", "figure1d", "figure4"):

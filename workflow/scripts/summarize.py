@@ -8,7 +8,9 @@ build_summaries(
     expected=[tuple(p) for p in snakemake.params.expected],
     methods=snakemake.params.methods,
     results="results",
-    runs=pd.DataFrame(snakemake.params.runs, columns=snakemake.params.run_columns).set_index("tomo", drop=False),
+    runs=pd.DataFrame(snakemake.params.runs, columns=snakemake.params.run_columns).set_index(
+        "tomo", drop=False
+    ),
     skipped=[tuple(s) for s in snakemake.params.skipped],
     thresholds=snakemake.params.thresholds,
     benchmark_rules=dict(snakemake.params.benchmark_rules),

@@ -55,7 +55,9 @@ def _get_json(session: requests.Session, url: str, params: dict, options: Downlo
 
             time.sleep(min(options.backoff_s * 2 ** (attempt - 1), options.max_backoff_s))
         try:
-            response = session.get(url, params=params, timeout=(options.connect_timeout_s, options.read_timeout_s))
+            response = session.get(
+                url, params=params, timeout=(options.connect_timeout_s, options.read_timeout_s)
+            )
         except (requests.ConnectionError, requests.Timeout) as err:
             last = f"{type(err).__name__}: {err}"
             continue
@@ -63,7 +65,9 @@ def _get_json(session: requests.Session, url: str, params: dict, options: Downlo
             last = f"HTTP {response.status_code}"
             continue
         if response.status_code != 200:
-            raise DownloadError(f"Dataverse {url} ({params.get('persistentId')}): HTTP {response.status_code}")
+            raise DownloadError(
+                f"Dataverse {url} ({params.get('persistentId')}): HTTP {response.status_code}"
+            )
         try:
             body = response.json()
         except ValueError:
@@ -74,7 +78,9 @@ def _get_json(session: requests.Session, url: str, params: dict, options: Downlo
     raise DownloadError(f"Dataverse {url}: failed after {options.retries + 1} attempts: {last}")
 
 
-def find_target_mask(entries: list[dict[str, Any]], dataset: str, runs: list[str], doi: str) -> dict[str, Any]:
+def find_target_mask(
+    entries: list[dict[str, Any]], dataset: str, runs: list[str], doi: str
+) -> dict[str, Any]:
     """The single MRC file under `<dataset>/<run>/target_mask/` (run = name or id); clear errors otherwise."""
     hits = []
     for entry in entries:
@@ -91,7 +97,9 @@ def find_target_mask(entries: list[dict[str, Any]], dataset: str, runs: list[str
         names = ", ".join(sorted(_name(e) for e in hits))
         raise InputError(f"{where}: expected an MRC file (.mrc/.rec/.map), found only other formats: {names}")
     if len(mrc) > 1:
-        raise InputError(f"{where}: several MRC files, cannot tell which is the mask: {sorted(_name(e) for e in mrc)}")
+        raise InputError(
+            f"{where}: several MRC files, cannot tell which is the mask: {sorted(_name(e) for e in mrc)}"
+        )
     return mrc[0]
 
 
@@ -118,19 +126,30 @@ def download_dataverse_groundtruth(
     size = int(datafile["filesize"]) if datafile.get("filesize") else None
     part = fetch(url, out, what, size, options)
     try:
-        checksum = datafile.get("checksum") or ({"type": "MD5", "value": datafile["md5"]} if datafile.get("md5") else None)
-        if checksum and checksum.get("type", "").upper().replace("-", "") in ("MD5", "SHA1", "SHA256", "SHA512"):
+        checksum = datafile.get("checksum") or (
+            {"type": "MD5", "value": datafile["md5"]} if datafile.get("md5") else None
+        )
+        if checksum and checksum.get("type", "").upper().replace("-", "") in (
+            "MD5",
+            "SHA1",
+            "SHA256",
+            "SHA512",
+        ):
             algo = checksum["type"].lower().replace("-", "")
             digest = hashlib.new(algo)
             with open(part, "rb") as handle:
                 while block := handle.read(1 << 22):
                     digest.update(block)
             if digest.hexdigest() != checksum["value"]:
-                raise DownloadError(f"{what}: {url}: {algo} {digest.hexdigest()} differs from Dataverse's {checksum['value']}")
+                raise DownloadError(
+                    f"{what}: {url}: {algo} {digest.hexdigest()} differs from Dataverse's {checksum['value']}"
+                )
         try:
             mask, _ = read_volume(part)
         except InputError as err:
-            raise DownloadError(f"{what}: {url} ({_name(entry)}): {str(err).replace(str(part), 'downloaded file')}") from None
+            raise DownloadError(
+                f"{what}: {url} ({_name(entry)}): {str(err).replace(str(part), 'downloaded file')}"
+            ) from None
         shape, _dtype, voxel_size = read_header(tomogram)
         if tuple(mask.shape) != tuple(shape):
             raise DownloadError(

@@ -59,7 +59,10 @@ def portal_client(url: str | None = None, timeout_s: float = 60.0) -> Any:
     class _TimeoutClient(Client):
         def get_client(self) -> GQLClient:
             transport = RequestsHTTPTransport(
-                url=self.url, retries=3, timeout=timeout_s, headers={"User-agent": "tomoseg (cryoet-data-portal)"}
+                url=self.url,
+                retries=3,
+                timeout=timeout_s,
+                headers={"User-agent": "tomoseg (cryoet-data-portal)"},
             )
             return GQLClient(transport=transport, schema=self.schema)
 
@@ -80,7 +83,9 @@ def run_metadata(client: Any, dataset_id: int, run_id: int, go_ids: Iterable[str
     tomograms = [t.to_dict() for t in Tomogram.find(client, [Tomogram.run_id == int(run_id)])]
     annotations = {
         a.id: a.to_dict()
-        for a in Annotation.find(client, [Annotation.run_id == int(run_id), Annotation.object_id._in(sorted(go_ids))])
+        for a in Annotation.find(
+            client, [Annotation.run_id == int(run_id), Annotation.object_id._in(sorted(go_ids))]
+        )
     }
     files: list[dict[str, Any]] = []
     if annotations:
@@ -88,12 +93,19 @@ def run_metadata(client: Any, dataset_id: int, run_id: int, go_ids: Iterable[str
             s.id: s.to_dict()
             for s in AnnotationShape.find(
                 client,
-                [AnnotationShape.annotation_id._in(sorted(annotations)), AnnotationShape.shape_type == SEGMENTATION_SHAPE],
+                [
+                    AnnotationShape.annotation_id._in(sorted(annotations)),
+                    AnnotationShape.shape_type == SEGMENTATION_SHAPE,
+                ],
             )
         }
         if shapes:
             for f in AnnotationFile.find(
-                client, [AnnotationFile.annotation_shape_id._in(sorted(shapes)), AnnotationFile.format == MASK_FORMAT]
+                client,
+                [
+                    AnnotationFile.annotation_shape_id._in(sorted(shapes)),
+                    AnnotationFile.format == MASK_FORMAT,
+                ],
             ):
                 record = f.to_dict()
                 annotation = annotations[shapes[record["annotation_shape_id"]]["annotation_id"]]
@@ -102,11 +114,19 @@ def run_metadata(client: Any, dataset_id: int, run_id: int, go_ids: Iterable[str
                 record["object_name"] = annotation["object_name"]
                 files.append(record)
     files.sort(key=lambda f: f["id"])
-    return {"run": run.to_dict(), "tomograms": sorted(tomograms, key=lambda t: t["id"]), "membrane_files": files}
+    return {
+        "run": run.to_dict(),
+        "tomograms": sorted(tomograms, key=lambda t: t["id"]),
+        "membrane_files": files,
+    }
 
 
 def _preference(tomogram: dict[str, Any]) -> tuple[bool, bool, int]:
-    return (not tomogram.get("is_visualization_default"), not tomogram.get("is_portal_standard"), int(tomogram["id"]))
+    return (
+        not tomogram.get("is_visualization_default"),
+        not tomogram.get("is_portal_standard"),
+        int(tomogram["id"]),
+    )
 
 
 def select_tomogram(
@@ -119,7 +139,9 @@ def select_tomogram(
                 if not t.get("https_mrc_file"):
                     raise InputError(f"pinned tomogram_id {pin} has no MRC file on the portal")
                 return t, f"pinned tomogram_id {pin}"
-        raise InputError(f"pinned tomogram_id {pin} is not one of the run's tomograms {[t['id'] for t in tomograms]}")
+        raise InputError(
+            f"pinned tomogram_id {pin} is not one of the run's tomograms {[t['id'] for t in tomograms]}"
+        )
     usable = [t for t in tomograms if t.get("https_mrc_file")]
     if not usable:
         raise InputError("the run has no tomogram with an MRC file on the portal")
@@ -127,7 +149,9 @@ def select_tomogram(
     matching = [t for t in usable if (t["tomogram_voxel_spacing_id"], t["alignment_id"]) in keys]
     order = "visualization default, then portal standard, then lowest id"
     if matching:
-        return min(matching, key=_preference), f"shares voxel spacing and alignment with a membrane annotation; {order}"
+        return min(
+            matching, key=_preference
+        ), f"shares voxel spacing and alignment with a membrane annotation; {order}"
     if membrane_files:
         log.warning("membrane annotations exist but no tomogram shares their voxel spacing and alignment")
     return min(usable, key=_preference), f"no membrane annotation on a matching tomogram; {order}"
@@ -141,18 +165,24 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _check_volume(part: Path, what: str, url: str, shape_zyx: tuple[int, int, int], voxel: float | None) -> None:
+def _check_volume(
+    part: Path, what: str, url: str, shape_zyx: tuple[int, int, int], voxel: float | None
+) -> None:
     """MRC header, size, shape and voxel size of a downloaded file against the portal's metadata."""
     try:
         shape, _dtype, voxel_size = read_header(part)
     except InputError as err:
         raise DownloadError(f"{what}: {url}: {str(err).replace(str(part), 'downloaded file')}") from None
     if tuple(shape) != tuple(shape_zyx):
-        raise DownloadError(f"{what}: {url}: shape {shape} (z, y, x) differs from the portal's {tuple(shape_zyx)}")
+        raise DownloadError(
+            f"{what}: {url}: shape {shape} (z, y, x) differs from the portal's {tuple(shape_zyx)}"
+        )
     if voxel and any(v > 0 for v in voxel_size):
         worst = max(abs(v - voxel) / voxel for v in voxel_size)
         if worst > VOXEL_SIZE_RTOL:
-            raise DownloadError(f"{what}: {url}: voxel size {voxel_size} A differs from the portal's {voxel} A")
+            raise DownloadError(
+                f"{what}: {url}: voxel size {voxel_size} A differs from the portal's {voxel} A"
+            )
     elif voxel:
         log.warning("%s: %s has no voxel size in its header (portal: %s A)", what, url, voxel)
 
@@ -253,7 +283,9 @@ def download_portal_groundtruth(
     scratch = out.parent / f".{out.name}.parts"
     for f in files:
         item = scratch / f"annotation_file_{f['id']}.mrc"
-        part = fetch(f["https_path"], item, what, int(f["file_size"]) if f.get("file_size") else None, options)
+        part = fetch(
+            f["https_path"], item, what, int(f["file_size"]) if f.get("file_size") else None, options
+        )
         try:
             _check_volume(part, what, f["https_path"], shape, src.get("voxel_spacing"))
             mask, _ = read_volume(part)

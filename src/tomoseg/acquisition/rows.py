@@ -27,10 +27,15 @@ def read_pins(path: str | os.PathLike | None) -> dict[str, dict[str, str]]:
     if not path or not Path(path).exists():
         return {}
     with open(path, newline="") as handle:
-        return {r["tomo"]: r for r in csv.DictReader((ln for ln in handle if not ln.startswith("#")), delimiter="\t")}
+        return {
+            r["tomo"]: r
+            for r in csv.DictReader((ln for ln in handle if not ln.startswith("#")), delimiter="\t")
+        }
 
 
-def download_tomogram_row(row: dict[str, str], out: str | os.PathLike, source: str | os.PathLike, cfg: dict) -> dict:
+def download_tomogram_row(
+    row: dict[str, str], out: str | os.PathLike, source: str | os.PathLike, cfg: dict
+) -> dict:
     """Download the tomogram of one cdp runs-sheet row (honouring its tomogram_id pin and pinned sha256)."""
     from tomoseg.acquisition.portal import download_tomogram
 
@@ -40,14 +45,24 @@ def download_tomogram_row(row: dict[str, str], out: str | os.PathLike, source: s
     pinned = read_pins(cfg.get("pins")).get(row["tomo"], {})
     sha = pinned.get("sha256") if pin is not None and pinned.get("tomogram_id") == str(pin) else None
     return download_tomogram(
-        int(row["dataset_id"]), int(row["run_id"]), out, source, pin=pin, portal_url=cfg.get("portal_url"),
-        options=DownloadOptions.from_config(cfg), expected_sha256=sha or None,
+        int(row["dataset_id"]),
+        int(row["run_id"]),
+        out,
+        source,
+        pin=pin,
+        portal_url=cfg.get("portal_url"),
+        options=DownloadOptions.from_config(cfg),
+        expected_sha256=sha or None,
     )
 
 
 def download_groundtruth_row(
-    row: dict[str, str], tomogram: str | os.PathLike, tomogram_source: str | os.PathLike,
-    out: str | os.PathLike, source: str | os.PathLike, cfg: dict,
+    row: dict[str, str],
+    tomogram: str | os.PathLike,
+    tomogram_source: str | os.PathLike,
+    out: str | os.PathLike,
+    source: str | os.PathLike,
+    cfg: dict,
 ) -> dict:
     """Ground truth of one cdp row: Dataverse target mask (truth = dataverse) or portal membrane union (cdp)."""
     from tomoseg.acquisition.dataverse import (
@@ -62,15 +77,27 @@ def download_groundtruth_row(
         src = read_json(tomogram_source)
         names = [n for n in (src.get("run_name"), row["run_id"]) if n]
         return download_dataverse_groundtruth(
-            row["dataset_id"], names, tomogram, out, source, base_url=cfg.get("dataverse_url") or DEFAULT_DATAVERSE_URL,
-            doi=cfg.get("dataverse_doi") or DEFAULT_DOI, options=options,
+            row["dataset_id"],
+            names,
+            tomogram,
+            out,
+            source,
+            base_url=cfg.get("dataverse_url") or DEFAULT_DATAVERSE_URL,
+            doi=cfg.get("dataverse_doi") or DEFAULT_DOI,
+            options=options,
         )
     if row["truth"] == "cdp":
-        return download_portal_groundtruth(tomogram_source, out, source, portal_url=cfg.get("portal_url"), options=options)
-    raise InputError(f"runs sheet row {row['tomo']}: truth {row['truth']!r} is not downloaded (dataverse or cdp)")
+        return download_portal_groundtruth(
+            tomogram_source, out, source, portal_url=cfg.get("portal_url"), options=options
+        )
+    raise InputError(
+        f"runs sheet row {row['tomo']}: truth {row['truth']!r} is not downloaded (dataverse or cdp)"
+    )
 
 
-def pin_runs(runs: Path, results: Path, portal_url: str | None, query_portal: bool, cfg: dict | None = None) -> int:
+def pin_runs(
+    runs: Path, results: Path, portal_url: str | None, query_portal: bool, cfg: dict | None = None
+) -> int:
     """Write chosen tomogram ids into the runs sheet and URL/size/sha256 into its `.pins.tsv` side file.
 
     Prefers what a download recorded (`results/data/{tomo}/tomogram.source.json`: id and sha256); rows not
@@ -101,27 +128,44 @@ def pin_runs(runs: Path, results: Path, portal_url: str | None, query_portal: bo
                 raise InputError(
                     f"{runs}: row {row['tomo']} pins tomogram {row['tomogram_id']} but {source} holds {src['tomogram_id']}"
                 )
-            record = {"tomogram_id": str(src["tomogram_id"]), "url": src["url"], "size": str(src["size"]),
-                      "sha256": src["sha256"], "recorded": src.get("downloaded", "")}
+            record = {
+                "tomogram_id": str(src["tomogram_id"]),
+                "url": src["url"],
+                "size": str(src["size"]),
+                "sha256": src["sha256"],
+                "recorded": src.get("downloaded", ""),
+            }
         elif not row["tomogram_id"] and query_portal:
             client = client or portal_client(portal_url, DownloadOptions.from_config(cfg).query_timeout_s)
             meta = run_metadata(client, int(row["dataset_id"]), int(row["run_id"]), load_membrane_terms())
             tomo, _reason = select_tomogram(meta["tomograms"], meta["membrane_files"])
-            record = {"tomogram_id": str(tomo["id"]), "url": tomo["https_mrc_file"],
-                      "size": str(int(tomo["file_size_mrc"] or 0)), "sha256": "", "recorded": ""}
+            record = {
+                "tomogram_id": str(tomo["id"]),
+                "url": tomo["https_mrc_file"],
+                "size": str(int(tomo["file_size_mrc"] or 0)),
+                "sha256": "",
+                "recorded": "",
+            }
         if record is None:
             continue
         if row["tomogram_id"] != record["tomogram_id"]:
             row["tomogram_id"] = record["tomogram_id"]
             changed += 1
-        pins[row["tomo"]] = {"tomo": row["tomo"], "dataset_id": row["dataset_id"], "run_id": row["run_id"], **record}
+        pins[row["tomo"]] = {
+            "tomo": row["tomo"],
+            "dataset_id": row["dataset_id"],
+            "run_id": row["run_id"],
+            **record,
+        }
     with atomic_path(runs) as tmp, open(tmp, "w", newline="") as handle:
         handle.writelines(comments)
         writer = csv.DictWriter(handle, fieldnames=fields, delimiter="\t", lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
     with atomic_path(pins_file) as tmp, open(tmp, "w", newline="") as handle:
-        handle.write(f"# Tomograms pinned for {runs.name} by `tomoseg pin-runs` (sha256 of the downloaded MRC).\n")
+        handle.write(
+            f"# Tomograms pinned for {runs.name} by `tomoseg pin-runs` (sha256 of the downloaded MRC).\n"
+        )
         writer = csv.DictWriter(handle, fieldnames=PIN_COLUMNS, delimiter="\t", lineterminator="\n")
         writer.writeheader()
         writer.writerows(pins[k] for k in sorted(pins))

@@ -55,7 +55,7 @@ def _gql_list(values: list[str]) -> str:
 def membrane_annotation_filter(go_ids: list[str]) -> str:
     """GraphQL where-fragment: an annotation with a curated GO id and a SegmentationMask mrc file."""
     return (
-        f'objectId: {{_in: {_gql_list(sorted(go_ids))}}}, annotationShapes: {{shapeType: {{_eq: SegmentationMask}}, '
+        f"objectId: {{_in: {_gql_list(sorted(go_ids))}}}, annotationShapes: {{shapeType: {{_eq: SegmentationMask}}, "
         'annotationFiles: {format: {_eq: "mrc"}}}'
     )
 
@@ -97,7 +97,12 @@ def list_new_runs(client: Any, since: str, go_ids: list[str], page_size: int = 5
         where = f"id: {{_in: {chunk}}}, annotations: {{{membrane}}}"
         with_membrane.update(int(r["id"]) for r in paged_runs(client, where, page_size))
     runs = [
-        {"dataset_id": int(r["datasetId"]), "run_id": int(r["id"]), "name": r["name"], "has_membrane": int(r["id"]) in with_membrane}
+        {
+            "dataset_id": int(r["datasetId"]),
+            "run_id": int(r["id"]),
+            "name": r["name"],
+            "has_membrane": int(r["id"]) in with_membrane,
+        }
         for r in found.values()
     ]
     return sorted(runs, key=lambda r: (r["dataset_id"], r["run_id"]))
@@ -163,7 +168,9 @@ def acquire_lock(path: Path) -> int:
     except BlockingIOError:
         holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown process"
         os.close(fd)
-        raise NightBusy(f"another nightly run is in progress ({holder}; lock {path}); nothing was changed") from None
+        raise NightBusy(
+            f"another nightly run is in progress ({holder}; lock {path}); nothing was changed"
+        ) from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"pid {os.getpid()} since {_now().isoformat()}\n".encode(), 0)
     return fd
@@ -186,7 +193,9 @@ def run_night(
     lock_fd = acquire_lock(state_dir / "nightly.lock")
     report: Path | None = None
     try:
-        status, report = _night(config, night_cfg, config_path, repo, workdir, state_dir, lock_fd, snakemake, lister)
+        status, report = _night(
+            config, night_cfg, config_path, repo, workdir, state_dir, lock_fd, snakemake, lister
+        )
     except Exception as err:  # a night that cannot even list or launch is a failed night
         log.exception("nightly run failed")
         status = f"error: {err}"
@@ -220,15 +229,24 @@ class _Batch:
 
 
 def _night(
-    config: dict[str, Any], night_cfg: dict[str, Any], config_path: Path, repo: Path, workdir: Path,
-    state_dir: Path, lock_fd: int, snakemake: str | None, lister: Callable[..., list[dict[str, Any]]],
+    config: dict[str, Any],
+    night_cfg: dict[str, Any],
+    config_path: Path,
+    repo: Path,
+    workdir: Path,
+    state_dir: Path,
+    lock_fd: int,
+    snakemake: str | None,
+    lister: Callable[..., list[dict[str, Any]]],
 ) -> tuple[str, Path | None]:
     """List and queue new runs, then segment a batch of pending ones and record them: (status, report or None)."""
     state_path = state_dir / "state.json"
     state = load_state(state_path)
     since = state.get("since") or night_cfg.get("start_date")
     if not since:
-        raise InputError(f"{config_path}: nightly.start_date is required for the first night (ISO date, e.g. 2025-01-01)")
+        raise InputError(
+            f"{config_path}: nightly.start_date is required for the first night (ISO date, e.g. 2025-01-01)"
+        )
     started = _now()
     listed, new = _list_and_queue(config, night_cfg, state, str(since), started, lister)
     write_json(state_path, state)
@@ -242,17 +260,33 @@ def _night(
     rows = _record_results(state, batch, workdir, code, int(night_cfg.get("max_attempts", 3)))
     failed = sum(row["status"] == "failed" for row in rows)
     status = "ok" if failed == 0 else f"{failed} of {len(rows)} runs failed"
-    state["nights"].append({"night": batch.night_id, "since": str(since), "listed": listed, "new": new,
-                            "batch": len(rows), "processed": len(rows) - failed, "failed": failed,
-                            "status": status, "finished": _now().isoformat()})
-    report = write_report(batch.night_dir, batch.night_id, str(since), rows, len(state["pending"]), batch.methods)
+    state["nights"].append(
+        {
+            "night": batch.night_id,
+            "since": str(since),
+            "listed": listed,
+            "new": new,
+            "batch": len(rows),
+            "processed": len(rows) - failed,
+            "failed": failed,
+            "status": status,
+            "finished": _now().isoformat(),
+        }
+    )
+    report = write_report(
+        batch.night_dir, batch.night_id, str(since), rows, len(state["pending"]), batch.methods
+    )
     write_json(state_path, state)
     log.info("night %s: %s; report %s", batch.night_id, status, report)
     return status, report
 
 
 def _list_and_queue(
-    config: dict[str, Any], night_cfg: dict[str, Any], state: dict[str, Any], since: str, started: _dt.datetime,
+    config: dict[str, Any],
+    night_cfg: dict[str, Any],
+    state: dict[str, Any],
+    since: str,
+    started: _dt.datetime,
     lister: Callable[..., list[dict[str, Any]]],
 ) -> tuple[int, int]:
     """List the portal's runs new since `since` into the pending queue; (runs listed, runs new to the queue)."""
@@ -286,14 +320,18 @@ def queue_runs(state: dict[str, Any], listed: list[dict[str, Any]], seen: str) -
     return new
 
 
-def _take_batch(config: dict[str, Any], night_cfg: dict[str, Any], state: dict[str, Any], night_dir: Path) -> _Batch:
+def _take_batch(
+    config: dict[str, Any], night_cfg: dict[str, Any], state: dict[str, Any], night_dir: Path
+) -> _Batch:
     """Tonight's batch: the first `nightly.cap` pending runs by dataset and run id, with the methods to run."""
     cap = int(night_cfg.get("cap", 50))
     runs = sorted(state["pending"].items(), key=lambda kv: (kv[1]["dataset_id"], kv[1]["run_id"]))[:cap]
     methods = night_cfg.get("methods")
     methods = list(config.get("methods") or []) if methods is None else list(methods)
     metrics = bool(night_cfg.get("metrics", True))
-    targets = {key: per_run_targets(tomo_key(run), run["has_membrane"], methods, metrics) for key, run in runs}
+    targets = {
+        key: per_run_targets(tomo_key(run), run["has_membrane"], methods, metrics) for key, run in runs
+    }
     return _Batch(night_dir.name, night_dir, runs, methods, targets)
 
 
@@ -303,31 +341,66 @@ def write_runs_sheet(sheet: Path, runs: list[tuple[str, dict[str, Any]]]) -> Pat
         writer = csv.DictWriter(handle, fieldnames=RUNS_COLUMNS, delimiter="\t", lineterminator="\n")
         writer.writeheader()
         for _, run in runs:
-            writer.writerow({"tomo": tomo_key(run), "source": "cdp", "dataset_id": run["dataset_id"],
-                             "run_id": run["run_id"], "tomogram_id": "", "path": "", "truth_path": "", "split": "test",
-                             "truth": "cdp" if run["has_membrane"] else "none"})
+            writer.writerow(
+                {
+                    "tomo": tomo_key(run),
+                    "source": "cdp",
+                    "dataset_id": run["dataset_id"],
+                    "run_id": run["run_id"],
+                    "tomogram_id": "",
+                    "path": "",
+                    "truth_path": "",
+                    "split": "test",
+                    "truth": "cdp" if run["has_membrane"] else "none",
+                }
+            )
     return sheet
 
 
 def _run_snakemake(
-    night_cfg: dict[str, Any], config_path: Path, repo: Path, workdir: Path, sheet: Path, batch: _Batch,
-    lock_fd: int, snakemake: str | None,
+    night_cfg: dict[str, Any],
+    config_path: Path,
+    repo: Path,
+    workdir: Path,
+    sheet: Path,
+    batch: _Batch,
+    lock_fd: int,
+    snakemake: str | None,
 ) -> int:
     """Run the workflow on the batch's targets and return its exit code; raise when it failed outside any job."""
     snakemake = snakemake or shutil.which("snakemake") or str(Path(sys.executable).with_name("snakemake"))
-    base = [snakemake, "--snakefile", str(repo / "workflow" / "Snakefile"), "--directory", str(workdir),
-            "--configfile", str(config_path.resolve()),
-            "--config", f"runs={sheet}", "splits=[test]"]
+    base = [
+        snakemake,
+        "--snakefile",
+        str(repo / "workflow" / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(config_path.resolve()),
+        "--config",
+        f"runs={sheet}",
+        "splits=[test]",
+    ]
     if any((workdir / ".snakemake" / "locks").glob("*")):
         # A killed night left Snakemake's directory lock; our flock guarantees no other night runs here.
         subprocess.run([*base, "--unlock"], cwd=workdir, check=False, pass_fds=(lock_fd,))
     targets = sorted({t for ts in batch.targets.values() for t in ts})
-    cmd = [*base, "--keep-going", "--rerun-incomplete", "--cores", str(night_cfg.get("cores", 1)),
-           *[str(a) for a in night_cfg.get("snakemake_args") or []], "--", *targets]
+    cmd = [
+        *base,
+        "--keep-going",
+        "--rerun-incomplete",
+        "--cores",
+        str(night_cfg.get("cores", 1)),
+        *[str(a) for a in night_cfg.get("snakemake_args") or []],
+        "--",
+        *targets,
+    ]
     log.info("running: %s", " ".join(cmd))
     snake_log = batch.night_dir / "snakemake.log"
     with open(snake_log, "w") as out:
-        code = subprocess.run(cmd, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, pass_fds=(lock_fd,)).returncode
+        code = subprocess.run(
+            cmd, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, pass_fds=(lock_fd,)
+        ).returncode
     log.info("snakemake exited with %d", code)
     text = snake_log.read_text(errors="replace")
     if code != 0 and "Error in rule" not in text:
@@ -347,15 +420,25 @@ def _record_results(
     for key, run in batch.runs:
         tomo = tomo_key(run)
         missing = [t for t in batch.targets[key] if not (workdir / t).exists() or t in unfinished]
-        row = {"key": key, "tomo": tomo, **{k: run[k] for k in ("dataset_id", "run_id", "name", "has_membrane")}}
+        row = {
+            "key": key,
+            "tomo": tomo,
+            **{k: run[k] for k in ("dataset_id", "run_id", "name", "has_membrane")},
+        }
         if not missing:
             state["processed"][key] = {"tomo": tomo, "run_id": run["run_id"], "night": batch.night_id}
             state["pending"].pop(key)
-            row.update(status="processed", **run_statistics(workdir, tomo, batch.methods, run["has_membrane"]))
-            row["figure"] = run_figure(workdir, tomo, batch.methods, batch.night_dir / "figures" / f"{tomo}.png")
+            row.update(
+                status="processed", **run_statistics(workdir, tomo, batch.methods, run["has_membrane"])
+            )
+            row["figure"] = run_figure(
+                workdir, tomo, batch.methods, batch.night_dir / "figures" / f"{tomo}.png"
+            )
         else:
             reason = failure_reason(workdir, tomo, missing, code)
-            row.update(status="failed", reason=reason, attempts=_count_attempt(state, key, reason, max_attempts))
+            row.update(
+                status="failed", reason=reason, attempts=_count_attempt(state, key, reason, max_attempts)
+            )
         rows.append(row)
     return rows
 
@@ -407,8 +490,11 @@ def run_statistics(workdir: Path, tomo: str, methods: list[str], truth: bool) ->
     source = workdir / "results" / "data" / tomo / "tomogram.source.json"
     if source.exists():
         src = read_json(source)
-        stats.update(tomogram_id=src.get("tomogram_id"), shape="x".join(map(str, src.get("shape_zyx", []))),
-                     voxel_spacing=src.get("voxel_spacing"))
+        stats.update(
+            tomogram_id=src.get("tomogram_id"),
+            shape="x".join(map(str, src.get("shape_zyx", []))),
+            voxel_spacing=src.get("voxel_spacing"),
+        )
     if truth:
         stats["truth_fraction"] = _fraction(workdir / "results" / "data" / tomo / "groundtruth.mrc")
     for name in methods:
@@ -439,8 +525,15 @@ def run_figure(workdir: Path, tomo: str, methods: list[str], out: Path) -> str |
     masks = {m: workdir / method(m).mask_path(tomo) for m in methods}
     untrained = untrained_methods({m: workdir / method(m).provenance_path(tomo) for m in methods})
     try:
-        overlay_files(normalized, {m: p for m, p in masks.items() if p.exists()}, out.with_suffix(""),
-                      truth=truth if truth.exists() else None, title=tomo, untrained=untrained, formats=("png",))
+        overlay_files(
+            normalized,
+            {m: p for m, p in masks.items() if p.exists()},
+            out.with_suffix(""),
+            truth=truth if truth.exists() else None,
+            title=tomo,
+            untrained=untrained,
+            formats=("png",),
+        )
     except InputError as err:
         log.warning("no figure for %s: %s", tomo, err)
         return None
@@ -457,15 +550,29 @@ def failure_reason(workdir: Path, tomo: str, missing: list[str], code: int) -> s
     return f"snakemake exit {code}; missing {', '.join(missing)}"
 
 
-def write_report(night_dir: Path, night_id: str, since: str, rows: list[dict[str, Any]], pending: int, methods: list[str]) -> Path:
+def write_report(
+    night_dir: Path, night_id: str, since: str, rows: list[dict[str, Any]], pending: int, methods: list[str]
+) -> Path:
     """The night's report: a TSV of every run and a Markdown summary (processed with statistics, failures)."""
-    columns = ["tomo", "dataset_id", "run_id", "name", "status", "has_membrane", "tomogram_id", "shape", "voxel_spacing",
-               "truth_fraction"]
+    columns = [
+        "tomo",
+        "dataset_id",
+        "run_id",
+        "name",
+        "status",
+        "has_membrane",
+        "tomogram_id",
+        "shape",
+        "voxel_spacing",
+        "truth_fraction",
+    ]
     for m in methods:
         columns += [f"{m}_fraction", f"{m}_dice", f"{m}_iou"]
     columns += ["figure", "attempts", "reason"]
     with atomic_path(night_dir / "report.tsv") as tmp, open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, delimiter="\t", lineterminator="\n", extrasaction="ignore")
+        writer = csv.DictWriter(
+            handle, fieldnames=columns, delimiter="\t", lineterminator="\n", extrasaction="ignore"
+        )
         writer.writeheader()
         writer.writerows(rows)
 
@@ -476,11 +583,26 @@ def write_report(night_dir: Path, night_id: str, since: str, rows: list[dict[str
 
     done = [r for r in rows if r["status"] == "processed"]
     failed = [r for r in rows if r["status"] == "failed"]
-    shown = [c for c in columns if c not in ("figure", "attempts", "reason", "status") and any(r.get(c) not in (None, "") for r in done)]
-    lines = [f"# Night {night_id}", "", f"Runs released or modified since {since}: {len(rows)} in this batch, "
-             f"{len(done)} processed, {len(failed)} failed, {pending} still pending.", ""]
+    shown = [
+        c
+        for c in columns
+        if c not in ("figure", "attempts", "reason", "status")
+        and any(r.get(c) not in (None, "") for r in done)
+    ]
+    lines = [
+        f"# Night {night_id}",
+        "",
+        f"Runs released or modified since {since}: {len(rows)} in this batch, "
+        f"{len(done)} processed, {len(failed)} failed, {pending} still pending.",
+        "",
+    ]
     if done:
-        lines += ["## Processed", "", "| " + " | ".join(shown) + " | figure |", "|" + "---|" * (len(shown) + 1)]
+        lines += [
+            "## Processed",
+            "",
+            "| " + " | ".join(shown) + " | figure |",
+            "|" + "---|" * (len(shown) + 1),
+        ]
         for r in done:
             figure = f"![{r['tomo']}](figures/{r['tomo']}.png)" if r.get("figure") else "–"
             lines.append("| " + " | ".join(fmt(r.get(c)) for c in shown) + f" | {figure} |")
@@ -488,9 +610,13 @@ def write_report(night_dir: Path, night_id: str, since: str, rows: list[dict[str
     if failed:
         lines += ["## Failed", "", "| tomo | dataset | run | attempts | reason |", "|---|---|---|---|---|"]
         for r in failed:
-            lines.append(f"| {r['tomo']} | {r['dataset_id']} | {r['name']} | {r['attempts']} | {str(r['reason']).replace('|', '/')} |")
+            lines.append(
+                f"| {r['tomo']} | {r['dataset_id']} | {r['name']} | {r['attempts']} | {str(r['reason']).replace('|', '/')} |"
+            )
         lines.append("")
-    lines.append("Fractions are foreground voxels / all voxels; dice and iou come from results/metrics where ground truth exists.")
+    lines.append(
+        "Fractions are foreground voxels / all voxels; dice and iou come from results/metrics where ground truth exists."
+    )
     report = night_dir / "report.md"
     with atomic_path(report) as tmp:
         tmp.write_text("\n".join(lines) + "\n")

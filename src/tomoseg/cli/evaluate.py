@@ -25,14 +25,18 @@ def _run(a: argparse.Namespace) -> int:
         tomo=a.tomo,
         thresholds=a.thresholds,
     )
-    summary = ", ".join(f"{k}={record[k]:.4f}" for k in ("dice", "iou", "precision", "recall", "auprc") if k in record)
+    summary = ", ".join(
+        f"{k}={record[k]:.4f}" for k in ("dice", "iou", "precision", "recall", "auprc") if k in record
+    )
     log.info("%s: %s", a.json, summary)
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `evaluate` sub-command."""
-    p = sub.add_parser("evaluate", help="score a predicted mask (and optionally its scores) against ground truth")
+    p = sub.add_parser(
+        "evaluate", help="score a predicted mask (and optionally its scores) against ground truth"
+    )
     p.add_argument("--pred", type=Path, required=True, help="predicted mask MRC (non-zero = membrane)")
     p.add_argument("--truth", type=Path, required=True, help="ground-truth mask MRC (non-zero = membrane)")
     p.add_argument("--scores", type=Path, help="per-voxel scores MRC (for AUPRC, PR curve, threshold tables)")
@@ -41,7 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=SCORE_KINDS,
         help="etsam-logits: logits below -max raised to -max, then sigmoid; logits: sigmoid; probabilities: as is",
     )
-    p.add_argument("--json", type=Path, required=True, help="output metrics JSON (histogram beside it: <stem>.hist.npz)")
+    p.add_argument(
+        "--json", type=Path, required=True, help="output metrics JSON (histogram beside it: <stem>.hist.npz)"
+    )
     p.add_argument("--method", help="method name recorded in the JSON")
     p.add_argument("--tomo", help="tomogram key recorded in the JSON")
     p.add_argument(

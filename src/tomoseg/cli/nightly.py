@@ -22,11 +22,18 @@ def find_repo(repo: Path | None, workdir: Path) -> Path:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `nightly` sub-command."""
-    p = sub.add_parser("nightly", help="one nightly batch: new portal runs -> segmentations, state and report")
-    p.add_argument(
-        "--configfile", type=Path, default=Path("config/config.yaml"), help="workflow config with a nightly: section"
+    p = sub.add_parser(
+        "nightly", help="one nightly batch: new portal runs -> segmentations, state and report"
     )
-    p.add_argument("--workdir", type=Path, default=Path("."), help="where results/ and the nightly state live")
+    p.add_argument(
+        "--configfile",
+        type=Path,
+        default=Path("config/config.yaml"),
+        help="workflow config with a nightly: section",
+    )
+    p.add_argument(
+        "--workdir", type=Path, default=Path("."), help="where results/ and the nightly state live"
+    )
     p.add_argument(
         "--repo",
         type=Path,

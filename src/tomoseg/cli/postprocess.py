@@ -15,6 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="keep 26-connected components whose Z bounding-box span (stop - start) is >= --min-slices",
     )
     p.add_argument("mask", type=Path, help="binary mask MRC (non-zero = foreground)")
-    p.add_argument("--min-slices", type=int, default=10, help="minimum Z span in slices (default 10, the paper's)")
+    p.add_argument(
+        "--min-slices", type=int, default=10, help="minimum Z span in slices (default 10, the paper's)"
+    )
     p.add_argument("--out", type=Path, required=True, help="output mask MRC (uint8 0/1)")
     p.set_defaults(func=lambda a: run_postprocess(a.mask, a.out, a.min_slices) and 0)

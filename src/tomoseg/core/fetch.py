@@ -102,7 +102,9 @@ def fetch(
         for attempt in range(options.retries + 1):
             if attempt:
                 delay = min(options.backoff_s * 2 ** (attempt - 1), options.max_backoff_s)
-                log.warning("%s: attempt %d failed (%s); retrying in %.1f s", what, attempt, last_error, delay)
+                log.warning(
+                    "%s: attempt %d failed (%s); retrying in %.1f s", what, attempt, last_error, delay
+                )
                 time.sleep(delay)
             try:
                 _attempt(session, url, part, what, expected_size, options)
@@ -122,7 +124,9 @@ def fetch(
     finally:
         if own_session:
             session.close()
-    raise DownloadError(f"{what}: download of {url} failed after {options.retries + 1} attempts: {last_error}")
+    raise DownloadError(
+        f"{what}: download of {url} failed after {options.retries + 1} attempts: {last_error}"
+    )
 
 
 def _attempt(
@@ -148,7 +152,9 @@ def _attempt(
             raise DownloadError(f"{what}: {url}: HTTP {status} {response.reason} (nothing saved)")
         content_type = response.headers.get("Content-Type", "")
         if "text/html" in content_type.lower():
-            raise DownloadError(f"{what}: {url}: server sent an HTML page instead of the file (nothing saved)")
+            raise DownloadError(
+                f"{what}: {url}: server sent an HTML page instead of the file (nothing saved)"
+            )
         mode = "wb"
         if status == 206 and offset:
             content_range = response.headers.get("Content-Range", "")
@@ -158,7 +164,9 @@ def _attempt(
             mode = "ab"
             log.info("%s: resuming %s at byte %d", what, url, offset)
         # Content-Length counts encoded bytes; with a Content-Encoding requests decodes, so it cannot be compared.
-        announced = None if response.headers.get("Content-Encoding") else response.headers.get("Content-Length")
+        announced = (
+            None if response.headers.get("Content-Encoding") else response.headers.get("Content-Length")
+        )
         start = offset if mode == "ab" else 0
         with open(part, mode) as handle:
             for chunk in response.iter_content(CHUNK):

@@ -8,7 +8,15 @@ from __future__ import annotations
 RESULTS = "results"
 
 RUNS_COLUMNS: tuple[str, ...] = (
-    "tomo", "source", "dataset_id", "run_id", "tomogram_id", "path", "truth_path", "truth", "split",
+    "tomo",
+    "source",
+    "dataset_id",
+    "run_id",
+    "tomogram_id",
+    "path",
+    "truth_path",
+    "truth",
+    "split",
 )
 """Columns of a runs sheet, in order (workflow/schemas/runs.schema.yaml describes each; a test checks both agree)."""
 

@@ -98,9 +98,16 @@ class ScoreHistogram:
         try:
             with np.load(path) as z:
                 atoms = {
-                    float(v): [int(p), int(n)] for v, p, n in zip(z["atom_values"], z["atom_pos"], z["atom_neg"], strict=True)
+                    float(v): [int(p), int(n)]
+                    for v, p, n in zip(z["atom_values"], z["atom_pos"], z["atom_neg"], strict=True)
                 }
-                return cls(z["pos"].astype(np.int64), z["neg"].astype(np.int64), atoms, float(z["lo"]), float(z["width"]))
+                return cls(
+                    z["pos"].astype(np.int64),
+                    z["neg"].astype(np.int64),
+                    atoms,
+                    float(z["lo"]),
+                    float(z["width"]),
+                )
         except (OSError, KeyError, ValueError) as err:
             raise InputError(f"{path}: not a readable score histogram ({err})") from None
 
@@ -113,7 +120,11 @@ class ScoreHistogram:
             av = np.array(list(self.atoms), np.float64)
             ap = np.array([a[0] for a in self.atoms.values()], np.int64)
             an = np.array([a[1] for a in self.atoms.values()], np.int64)
-            values, pos, neg = np.concatenate([values, av]), np.concatenate([pos, ap]), np.concatenate([neg, an])
+            values, pos, neg = (
+                np.concatenate([values, av]),
+                np.concatenate([pos, ap]),
+                np.concatenate([neg, an]),
+            )
         order = np.argsort(-values, kind="stable")
         values, pos, neg = values[order], pos[order], neg[order]
         # merge exactly equal values (an atom at a bin centre)
@@ -192,7 +203,9 @@ def scores_from_counts(tp: int, fp: int, fn: int, tn: int) -> tuple[dict[str, fl
     return {k: values[k] for k in ("dice", "iou", "precision", "recall")}, reasons
 
 
-def threshold_table(hist: ScoreHistogram, thresholds: tuple[float, ...] | list[float]) -> list[dict[str, Any]]:
+def threshold_table(
+    hist: ScoreHistogram, thresholds: tuple[float, ...] | list[float]
+) -> list[dict[str, Any]]:
     """Dice/IoU/precision/recall of 'logit > t' for each t, from the histogram alone."""
     rows = []
     total_pos = hist.n_pos
@@ -424,11 +437,21 @@ def evaluate_method_output(
 
     flag = untrained_flag(provenance)
     if flag is None:
-        log.warning("%s: no provenance.json with 'untrained' at %s; untrained status unknown", method, provenance)
+        log.warning(
+            "%s: no provenance.json with 'untrained' at %s; untrained status unknown", method, provenance
+        )
     extra = {"untrained": flag, "provenance": str(provenance) if provenance else None}
     try:
         return evaluate_files(
-            pred, truth, json_out, scores, score_kind, method=method, tomo=tomo, thresholds=thresholds, extra=extra
+            pred,
+            truth,
+            json_out,
+            scores,
+            score_kind,
+            method=method,
+            tomo=tomo,
+            thresholds=thresholds,
+            extra=extra,
         )
     except InputError as err:
         if not record_failures:

@@ -123,7 +123,9 @@ def paired_tests(
             y = db.loc[common, m].to_numpy(float)
             ok = np.isfinite(x) & np.isfinite(y)
             x, y = x[ok], y[ok]
-            rows.append({"metric": m, "method_a": a, "method_b": b, "alpha": alpha, **_test_pair(x, y, alpha)})
+            rows.append(
+                {"metric": m, "method_a": a, "method_b": b, "alpha": alpha, **_test_pair(x, y, alpha)}
+            )
     return pd.DataFrame(rows, columns=TTEST_COLUMNS), reports
 
 

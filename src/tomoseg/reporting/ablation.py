@@ -25,10 +25,20 @@ from tomoseg.reporting.summary import load_records, mean_sd
 
 # the paper's published numbers exist for its default modes only (etsam_threshold_sweep.csv)
 PAPER_DEFAULT_MODES = {1: "grid_first", 2: "empty"}
-ABLATION_COLUMNS = ["stage", "mode", "default", "threshold", "n", "n_floor_inexact",
-                    *(f"{m}_{q}" for m in METRICS for q in ("mean", "sd")), *(f"paper_{m}" for m in METRICS)]
-TITLES = {1: "Supplementary Table 4: Stage 1 prompt modes",
-          2: "Supplementary Tables 5-8: Stage 2 prompt modes by threshold"}
+ABLATION_COLUMNS = [
+    "stage",
+    "mode",
+    "default",
+    "threshold",
+    "n",
+    "n_floor_inexact",
+    *(f"{m}_{q}" for m in METRICS for q in ("mean", "sd")),
+    *(f"paper_{m}" for m in METRICS),
+]
+TITLES = {
+    1: "Supplementary Table 4: Stage 1 prompt modes",
+    2: "Supplementary Tables 5-8: Stage 2 prompt modes by threshold",
+}
 
 Variant = tuple[int, str, str]
 """An ablation variant: ETSAM stage, prompt mode, and the method name its metrics are recorded under."""
@@ -74,8 +84,15 @@ def build_ablation_tables(
             row
             for _, mode, method in stage_variants
             if method in frames
-            for row in _variant_rows(stage, mode, method in untrained, mode == default_modes[stage - 1],
-                                     ablation_rows(frames[method], stage_thresholds), stage_thresholds, paper)
+            for row in _variant_rows(
+                stage,
+                mode,
+                method in untrained,
+                mode == default_modes[stage - 1],
+                ablation_rows(frames[method], stage_thresholds),
+                stage_thresholds,
+                paper,
+            )
         ]
         df = pd.DataFrame(rows, columns=ABLATION_COLUMNS)
         notes = _stage_notes(stage, stage_variants, untrained, failures)
@@ -122,7 +139,9 @@ def _variant_rows(
     return rows
 
 
-def _stage_notes(stage: int, variants: Sequence[Variant], untrained: set[str], failures: pd.DataFrame) -> list[str]:
+def _stage_notes(
+    stage: int, variants: Sequence[Variant], untrained: set[str], failures: pd.DataFrame
+) -> list[str]:
     """Notes under a stage's table: how it is computed, untrained variants and each failed variant/tomogram."""
     notes = [
         "mean ± sd (ddof=1) over test tomograms of 'logit > threshold', from the per-tomogram score histograms",
@@ -134,8 +153,10 @@ def _stage_notes(stage: int, variants: Sequence[Variant], untrained: set[str], f
     ]
     if stage == 2:
         notes.append("every Stage 2 variant takes the grid_first Stage 1 logits as input")
-    notes += [f"{m}: produced with untrained weights (random/test checkpoints); numbers are not the method's"
-              for m in sorted({mode for _, mode, method in variants if method in untrained})]
+    notes += [
+        f"{m}: produced with untrained weights (random/test checkpoints); numbers are not the method's"
+        for m in sorted({mode for _, mode, method in variants if method in untrained})
+    ]
     stage_failures = failures[failures["method"].isin([m for _, _, m in variants])]
     notes += [f"{r.method} {r.tomo}: {r.status}: {r.reason}" for r in stage_failures.itertuples()]
     return notes

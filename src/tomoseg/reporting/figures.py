@@ -60,14 +60,18 @@ def box_plots(
         rng = np.random.default_rng(0)
         for i, values in enumerate(data, start=1):
             ax.scatter(i + rng.uniform(-0.12, 0.12, len(values)), values, s=10, color="black", zorder=3)
-        ax.set_xticks(range(1, len(methods) + 1), [label(m, untrained) for m in methods], rotation=30, ha="right")
+        ax.set_xticks(
+            range(1, len(methods) + 1), [label(m, untrained) for m in methods], rotation=30, ha="right"
+        )
         ax.set_title(METRIC_LABELS.get(metric, metric))
         ax.set_ylim(0, 1.0 + 0.1 * max(len(methods) - 1, 1))
         ax.set_yticks(np.linspace(0, 1, 6))
         # brackets: first method against each other method
         level = 1.02
         for j, other in enumerate(methods[1:], start=2):
-            row = tests[(tests["metric"] == metric) & (tests["method_a"] == methods[0]) & (tests["method_b"] == other)]
+            row = tests[
+                (tests["metric"] == metric) & (tests["method_a"] == methods[0]) & (tests["method_b"] == other)
+            ]
             if row.empty:
                 continue
             ax.plot([1, 1, j, j], [level, level + 0.02, level + 0.02, level], color="black", lw=0.8)
@@ -81,12 +85,20 @@ def box_plots(
 
 
 def per_tomogram_bars(
-    frames: dict[str, pd.DataFrame], metrics: Sequence[str], stem: str | os.PathLike, untrained: Iterable[str] = ()
+    frames: dict[str, pd.DataFrame],
+    metrics: Sequence[str],
+    stem: str | os.PathLike,
+    untrained: Iterable[str] = (),
 ) -> list[Path]:
     """Figure 1a: grouped bars of each metric per tomogram and method."""
     methods = list(frames)
     tomos = sorted(set().union(*(set(f.index) for f in frames.values())))
-    fig, axes = plt.subplots(len(metrics), 1, figsize=(max(6, 0.7 * len(tomos) * len(methods) / 2 + 2), 2.6 * len(metrics)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(metrics),
+        1,
+        figsize=(max(6, 0.7 * len(tomos) * len(methods) / 2 + 2), 2.6 * len(metrics)),
+        squeeze=False,
+    )
     width = 0.8 / len(methods)
     x = np.arange(len(tomos))
     for ax, metric in zip(axes[:, 0], metrics, strict=True):
@@ -96,7 +108,16 @@ def per_tomogram_bars(
             ax.bar(pos, values, width, color=colour(m, methods), label=label(m, untrained))
             for p, v in zip(pos, values, strict=True):
                 if np.isnan(v):  # missing, failed or undefined: say so instead of an empty gap
-                    ax.text(p, 0.02, "n/a", ha="center", va="bottom", rotation=90, fontsize=7, color=colour(m, methods))
+                    ax.text(
+                        p,
+                        0.02,
+                        "n/a",
+                        ha="center",
+                        va="bottom",
+                        rotation=90,
+                        fontsize=7,
+                        color=colour(m, methods),
+                    )
         ax.set_ylabel(METRIC_LABELS.get(metric, metric))
         ax.set_ylim(0, 1)
         ax.set_xticks(x, tomos, rotation=30, ha="right")
@@ -106,14 +127,23 @@ def per_tomogram_bars(
 
 
 def pr_curves(
-    curves: dict[str, dict[str, list[float]]], auprc: dict[str, float], stem: str | os.PathLike, untrained: Iterable[str] = ()
+    curves: dict[str, dict[str, list[float]]],
+    auprc: dict[str, float],
+    stem: str | os.PathLike,
+    untrained: Iterable[str] = (),
 ) -> list[Path]:
     """Figure 1c: pooled precision-recall curve per method with the pooled AUPRC in the legend."""
     fig, ax = plt.subplots(figsize=(4.6, 4.2))
     methods = list(curves)
     for m in methods:
         c = curves[m]
-        ax.plot(c["recall"], c["precision"], color=colour(m, methods), lw=1.6, label=f"{label(m, untrained)} (AUPRC {auprc[m]:.4f})")
+        ax.plot(
+            c["recall"],
+            c["precision"],
+            color=colour(m, methods),
+            lw=1.6,
+            label=f"{label(m, untrained)} (AUPRC {auprc[m]:.4f})",
+        )
     ax.set_xlabel("Recall")
     ax.set_ylabel("Precision")
     ax.set_xlim(0, 1)
@@ -126,14 +156,23 @@ def pr_curves(
 
 def runtime_memory(table: pd.DataFrame, stem: str | os.PathLike, untrained: Iterable[str] = ()) -> list[Path]:
     """Figure 1d: runtime, CPU memory and GPU memory per method (mean ± sd over tomograms)."""
-    quantities = [("runtime_s", "Runtime (s)"), ("cpu_mem_mb", "CPU memory (MB)"), ("gpu_mem_mb", "GPU memory (MB)")]
+    quantities = [
+        ("runtime_s", "Runtime (s)"),
+        ("cpu_mem_mb", "CPU memory (MB)"),
+        ("gpu_mem_mb", "GPU memory (MB)"),
+    ]
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
     methods = list(table["method"])
     for ax, (q, title) in zip(axes, quantities, strict=True):
         means = table[f"{q}_mean"].to_numpy(float)
         sds = table[f"{q}_sd"].to_numpy(float)
-        ax.bar(range(len(methods)), np.nan_to_num(means), yerr=np.nan_to_num(sds), capsize=3,
-               color=[colour(m, methods) for m in methods])
+        ax.bar(
+            range(len(methods)),
+            np.nan_to_num(means),
+            yerr=np.nan_to_num(sds),
+            capsize=3,
+            color=[colour(m, methods) for m in methods],
+        )
         for i, v in enumerate(means):
             if np.isnan(v):
                 ax.text(i, 0, "n/a", ha="center", va="bottom", fontsize=8)
@@ -144,7 +183,11 @@ def runtime_memory(table: pd.DataFrame, stem: str | os.PathLike, untrained: Iter
 
 
 def postprocess_effect(
-    before: pd.DataFrame, after: pd.DataFrame, metrics: Sequence[str], stem: str | os.PathLike, untrained: Iterable[str] = ()
+    before: pd.DataFrame,
+    after: pd.DataFrame,
+    metrics: Sequence[str],
+    stem: str | os.PathLike,
+    untrained: Iterable[str] = (),
 ) -> list[Path]:
     """Figure 4: per-tomogram metric before vs after post-processing (paired points joined by lines)."""
     common = before.index.intersection(after.index, sort=False)
@@ -155,7 +198,12 @@ def postprocess_effect(
             ax.plot([0, 1], [yb, ya], color="#999999", lw=0.8)
         ax.scatter(np.zeros(len(b)), b, color=colour("etsam"), zorder=3, s=14)
         ax.scatter(np.ones(len(a)), a, color=colour("etsam_postprocessed"), zorder=3, s=14)
-        ax.set_xticks([0, 1], [label("etsam", untrained), label("etsam_postprocessed", untrained)], rotation=30, ha="right")
+        ax.set_xticks(
+            [0, 1],
+            [label("etsam", untrained), label("etsam_postprocessed", untrained)],
+            rotation=30,
+            ha="right",
+        )
         ax.set_xlim(-0.4, 1.4)
         ax.set_title(f"{METRIC_LABELS.get(metric, metric)} (mean Δ {np.nanmean(a - b):+.4f})")
     fig.tight_layout()
@@ -174,24 +222,35 @@ def slice_overlays(
     nz, ny, _ = tomogram.shape
     views = [(f"XY, z={nz // 2}", lambda v: v[nz // 2]), (f"XZ, y={ny // 2}", lambda v: v[:, ny // 2, :])]
     panels = [("tomogram", None)] + list(masks.items())
-    fig, axes = plt.subplots(2, len(panels), figsize=(2.6 * len(panels), 5.4), squeeze=False,
-                             gridspec_kw={"height_ratios": [ny, max(nz, ny // 4)]})
+    fig, axes = plt.subplots(
+        2,
+        len(panels),
+        figsize=(2.6 * len(panels), 5.4),
+        squeeze=False,
+        gridspec_kw={"height_ratios": [ny, max(nz, ny // 4)]},
+    )
     order = list(masks)
     for col, (name, mask) in enumerate(panels):
         for row, (vname, cut) in enumerate(views):
             ax = axes[row, col]
             img = cut(tomogram).astype(np.float32)
             lo, hi = np.percentile(img, [1, 99])
-            ax.imshow(img, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest", aspect="auto" if row else "equal")
+            ax.imshow(
+                img, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest", aspect="auto" if row else "equal"
+            )
             if mask is not None:
                 m = cut(mask) != 0
                 rgba = np.zeros((*m.shape, 4), np.float32)
-                rgba[m] = matplotlib.colors.to_rgba(colour(name, order) if name != "groundtruth" else "#F0E442", 0.6)
+                rgba[m] = matplotlib.colors.to_rgba(
+                    colour(name, order) if name != "groundtruth" else "#F0E442", 0.6
+                )
                 ax.imshow(rgba, interpolation="nearest", aspect="auto" if row else "equal")
             ax.set_xticks([])
             ax.set_yticks([])
             if row == 0:
-                ax.set_title(label(name, untrained) if name not in ("tomogram", "groundtruth") else name, fontsize=9)
+                ax.set_title(
+                    label(name, untrained) if name not in ("tomogram", "groundtruth") else name, fontsize=9
+                )
             if col == 0:
                 ax.set_ylabel(vname)
     fig.suptitle(title)
@@ -230,7 +289,9 @@ def overlay_files(
         for name, path in named.items():
             data, _ = stack.enter_context(open_volume(path))
             if data.shape != tomo.shape:
-                raise InputError(f"shape mismatch: {name} mask {path} has shape {data.shape}, tomogram {tomogram} has {tomo.shape}")
+                raise InputError(
+                    f"shape mismatch: {name} mask {path} has shape {data.shape}, tomogram {tomogram} has {tomo.shape}"
+                )
             arrays[name] = data
         return slice_overlays(tomo, arrays, stem, title or Path(tomogram).parent.name, untrained, formats)
 
@@ -238,7 +299,9 @@ def overlay_files(
 # ---------------------------------------------------------------- the paper's figures from the summary tables
 
 
-def build_figures(results: str | os.PathLike, methods: Sequence[str], out_dir: str | os.PathLike) -> list[Path]:
+def build_figures(
+    results: str | os.PathLike, methods: Sequence[str], out_dir: str | os.PathLike
+) -> list[Path]:
     """Figures 1a-1d and 4 from the summary tables (a figure without data says so on its canvas)."""
     results, out_dir = Path(results), Path(out_dir)
     info = read_json(results / METHODS_JSON)
@@ -262,15 +325,21 @@ def _per_tomogram_frames(results: Path, methods: Sequence[str], info: dict) -> d
     return frames
 
 
-def _figure1ab(results: Path, frames: dict[str, pd.DataFrame], out_dir: Path, untrained: list[str]) -> list[Path]:
+def _figure1ab(
+    results: Path, frames: dict[str, pd.DataFrame], out_dir: Path, untrained: list[str]
+) -> list[Path]:
     """Figures 1a (per-tomogram bars) and 1b (box plots with the paired tests) of the paper's methods."""
     main = {m: frames[m] for m in PAPER_METHODS if m in frames}
     if not main:
-        return [*placeholder("no etsam/membrain/tardis metrics", out_dir / "figure1a"),
-                *placeholder("no etsam/membrain/tardis metrics", out_dir / "figure1b")]
+        return [
+            *placeholder("no etsam/membrain/tardis metrics", out_dir / "figure1a"),
+            *placeholder("no etsam/membrain/tardis metrics", out_dir / "figure1b"),
+        ]
     tests = pd.read_csv(results / TABLE_FILES["ttests"])
-    return [*per_tomogram_bars(main, ["dice", "iou"], out_dir / "figure1a", untrained),
-            *box_plots(main, tests, list(METRICS), out_dir / "figure1b", untrained)]
+    return [
+        *per_tomogram_bars(main, ["dice", "iou"], out_dir / "figure1a", untrained),
+        *box_plots(main, tests, list(METRICS), out_dir / "figure1b", untrained),
+    ]
 
 
 def _figure1c(results: Path, out_dir: Path, untrained: list[str]) -> list[Path]:
@@ -295,5 +364,6 @@ def _figure4(frames: dict[str, pd.DataFrame], out_dir: Path, untrained: list[str
     """Figure 4: ETSAM per tomogram before and after post-processing."""
     if "etsam" not in frames or "etsam_postprocessed" not in frames:
         return placeholder("etsam and etsam_postprocessed not both evaluated", out_dir / "figure4")
-    return postprocess_effect(frames["etsam"], frames["etsam_postprocessed"], list(METRICS), out_dir / "figure4",
-                              untrained)
+    return postprocess_effect(
+        frames["etsam"], frames["etsam_postprocessed"], list(METRICS), out_dir / "figure4", untrained
+    )

@@ -36,8 +36,10 @@ def run_stats(
     notes = [
         "mean ± sd over tomograms (sd with ddof=1)",
         *(f"{m}: produced with untrained weights" for m in untrained if m in frames),
-        *(f"unpaired tomogram {r['tomo']} (only in {r['present_in']}) left out of {r['method_a']} vs {r['method_b']}"
-          for _, r in unpaired.iterrows()),
+        *(
+            f"unpaired tomogram {r['tomo']} (only in {r['present_in']}) left out of {r['method_a']} vs {r['method_b']}"
+            for _, r in unpaired.iterrows()
+        ),
     ]
     tables.write_table(tables.table1(summary, metrics, untrained), out / "table1.csv", "Table 1", notes)
     tables.write_table(summary, out / "table1_numeric.csv")

@@ -38,10 +38,33 @@ log = logging.getLogger(__name__)
 
 FAILURE_COLUMNS = ["tomo", "method", "status", "reason"]
 RUNTIME_COLUMNS = ["method", "tomo", "runtime_s", "cpu_mem_mb", "gpu_mem_mb", "device", "rules"]
-SUPP_TABLE3_COLUMNS = ["method", "n", "device", "runtime_s_mean", "runtime_s_sd", "cpu_mem_mb_mean",
-                       "cpu_mem_mb_sd", "gpu_mem_mb_mean", "gpu_mem_mb_sd"]
-PAIR_COLUMNS = ["metric", "method_a", "mean_a", "sd_a", "method_b", "mean_b", "sd_b", "mean_difference",
-                "percent_change_of_mean", "n", "ttest_p", "marker", "shapiro_p", "wilcoxon_p"]
+SUPP_TABLE3_COLUMNS = [
+    "method",
+    "n",
+    "device",
+    "runtime_s_mean",
+    "runtime_s_sd",
+    "cpu_mem_mb_mean",
+    "cpu_mem_mb_sd",
+    "gpu_mem_mb_mean",
+    "gpu_mem_mb_sd",
+]
+PAIR_COLUMNS = [
+    "metric",
+    "method_a",
+    "mean_a",
+    "sd_a",
+    "method_b",
+    "mean_b",
+    "sd_b",
+    "mean_difference",
+    "percent_change_of_mean",
+    "n",
+    "ttest_p",
+    "marker",
+    "shapiro_p",
+    "wilcoxon_p",
+]
 
 
 # ---------------------------------------------------------------- records
@@ -64,7 +87,9 @@ def load_records(
             continue
         rec = read_json(path)
         if rec.get("status") not in (None, "ok"):
-            failures.append({"tomo": tomo, "method": method, "status": rec["status"], "reason": rec.get("reason", "")})
+            failures.append(
+                {"tomo": tomo, "method": method, "status": rec["status"], "reason": rec.get("reason", "")}
+            )
             continue
         for metric, why in (rec.get("undefined") or {}).items():
             failures.append({"tomo": tomo, "method": method, "status": f"{metric} undefined", "reason": why})
@@ -129,8 +154,15 @@ def _runtime_row(method: str, tomo: str, rules: list[str], results: Path) -> dic
             devices.add(str(g.get("gpu_name") or g.get("device")))
             if g.get("peak_gpu_memory_mb") is not None:
                 gpu = np.nanmax([gpu, float(g["peak_gpu_memory_mb"])])
-    return {"method": method, "tomo": tomo, "runtime_s": seconds, "cpu_mem_mb": rss, "gpu_mem_mb": gpu,
-            "device": ";".join(sorted(devices)) or "unknown", "rules": "+".join(rules)}
+    return {
+        "method": method,
+        "tomo": tomo,
+        "runtime_s": seconds,
+        "cpu_mem_mb": rss,
+        "gpu_mem_mb": gpu,
+        "device": ";".join(sorted(devices)) or "unknown",
+        "rules": "+".join(rules),
+    }
 
 
 def mean_sd(values: pd.Series) -> tuple[float, float]:
@@ -185,8 +217,12 @@ def build_summaries(
     frames, flags, failures = load_records(expected, results, method_inputs or {})
     untrained = {m for m, v in flags["untrained"].items() if v}
     failures = _with_skipped(failures, skipped)
-    summary = _Summary(results, {m: frames[m] for m in methods if m in frames}, untrained,
-                       _common_notes(untrained, flags["unknown"], failures))
+    summary = _Summary(
+        results,
+        {m: frames[m] for m in methods if m in frames},
+        untrained,
+        _common_notes(untrained, flags["unknown"], failures),
+    )
     auprc = _write_scores(summary)
     _write_table1_and_tests(summary, auprc)
     _write_per_tomogram(summary, methods, runs)
@@ -195,10 +231,17 @@ def build_summaries(
     s3 = _write_runtime(summary, methods, sorted({t for _, t in expected}), benchmark_rules or {})
     _write_paper_comparison(summary, auprc, s3, th_rows)
     summary.write("failures", failures, "Failed, missing, skipped or undefined tomograms")
-    write_json(results / METHODS_JSON, {
-        m: {"untrained": m in untrained, "untrained_unknown": m in flags["unknown"], "n": len(summary.frames.get(m, []))}
-        for m in methods
-    })
+    write_json(
+        results / METHODS_JSON,
+        {
+            m: {
+                "untrained": m in untrained,
+                "untrained_unknown": m in flags["unknown"],
+                "n": len(summary.frames.get(m, [])),
+            }
+            for m in methods
+        },
+    )
     return summary.written
 
 
@@ -210,11 +253,15 @@ def _with_skipped(failures: pd.DataFrame, skipped: Sequence[tuple[str, str]]) ->
 
 def _common_notes(untrained: set[str], unknown: set[str], failures: pd.DataFrame) -> list[str]:
     """Notes under every table: which methods are untrained or unknown, and that entries are missing."""
-    notes = [f"{m}: produced with untrained weights (random/test checkpoints); numbers are not the method's"
-             for m in sorted(untrained)]
+    notes = [
+        f"{m}: produced with untrained weights (random/test checkpoints); numbers are not the method's"
+        for m in sorted(untrained)
+    ]
     notes += [f"{m}: untrained status unknown (no provenance.json)" for m in sorted(unknown)]
     if len(failures):
-        notes.append(f"{len(failures)} tomogram/method entries missing, skipped or undefined: see tables/failures.md")
+        notes.append(
+            f"{len(failures)} tomogram/method entries missing, skipped or undefined: see tables/failures.md"
+        )
     return notes
 
 
@@ -231,14 +278,27 @@ def _write_scores(summary: _Summary) -> pd.DataFrame:
             auprc_rows.append(row)
             curves[method] = curve
     auprc = pd.DataFrame(auprc_rows, columns=["method", "pooled_auprc", "mean_auprc", "sd_auprc", "n"])
-    summary.write("auprc", auprc, "AUPRC", ["pooled: one PR curve over all voxels of all tomograms (the paper's "
-                                            "number); mean: mean ± sd of per-tomogram AUPRC"])
+    summary.write(
+        "auprc",
+        auprc,
+        "AUPRC",
+        [
+            "pooled: one PR curve over all voxels of all tomograms (the paper's "
+            "number); mean: mean ± sd of per-tomogram AUPRC"
+        ],
+    )
     calib = pd.DataFrame(calib_rows, columns=["method", "scope", "tomo", "best_threshold", "dice"])
     calib["method"] = [summary.label(m) for m in calib["method"]]
-    summary.write("calibration", calib, "Calibration: best logit threshold (Dice)",
-                  ["thresholds on the histogram's bin edges (2^-15 logit units); "
-                   "for probabilities, p > sigmoid(threshold)",
-                   "choosing the threshold on the test set (as the paper did for -0.25) is optimistic"])
+    summary.write(
+        "calibration",
+        calib,
+        "Calibration: best logit threshold (Dice)",
+        [
+            "thresholds on the histogram's bin edges (2^-15 logit units); "
+            "for probabilities, p > sigmoid(threshold)",
+            "choosing the threshold on the test set (as the paper did for -0.25) is optimistic",
+        ],
+    )
     write_json(summary.results / PR_CURVES, curves)
     return auprc
 
@@ -255,14 +315,26 @@ def _method_scores(
         if np.isfinite(dice).any():
             dice_sum = np.nan_to_num(dice) if dice_sum is None else dice_sum + np.nan_to_num(dice)
             n_dice += 1
-        calib.append({"method": method, "scope": "tomogram", "tomo": tomo, "best_threshold": frame.loc[tomo, "best_threshold"],
-                      "dice": frame.loc[tomo, "best_threshold_dice"]})
+        calib.append(
+            {
+                "method": method,
+                "scope": "tomogram",
+                "tomo": tomo,
+                "best_threshold": frame.loc[tomo, "best_threshold"],
+                "dice": frame.loc[tomo, "best_threshold_dice"],
+            }
+        )
     if pooled is None:
         return None, calib, None
     ap = average_precision(pooled)
     mean, sd = mean_sd(frame["auprc"].astype(float))
-    row = {"method": label(method, untrained), "pooled_auprc": ap, "mean_auprc": mean, "sd_auprc": sd,
-           "n": int(frame["auprc"].astype(float).notna().sum())}
+    row = {
+        "method": label(method, untrained),
+        "pooled_auprc": ap,
+        "mean_auprc": mean,
+        "sd_auprc": sd,
+        "n": int(frame["auprc"].astype(float).notna().sum()),
+    }
     calib += _overall_calibration(method, pooled, edges, dice_sum, n_dice)
     return row, calib, {**pr_curve(pooled), "auprc": ap, "untrained": method in untrained}
 
@@ -274,13 +346,27 @@ def _overall_calibration(
     rows = []
     if dice_sum is not None:
         k = int(np.argmax(dice_sum))
-        rows.append({"method": method, "scope": "overall (max mean per-tomogram Dice)", "tomo": "",
-                     "best_threshold": float(edges[k]), "dice": float(dice_sum[k] / n_dice)})
+        rows.append(
+            {
+                "method": method,
+                "scope": "overall (max mean per-tomogram Dice)",
+                "tomo": "",
+                "best_threshold": float(edges[k]),
+                "dice": float(dice_sum[k] / n_dice),
+            }
+        )
     pooled_edges, pooled_dice = dice_at_edges(pooled)
     if np.isfinite(pooled_dice).any():
         k = int(np.nanargmax(pooled_dice))
-        rows.append({"method": method, "scope": "overall (max pooled Dice)", "tomo": "",
-                     "best_threshold": float(pooled_edges[k]), "dice": float(pooled_dice[k])})
+        rows.append(
+            {
+                "method": method,
+                "scope": "overall (max pooled Dice)",
+                "tomo": "",
+                "best_threshold": float(pooled_edges[k]),
+                "dice": float(pooled_dice[k]),
+            }
+        )
     return rows
 
 
@@ -297,7 +383,9 @@ def _write_table1_and_tests(summary: _Summary, auprc: pd.DataFrame) -> None:
     summary.write("table1", t1, "Table 1: mean ± sd over test tomograms", ["sd with ddof=1"])
     tests, unpaired = paired_tests(main) if len(main) >= 2 else (pd.DataFrame(columns=TTEST_COLUMNS), [])
     notes = [f"unpaired: {r.method_a} only {r.only_a}, {r.method_b} only {r.only_b}" for r in unpaired]
-    summary.write("ttests", tests, "Paired tests (Bonferroni alpha = 0.05 / number of pairs; markers on raw p)", notes)
+    summary.write(
+        "ttests", tests, "Paired tests (Bonferroni alpha = 0.05 / number of pairs; markers on raw p)", notes
+    )
 
 
 # ---------------------------------------------------------------- Supplementary Table 1, per-tomogram tables
@@ -310,8 +398,14 @@ def _write_per_tomogram(summary: _Summary, methods: Sequence[str], runs: pd.Data
     for method, frame in summary.frames.items():
         for _, r in frame.iterrows():
             extra = {c: runs.loc[r["tomo"], c] for c in key_cols} if r["tomo"] in runs.index else {}
-            rows.append({"tomo": r["tomo"], **extra, "method": summary.label(method),
-                         **{m: r[m] for m in (*METRICS, "auprc")}})
+            rows.append(
+                {
+                    "tomo": r["tomo"],
+                    **extra,
+                    "method": summary.label(method),
+                    **{m: r[m] for m in (*METRICS, "auprc")},
+                }
+            )
     summary.write("supp_table1", pd.DataFrame(rows), "Supplementary Table 1: per tomogram")
     for method in methods:
         frame = summary.frames.get(method, pd.DataFrame(columns=["tomo", *METRICS, "auprc"]))
@@ -327,9 +421,14 @@ def _write_per_tomogram(summary: _Summary, methods: Sequence[str], runs: pd.Data
 
 def _write_stage_pairs(summary: _Summary) -> None:
     """Supplementary Table 2 (ETSAM before/after post-processing) and single- vs two-stage ETSAM."""
-    summary.write("supp_table2", _pair_table(summary, "etsam", "etsam_postprocessed"),
-                  "Supplementary Table 2: ETSAM before and after post-processing")
-    summary.write("stages", _pair_table(summary, "etsam", "etsam_stage1"), "Single (Stage 1) vs two-stage ETSAM")
+    summary.write(
+        "supp_table2",
+        _pair_table(summary, "etsam", "etsam_postprocessed"),
+        "Supplementary Table 2: ETSAM before and after post-processing",
+    )
+    summary.write(
+        "stages", _pair_table(summary, "etsam", "etsam_stage1"), "Single (Stage 1) vs two-stage ETSAM"
+    )
 
 
 def _pair_table(summary: _Summary, a: str, b: str) -> pd.DataFrame:
@@ -342,11 +441,24 @@ def _pair_table(summary: _Summary, a: str, b: str) -> pd.DataFrame:
     for _, t in tests.iterrows():
         ma, sa = mean_sd(frames[a][t["metric"]].astype(float))
         mb, sb = mean_sd(frames[b][t["metric"]].astype(float))
-        rows.append({"metric": t["metric"], "method_a": summary.label(a), "mean_a": ma, "sd_a": sa,
-                     "method_b": summary.label(b), "mean_b": mb, "sd_b": sb,
-                     "mean_difference": mb - ma, "percent_change_of_mean": 100 * (mb - ma) / ma if ma else math.nan,
-                     "n": t["n"], "ttest_p": t["ttest_p"], "marker": t["marker"], "shapiro_p": t["shapiro_p"],
-                     "wilcoxon_p": t["wilcoxon_p"]})
+        rows.append(
+            {
+                "metric": t["metric"],
+                "method_a": summary.label(a),
+                "mean_a": ma,
+                "sd_a": sa,
+                "method_b": summary.label(b),
+                "mean_b": mb,
+                "sd_b": sb,
+                "mean_difference": mb - ma,
+                "percent_change_of_mean": 100 * (mb - ma) / ma if ma else math.nan,
+                "n": t["n"],
+                "ttest_p": t["ttest_p"],
+                "marker": t["marker"],
+                "shapiro_p": t["shapiro_p"],
+                "wilcoxon_p": t["wilcoxon_p"],
+            }
+        )
     return pd.DataFrame(rows, columns=PAIR_COLUMNS)
 
 
@@ -355,13 +467,23 @@ def _pair_table(summary: _Summary, a: str, b: str) -> pd.DataFrame:
 
 def _write_thresholds(summary: _Summary, thresholds: Sequence[float]) -> list[dict[str, Any]]:
     """The threshold ablation: mean ± sd over tomograms of each record's threshold table; returns its rows."""
-    rows = [row for method, frame in summary.frames.items() for row in _threshold_rows(summary.label(method), frame)]
-    summary.write("thresholds", pd.DataFrame(rows), "Threshold ablation (from the score histograms)",
-                  [f"configured thresholds: {list(thresholds)} (logit units)",
-                   "n_floor_inexact: tomograms where the threshold lies below the score floor (-max logit); the "
-                   "histogram merged all lower logits into the floor, so those rows count them as predicted membrane",
-                   "prompt-mode ablation: tables/supp_table4_stage1_prompts, supp_tables5-8_stage2_prompts "
-                   "(config evaluate.ablations)"])
+    rows = [
+        row
+        for method, frame in summary.frames.items()
+        for row in _threshold_rows(summary.label(method), frame)
+    ]
+    summary.write(
+        "thresholds",
+        pd.DataFrame(rows),
+        "Threshold ablation (from the score histograms)",
+        [
+            f"configured thresholds: {list(thresholds)} (logit units)",
+            "n_floor_inexact: tomograms where the threshold lies below the score floor (-max logit); the "
+            "histogram merged all lower logits into the floor, so those rows count them as predicted membrane",
+            "prompt-mode ablation: tables/supp_table4_stage1_prompts, supp_tables5-8_stage2_prompts "
+            "(config evaluate.ablations)",
+        ],
+    )
     return rows
 
 
@@ -377,7 +499,12 @@ def _threshold_rows(method_label: str, frame: pd.DataFrame) -> list[dict[str, An
     rows = []
     for t in sorted(per_t):
         df = pd.DataFrame(per_t[t])
-        row = {"method": method_label, "threshold": t, "n": len(df), "n_floor_inexact": int(df["floor_inexact"].sum())}
+        row = {
+            "method": method_label,
+            "threshold": t,
+            "n": len(df),
+            "n_floor_inexact": int(df["floor_inexact"].sum()),
+        }
         for m in METRICS:
             row[f"{m}_mean"], row[f"{m}_sd"] = mean_sd(df[m].astype(float))
         rows.append(row)
@@ -403,9 +530,15 @@ def _write_runtime(
             row[f"{q}_mean"], row[f"{q}_sd"] = mean_sd(sub[q].astype(float))
         rows.append(row)
     s3 = pd.DataFrame(rows, columns=SUPP_TABLE3_COLUMNS)
-    summary.write("supp_table3", s3, "Supplementary Table 3: runtime, CPU and GPU memory (mean ± sd over tomograms)",
-                  ["from Snakemake benchmark records (wall-clock s, max RSS MB) and the GPU rules' .gpu.json",
-                   "runtime sums the method's rules (evaluate: benchmark_rules); memory is the maximum over them"])
+    summary.write(
+        "supp_table3",
+        s3,
+        "Supplementary Table 3: runtime, CPU and GPU memory (mean ± sd over tomograms)",
+        [
+            "from Snakemake benchmark records (wall-clock s, max RSS MB) and the GPU rules' .gpu.json",
+            "runtime sums the method's rules (evaluate: benchmark_rules); memory is the maximum over them",
+        ],
+    )
     return s3
 
 
@@ -421,11 +554,17 @@ def _write_paper_comparison(
     comp = pd.concat([comp, _paper_threshold_rows(summary, th_rows)], ignore_index=True)
     comp["method"] = [summary.label(m) for m in comp["method"]]
     scored = sorted({str(t) for f in summary.frames.values() if "tomo" in f for t in f["tomo"]})
-    summary.write("paper_comparison", comp, "Ours vs the paper (Table 1, AUPRC, Supplementary Table 3)",
-                  ["difference = ours - paper; paper hardware: Intel i7-14700K, 32 GB, RTX 4070 12 GB",
-                   f"ours: the {len(scored)} tomograms of this run ({', '.join(scored)}); the paper: its ten "
-                   "experimental test tomograms. The numbers are comparable only for a run of the default config's "
-                   "test set with the published checkpoints"])
+    summary.write(
+        "paper_comparison",
+        comp,
+        "Ours vs the paper (Table 1, AUPRC, Supplementary Table 3)",
+        [
+            "difference = ours - paper; paper hardware: Intel i7-14700K, 32 GB, RTX 4070 12 GB",
+            f"ours: the {len(scored)} tomograms of this run ({', '.join(scored)}); the paper: its ten "
+            "experimental test tomograms. The numbers are comparable only for a run of the default config's "
+            "test set with the published checkpoints",
+        ],
+    )
 
 
 def _paper_quantities(summary: _Summary, auprc: pd.DataFrame, s3: pd.DataFrame) -> list[dict[str, Any]]:
@@ -463,8 +602,15 @@ def _paper_threshold_rows(summary: _Summary, th_rows: list[dict[str, Any]]) -> p
                 continue
             value = r[f"{p['metric']}_mean"]
             quantity = f"{p['metric']} at logit > {p['threshold']:g}"
-        rows.append({"method": method, "quantity": quantity, "paper": p["paper"], "ours": value,
-                     "difference": value - p["paper"]})
+        rows.append(
+            {
+                "method": method,
+                "quantity": quantity,
+                "paper": p["paper"],
+                "ours": value,
+                "difference": value - p["paper"],
+            }
+        )
     out = pd.DataFrame(rows, columns=["method", "quantity", "paper", "ours", "difference"])
     out["method"] = [summary.label(m) for m in out["method"]]
     return out

@@ -27,10 +27,14 @@ def paper_per_tomogram_paths() -> dict[str, Path]:
 
 def fmt(value: float, digits: int = 4) -> str:
     """A number with fixed decimals for the tables, "NaN" for a missing one."""
-    return "NaN" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+    return (
+        "NaN" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+    )
 
 
-def table1(summary: pd.DataFrame, metrics: tuple[str, ...] = METRICS, untrained: Iterable[str] = ()) -> pd.DataFrame:
+def table1(
+    summary: pd.DataFrame, metrics: tuple[str, ...] = METRICS, untrained: Iterable[str] = ()
+) -> pd.DataFrame:
     """Table 1 as text cells 'mean ± sd' per method (rows) and metric (columns), with n."""
     rows = []
     for _, r in summary.iterrows():
@@ -68,7 +72,9 @@ def to_markdown(df: pd.DataFrame, title: str | None = None, notes: Iterable[str]
     return "\n".join(lines) + "\n"
 
 
-def write_table(df: pd.DataFrame, csv_path: str | os.PathLike, title: str | None = None, notes: Iterable[str] = ()) -> None:
+def write_table(
+    df: pd.DataFrame, csv_path: str | os.PathLike, title: str | None = None, notes: Iterable[str] = ()
+) -> None:
     """Write `df` as CSV and as Markdown beside it (same stem, .md), atomically."""
     csv_path = Path(csv_path)
     with atomic_path(csv_path) as tmp:
@@ -110,8 +116,22 @@ def paper_threshold_sweep(path: str | os.PathLike | None = None) -> pd.DataFrame
     for col in sweep.columns:
         if col.startswith("etsam_stage2_"):
             metric, _, t = col[len("etsam_stage2_") :].rpartition("_")
-            rows.append({"method": "etsam", "threshold": float(t), "metric": metric, "paper": float(sweep[col].mean())})
+            rows.append(
+                {
+                    "method": "etsam",
+                    "threshold": float(t),
+                    "metric": metric,
+                    "paper": float(sweep[col].mean()),
+                }
+            )
         elif col.startswith("etsam_stage1_grid_zero_"):
             metric = col[len("etsam_stage1_grid_zero_") :]
-            rows.append({"method": "etsam_stage1", "threshold": 0.0, "metric": metric, "paper": float(sweep[col].mean())})
+            rows.append(
+                {
+                    "method": "etsam_stage1",
+                    "threshold": 0.0,
+                    "metric": metric,
+                    "paper": float(sweep[col].mean()),
+                }
+            )
     return pd.DataFrame(rows)

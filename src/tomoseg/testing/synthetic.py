@@ -9,7 +9,11 @@ from tomoseg.evaluation.postprocess import STRUCTURE_26
 
 
 def membrane_mask(
-    shape: tuple[int, int, int], seed: int = 0, n_shells: int = 30, thickness: float = 3.0, n_specks: int = 2000
+    shape: tuple[int, int, int],
+    seed: int = 0,
+    n_shells: int = 30,
+    thickness: float = 3.0,
+    n_specks: int = 2000,
 ) -> np.ndarray:
     """A sparse uint8 mask of thin spherical shells (vesicle membranes) plus small noise specks."""
     rng = np.random.default_rng(seed)

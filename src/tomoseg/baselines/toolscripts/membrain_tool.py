@@ -21,6 +21,7 @@ from pathlib import Path
 
 
 def probe() -> dict:
+    """Versions of membrain-seg and torch in this environment, recorded in provenance."""
     import torch
 
     cuda = torch.cuda.is_available()
@@ -34,6 +35,7 @@ def probe() -> dict:
 
 
 def check(ckpt_path: str) -> dict:
+    """Whether every checkpoint key loads into Membrain-Seg's model (the tool would silently skip some)."""
     import torch
     from membrain_seg.segmentation.networks.inference_unet import PreprocessedSemanticSegmentationUnet
 
@@ -69,6 +71,7 @@ def check(ckpt_path: str) -> dict:
 
 
 def make(out: str, channels: list[int], seed: int) -> dict:
+    """Write a tiny randomly initialised checkpoint of Membrain-Seg's real architecture (tests, demo)."""
     import pytorch_lightning
     import torch
     from membrain_seg.segmentation.networks.inference_unet import PreprocessedSemanticSegmentationUnet
@@ -101,6 +104,7 @@ def _cli(name: str) -> str:
 
 
 def run(args: argparse.Namespace) -> dict:
+    """Run `membrain segment` on one tomogram and report the files it wrote."""
     record = probe()
     record["checkpoint_check"] = check(args.checkpoint)
     record["outputs"] = {}
@@ -139,6 +143,7 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def main() -> int:
+    """Driver entry point: run one sub-command and write its JSON result for the runner to read."""
     parser = argparse.ArgumentParser(description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
     p_run = sub.add_parser("run")

@@ -49,6 +49,7 @@ def _find(folder: Path, name: str) -> Path | None:
 
 
 def run(args: argparse.Namespace) -> dict:
+    """Run TARDIS's membrane model on one tomogram and report the files it wrote."""
     import torch
 
     dv, device, gpu_name = _device(args.device)
@@ -107,6 +108,7 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def make(out: str, conv_scaler: int, num_conv_layers: int, patch_size: int, seed: int) -> dict:
+    """Write a tiny randomly initialised checkpoint of TARDIS's real architecture (tests, demo)."""
     import torch
     from tardis_em.cnn.cnn import build_cnn_network
 
@@ -142,6 +144,7 @@ def make(out: str, conv_scaler: int, num_conv_layers: int, patch_size: int, seed
 
 
 def main() -> int:
+    """Driver entry point: run one sub-command and write its JSON result for the runner to read."""
     parser = argparse.ArgumentParser(description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
     p_run = sub.add_parser("run")
