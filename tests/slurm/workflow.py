@@ -24,6 +24,7 @@ from pathlib import Path
 
 import yaml
 
+from tomoseg.core.layout import RUNS_COLUMNS
 from tomoseg.core.runlog import parse_run_context
 
 from .cluster import CPU_NODE, GPU_NODE, GPU_TYPE, JobRecord, SlurmCluster
@@ -32,17 +33,6 @@ REPO = Path(__file__).resolve().parents[2]
 SLURM_PROFILE = REPO / "profiles" / "slurm" / "config.yaml"
 CPU_PARTITION = "cpu"
 GPU_PARTITION = "gpu"
-RUNS_COLUMNS = (
-    "tomo",
-    "source",
-    "dataset_id",
-    "run_id",
-    "tomogram_id",
-    "path",
-    "truth_path",
-    "truth",
-    "split",
-)
 _SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: (\S+?)\)")
 
 
