@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "tomoseg.cli.evaluate",
     "tomoseg.cli.stats",
     "tomoseg.cli.baselines",
+    "tomoseg.cli.profile",
 )
 
 # Exit status of each deliberate error (the first matching class wins; order from specific to general).
