@@ -7,13 +7,14 @@ import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from tomoseg.core.io import InputError, read_volume, sha256sum, write_json, write_volume
+from tomoseg.core.io import InputError, read_placement, read_volume, sha256sum, write_json, write_volume
 from tomoseg.core.provenance import provenance_record, untrained_flag
 from tomoseg.etsam.engine import DTYPES, PropagationStats, propagate, propagate_bidirectional
 from tomoseg.etsam.fusion import STAGE1_THRESHOLD, STAGE2_THRESHOLD, FusedVolume, threshold
@@ -325,11 +326,12 @@ def run_stage1(
 ) -> EtsamResult:
     """Workflow step etsam_stage1: normalized MRC -> Stage 1 logits and mask (logits > stage1_threshold)."""
     volume, voxel = read_volume(normalized_path, dtype=np.float32)
+    write = partial(write_volume, voxel_size=voxel, placement=read_placement(normalized_path))
     result = segment_tomogram(volume, opts, stages=("stage1",), name=str(normalized_path))
     outputs = {"logits": Path(logits_out), "mask": Path(mask_out)}
     writers = {
-        "logits": lambda p: write_volume(p, result.stage1_logits, voxel),
-        "mask": lambda p: write_volume(p, threshold(result.stage1_logits, opts.stage1_threshold), voxel),
+        "logits": lambda p: write(p, result.stage1_logits),
+        "mask": lambda p: write(p, threshold(result.stage1_logits, opts.stage1_threshold)),
     }
     if provenance_out:
         outputs["provenance"] = Path(provenance_out)
@@ -353,6 +355,7 @@ def run_stage2(
 ) -> EtsamResult:
     """Workflow step etsam_stage2: normalized + Stage 1 logits -> Stage 2 logits, final mask, provenance."""
     volume, voxel = read_volume(normalized_path, dtype=np.float32)
+    write = partial(write_volume, voxel_size=voxel, placement=read_placement(normalized_path))
     s1, _ = read_volume(stage1_logits_path, dtype=np.float32)
     if s1.shape != volume.shape:
         raise InputError(
@@ -366,12 +369,12 @@ def run_stage2(
         result, opts, {"normalized": str(normalized_path), "stage1_logits": str(stage1_logits_path)}, "etsam"
     )
     writers = {
-        "mask": lambda p: write_volume(p, threshold(result.stage2_logits, opts.threshold), voxel),
+        "mask": lambda p: write(p, threshold(result.stage2_logits, opts.threshold)),
         "provenance": lambda p: write_json(p, record),
     }
     if logits_out:
         outputs["logits"] = Path(logits_out)
-        writers["logits"] = lambda p: write_volume(p, result.stage2_logits, voxel)
+        writers["logits"] = lambda p: write(p, result.stage2_logits)
     if gpu_json:
         outputs["gpu"] = Path(gpu_json)
         writers["gpu"] = lambda p: write_json(p, gpu_record(opts.device))
@@ -389,6 +392,7 @@ def run_segment(
 ) -> EtsamResult:
     """`tomoseg segment`: both stages on one MRC; mask.mrc, provenance.json and optionally both logits."""
     volume, voxel = read_volume(tomogram, dtype=np.float32)
+    write = partial(write_volume, voxel_size=voxel, placement=read_placement(tomogram))
     check_volume(volume, str(tomogram))
     if not normalized:
         volume = normalize_volume(volume, normalization, name=str(tomogram))  # type: ignore[arg-type]
@@ -399,13 +403,13 @@ def run_segment(
     record = _provenance(result, opts, {"tomogram": str(tomogram)}, "etsam")
     record["parameters"].update(params)
     writers = {
-        "mask": lambda p: write_volume(p, threshold(result.stage2_logits, opts.threshold), voxel),
+        "mask": lambda p: write(p, threshold(result.stage2_logits, opts.threshold)),
         "provenance": lambda p: write_json(p, record),
     }
     if store_logits:
         outputs["stage1_logits"] = out_dir / "stage1_logits.mrc"
         outputs["stage2_logits"] = out_dir / "stage2_logits.mrc"
-        writers["stage1_logits"] = lambda p: write_volume(p, result.stage1_logits, voxel)
-        writers["stage2_logits"] = lambda p: write_volume(p, result.stage2_logits, voxel)
+        writers["stage1_logits"] = lambda p: write(p, result.stage1_logits)
+        writers["stage2_logits"] = lambda p: write(p, result.stage2_logits)
     _write_all(outputs, writers)
     return result
