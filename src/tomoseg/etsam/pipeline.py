@@ -16,66 +16,14 @@ import torch
 
 from tomoseg.core.io import InputError, read_placement, read_volume, sha256sum, write_json, write_volume
 from tomoseg.core.provenance import provenance_record, untrained_flag
-from tomoseg.etsam.engine import DTYPES, PropagationStats, propagate, propagate_bidirectional
-from tomoseg.etsam.fusion import STAGE1_THRESHOLD, STAGE2_THRESHOLD, FusedVolume, threshold
-from tomoseg.etsam.model import ModelSpec, build_model, checkpoint_spec, config_name, load_checkpoint
-from tomoseg.etsam.prompts import STAGE1_MODES, STAGE2_MODES, build_prompts
+from tomoseg.etsam.engine import PropagationStats, propagate, propagate_bidirectional
+from tomoseg.etsam.fusion import FusedVolume, threshold
+from tomoseg.etsam.model import ModelSpec, build_model, load_checkpoint
+from tomoseg.etsam.options import MIN_SLICE, EtsamOptions
+from tomoseg.etsam.prompts import build_prompts
 from tomoseg.preprocess import normalize_volume
 
 log = logging.getLogger(__name__)
-
-MIN_SLICE = 16  # smaller slices cannot hold a 50-px grid nor survive SAM2's 4x-downsampled decoder output
-DEFAULT_WEIGHTS_DIR = Path("resources/etsam")
-
-
-@dataclass
-class EtsamOptions:
-    """Everything that decides an ETSAM run; the defaults are the paper's settings."""
-
-    stage1_checkpoint: str = str(DEFAULT_WEIGHTS_DIR / "etsam_stage1_v1.pt")
-    stage2_checkpoint: str = str(DEFAULT_WEIGHTS_DIR / "etsam_stage2_v1.pt")
-    model_config: str | None = None  # None: the checkpoint's sidecar JSON, else SAM2.1 Hiera-B+
-    model_overrides: list[str] = field(default_factory=list)
-    device: str = "cpu"
-    dtype: str = "float32"
-    prompt_stage1: str = "grid_first"
-    prompt_stage2: str = "empty"
-    every_n: int = 50
-    grid_spacing: int = 50
-    stage1_threshold: float = STAGE1_THRESHOLD
-    threshold: float = STAGE2_THRESHOLD
-    encoder_batch: int = 8
-    keep_aspect: bool = False  # off = the paper (slices stretched to a square)
-    bin: int = 1  # 1 = the paper; N > 1: slices block-averaged N x N before SAM2, logits upsampled back
-    bidirectional: bool = False  # off = the paper (forward only); on: + backward pass from the last slice
-    progress: bool = True
-
-    def validate(self) -> None:
-        """Reject unknown modes/dtypes/devices before any work is done."""
-        if self.prompt_stage1 not in STAGE1_MODES:
-            raise ValueError(
-                f"Stage 1 prompt mode {self.prompt_stage1!r} unknown; choose one of {STAGE1_MODES}"
-            )
-        if self.prompt_stage2 not in STAGE2_MODES:
-            raise ValueError(
-                f"Stage 2 prompt mode {self.prompt_stage2!r} unknown; choose one of {STAGE2_MODES}"
-            )
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype {self.dtype!r} unknown; choose one of {tuple(DTYPES)}")
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise InputError(
-                f"device {self.device!r} requested but this torch ({torch.__version__}) has no CUDA device; "
-                "use --device cpu (or etsam.device: cpu in the workflow config)"
-            )
-        if self.every_n < 1 or self.grid_spacing < 1 or self.encoder_batch < 1 or self.bin < 1:
-            raise InputError("every_n, grid_spacing, encoder_batch and bin must be >= 1")
-
-    def spec_for(self, checkpoint: str) -> tuple[ModelSpec, bool]:
-        """The model spec for `checkpoint` (explicit config wins over its sidecar) and its untrained flag."""
-        spec, untrained = checkpoint_spec(checkpoint)
-        if self.model_config:
-            spec = ModelSpec(config_name(self.model_config), tuple(self.model_overrides))
-        return spec, untrained
 
 
 @dataclass
