@@ -13,11 +13,21 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-HEAVY = ("torch", "sam2", "hydra", "scipy", "pandas", "matplotlib", "requests", "cryoet_data_portal")
+HEAVY = (
+    "torch",
+    "sam2",
+    "hydra",
+    "scipy",
+    "pandas",
+    "matplotlib",
+    "requests",
+    "cryoet_data_portal",
+    "napari",
+)
 ABSENT = ("torch", "sam2", "hydra", "pandas", "matplotlib")  # what a base install may lack
 COMMANDS = (
     "phantom", "normalize", "segment", "fetch-weights", "make-test-checkpoints", "pin-runs", "nightly",
-    "postprocess", "evaluate", "stats", "make-baseline-checkpoints", "baseline", "profile",
+    "postprocess", "evaluate", "stats", "make-baseline-checkpoints", "baseline", "profile", "view",
 )  # fmt: skip
 
 # Runs `tomoseg.cli.main(argv)` with imports of BLOCKED failing like absent packages, then prints the

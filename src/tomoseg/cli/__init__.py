@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "tomoseg.cli.stats",
     "tomoseg.cli.baselines",
     "tomoseg.cli.profile",
+    "tomoseg.cli.view",
 )
 
 # Packages that only some commands need (optional extras). Command modules import them when they run,
@@ -40,6 +41,7 @@ OPTIONAL_PACKAGES = {
     "sam2": _SAM2,
     "snakemake": _WORKFLOW,
     "cryoet_data_portal": _WORKFLOW,
+    "napari": "the view extra: pip install 'tomoseg[view]' (napari with a Qt backend)",
 }
 
 # Exit status of each deliberate error (the first matching class wins; order from specific to general).
