@@ -317,8 +317,10 @@ class Portal:
             self._server.server_close()
 
 
-def mrc_bytes(array: np.ndarray, voxel_size: float) -> bytes:
-    """An MRC file's bytes for `array` (z, y, x) with an isotropic voxel size."""
+def mrc_bytes(
+    array: np.ndarray, voxel_size: float, origin_xyz: tuple[float, float, float] | None = None
+) -> bytes:
+    """An MRC file's bytes for `array` (z, y, x) with an isotropic voxel size (and a header origin)."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -326,6 +328,8 @@ def mrc_bytes(array: np.ndarray, voxel_size: float) -> bytes:
         with mrcfile.new(path) as mrc:
             mrc.set_data(np.ascontiguousarray(array))
             mrc.voxel_size = voxel_size
+            if origin_xyz is not None:
+                mrc.header.origin = origin_xyz
         return path.read_bytes()
 
 
@@ -340,18 +344,20 @@ def add_run(
     date: str = "2024-01-10T00:00:00+00:00",
     seed: int = 0,
     extra_tomograms: list[dict[str, Any]] | None = None,
+    origin_xyz: tuple[float, float, float] | None = None,
 ) -> dict[str, Any]:
     """One run with one tomogram (+ optional extra tomograms) and optional annotations on its grid.
 
     `membrane` lists (GO id, name) pairs; each becomes an annotation with a SegmentationMask mrc file.
-    Returns ids and the bytes served, for assertions.
+    `origin_xyz` is the MRC header origin of the tomogram and annotation files. Returns ids and the
+    bytes served, for assertions.
     """
     rng = np.random.default_rng(seed)
     portal.add("Run", id=run_id, datasetId=dataset_id, name=name, s3Prefix="", httpsPrefix="")
     spacing = portal.add("TomogramVoxelSpacing", runId=run_id, voxelSpacing=voxel)
     alignment = portal.add("Alignment", runId=run_id)
     volume = rng.normal(size=shape).astype(np.float32)
-    data = mrc_bytes(volume, voxel)
+    data = mrc_bytes(volume, voxel, origin_xyz)
     tomo_id = run_id * 10
     url = portal.add_file(f"{dataset_id}/{name}/tomogram_{tomo_id}.mrc", data)
     tomo = portal.add(
@@ -387,7 +393,7 @@ def add_run(
         shape_row = portal.add("AnnotationShape", annotationId=ann["id"], shapeType="SegmentationMask")
         mask = np.zeros(shape, dtype=np.uint8)
         mask[:, k :: 4 + k, :] = 1
-        mbytes = mrc_bytes(mask, voxel)
+        mbytes = mrc_bytes(mask, voxel, origin_xyz)
         murl = portal.add_file(f"{dataset_id}/{name}/annotation_{ann['id']}.mrc", mbytes)
         portal.add(
             "AnnotationFile",

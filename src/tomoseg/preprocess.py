@@ -8,7 +8,7 @@ from typing import Literal
 
 import numpy as np
 
-from tomoseg.core.io import InputError, read_volume, write_json, write_volume
+from tomoseg.core.io import InputError, read_placement, read_volume, write_json, write_volume
 from tomoseg.core.provenance import provenance_record
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def normalize_file(tomogram: Path, out: Path, mode: str) -> None:
     """Normalize one MRC tomogram into `out` (float32) with a provenance record beside it."""
     volume, voxel_size = read_volume(tomogram)
     normalized = normalize_volume(volume, mode, name=str(tomogram))  # type: ignore[arg-type]
-    write_volume(out, normalized, voxel_size)
+    write_volume(out, normalized, voxel_size, placement=read_placement(tomogram))
     write_json(
         out.with_suffix(".json"),
         provenance_record("normalize", {"mode": mode}, {"tomogram": str(tomogram)}, shape=list(volume.shape)),

@@ -17,7 +17,15 @@ from tomoseg.baselines.checkpoints import checkpoint_marker, make_baseline_check
 from tomoseg.baselines.driver import TOOL_PACKAGES, BaselineError, GpuMemorySampler
 from tomoseg.baselines.membrain import run_membrain
 from tomoseg.baselines.tardis import run_tardis
-from tomoseg.core.io import InputError, read_json, read_volume, sha256sum, write_volume
+from tomoseg.core.io import (
+    InputError,
+    Placement,
+    read_json,
+    read_placement,
+    read_volume,
+    sha256sum,
+    write_volume,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRED = (
@@ -26,6 +34,8 @@ REQUIRED = (
 )
 SHAPE = (32, 48, 56)  # Z, Y, X: all different, so a swapped axis changes the shape
 VOXEL = (13.48, 13.48, 13.48)
+# A tomogram that does not sit at 0: every output must carry its origin (x, y, z) = (100, 200, 300) A.
+PLACED = Placement(origin=(300.0, 200.0, 100.0), start=(9, 8, 7))
 
 
 def _python(tool: str) -> Path:
@@ -63,7 +73,7 @@ def tomogram(tmp_path_factory) -> Path:
     sheets = np.exp(-((r - 14) ** 2) / 2.0) + np.exp(-((x - 8 - 0.2 * y) ** 2) / 2.0)
     volume = (-sheets + 0.5 * rng.normal(size=SHAPE)).astype(np.float32)
     path = tmp_path_factory.mktemp("data") / "tomogram.mrc"
-    write_volume(path, volume, VOXEL)
+    write_volume(path, volume, VOXEL, placement=PLACED)
     return path
 
 
@@ -126,6 +136,7 @@ def test_membrain_outputs(membrain_run, tomogram):
     assert np.array_equal(mask, tool_mask != 0)
     assert record["tool_mask_voxels_differing"] == 0
     assert vs_tool == vs_in
+    assert read_placement(out / "scores.mrc") == read_placement(out / "mask.mrc") == PLACED
 
 
 def test_membrain_provenance(membrain_run, checkpoints):
@@ -186,6 +197,7 @@ def test_tardis_outputs(tardis_run, tomogram):
     assert 0.0 <= probabilities.min() and probabilities.max() <= 1.0
     assert np.array_equal(mask, probabilities >= 0.25)
     assert 0 < mask.sum() < mask.size
+    assert read_placement(out / "probabilities.mrc") == read_placement(out / "mask.mrc") == PLACED
 
 
 def test_tardis_mask_equals_tools_own_inside_border(tardis_run):
@@ -193,6 +205,7 @@ def test_tardis_mask_equals_tools_own_inside_border(tardis_run):
     mask, _ = read_volume(out / "mask.mrc")
     assert record["tool_mask"]["written"], "the tool wrote no mask of its own (empty prediction?)"
     tool_mask, _ = read_volume(out / "tool_mask.mrc")
+    assert read_placement(out / "tool_mask.mrc") == PLACED
     by, bx = _border(SHAPE[1]), _border(SHAPE[2])
     inside = (slice(None), slice(by, -by), slice(bx, -bx))
     assert np.array_equal(mask[inside], tool_mask[inside])

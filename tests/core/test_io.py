@@ -8,11 +8,13 @@ import pytest
 
 from tomoseg.core.io import (
     InputError,
+    Placement,
     atomic_path,
     create_volume,
     read_header,
     read_json,
     read_mask,
+    read_placement,
     read_volume,
     write_json,
     write_volume,
@@ -145,3 +147,33 @@ def test_outputs_get_ordinary_permissions(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "p.mrc").stat().st_mode & 0o777 == 0o644
+
+
+def _without_labels(data: bytes) -> bytes:
+    """An MRC file's bytes without its ten 80-byte text labels (mrcfile stamps the time in one)."""
+    return data[:224] + data[1024:]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8])
+def test_origin_zero_input_writes_the_same_bytes_as_without_placement(tmp_path, dtype):
+    source = tmp_path / "input.mrc"
+    with mrcfile.new(source) as mrc:  # a plain header: origin 0, start 0, axes 1 2 3
+        mrc.set_data(np.zeros((3, 4, 5), np.float32))
+        mrc.voxel_size = 13.48
+    data = (np.random.default_rng(0).random((3, 4, 5)) > 0.5).astype(dtype)
+    write_volume(tmp_path / "before.mrc", data, 13.48)
+    write_volume(tmp_path / "after.mrc", data, 13.48, placement=read_placement(source))
+    before, after = (tmp_path / "before.mrc").read_bytes(), (tmp_path / "after.mrc").read_bytes()
+    assert _without_labels(before) == _without_labels(after)
+
+
+def test_placement_roundtrip_and_invalid_axis_order(tmp_path):
+    placed = Placement(origin=(3.5, -2.0, 100.0), start=(1, 2, 3), axes=(3, 1, 2))
+    write_volume(tmp_path / "a.mrc", np.zeros((2, 3, 4), np.float32), 1.0, placement=placed)
+    assert read_placement(tmp_path / "a.mrc") == placed
+    with create_volume(tmp_path / "b.mrc", (2, 3, 4), np.uint8, (1.0, 1.0, 1.0), placement=placed) as out:
+        out[:] = 1
+    assert read_placement(tmp_path / "b.mrc") == placed
+    with mrcfile.open(tmp_path / "a.mrc", "r+") as mrc:  # old writers leave the axis order at zero
+        mrc.header.mapc = mrc.header.mapr = mrc.header.maps = 0
+    assert read_placement(tmp_path / "a.mrc").axes == (1, 2, 3)

@@ -147,3 +147,10 @@ def test_keep_aspect_option():
     padded, _ = propagate(net, wide, prompts, progress=False, keep_aspect=True)
     assert padded.shape == stretched.shape == wide.shape
     assert not np.allclose(padded[1:], stretched[1:])
+
+
+def test_option_names_match_the_engine():
+    """The torch-free option names (what the command line offers) are the engine's."""
+    from tomoseg.etsam import engine, options
+
+    assert tuple(engine.DTYPES) == options.DTYPE_NAMES

@@ -1,5 +1,5 @@
-"""Run tomoseg's workflow on the test cluster through a profile derived from profiles/slurm, and
-collect the records that say where each job ran.
+"""Run tomoseg's workflow on the test cluster through the Slurm profile installed by name (as users
+install it, with `tomoseg profile install slurm`), and collect the records that say where each job ran.
 
 Three records, gathered independently:
 - Snakemake's own output: which Slurm job id it submitted for which rule (and how often: retries);
@@ -10,7 +10,6 @@ Three records, gathered independently:
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 import shutil
@@ -25,46 +24,44 @@ from pathlib import Path
 import yaml
 
 from tomoseg.core.layout import RUNS_COLUMNS
+from tomoseg.core.profiles import SlurmSite, install_profile, set_yaml_key
 from tomoseg.core.runlog import parse_run_context
 
 from .cluster import CPU_NODE, GPU_NODE, GPU_TYPE, JobRecord, SlurmCluster
 
 REPO = Path(__file__).resolve().parents[2]
-SLURM_PROFILE = REPO / "profiles" / "slurm" / "config.yaml"
 CPU_PARTITION = "cpu"
 GPU_PARTITION = "gpu"
 _SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: (\S+?)\)")
 
 
-def derive_profile(dest: Path, gpu_rules: tuple[str, ...], extra_set_resources: dict | None = None) -> dict:
-    """Write `dest/config.yaml`: profiles/slurm/config.yaml with only the cluster-specific keys changed.
+def install_test_profile(config_home: Path, gpu_rules: tuple[str, ...]) -> dict:
+    """Install the Slurm profile as users do (`tomoseg profile install slurm ...`) under `config_home`.
 
-    Changed: partition names, the GPU model, CPUs per GPU job (the test nodes have 2), and the status
-    command for a cluster without an accounting database (squeue; MinJobAge is 600 s there) and
-    Slurm logs kept. Everything else (executor, retries, resources, rule routing) is the shipped profile.
+    The test cluster's site values go in through the install options: partition names, the GPU model,
+    CPUs per GPU job (the test nodes have 2) and the status command of a cluster without an accounting
+    database (squeue; MinJobAge is 600 s there). Then two keys only a test wants: a short first status
+    poll and Slurm logs kept. Everything else (executor, retries, resources, rule routing) is the
+    shipped profile. Snakemake finds it as `--profile slurm` with XDG_CONFIG_HOME=config_home.
     """
-    profile = yaml.safe_load(SLURM_PROFILE.read_text())
-    routed = copy.deepcopy(profile.get("set-resources", {}))
-    for rule, resources in (extra_set_resources or {}).items():
-        routed.setdefault(rule, {}).update(resources)
-    missing = [r for r in gpu_rules if r not in routed]
-    if missing:
-        raise AssertionError(f"{SLURM_PROFILE}: GPU rules {missing} are not routed in set-resources")
-    profile["default-resources"]["slurm_partition"] = CPU_PARTITION
-    for rule in gpu_rules:
-        routed[rule].update(slurm_partition=GPU_PARTITION, gpu_model=GPU_TYPE, cpus_per_task=2)
-    profile["set-resources"] = routed
-    profile.update(
-        {
-            "slurm-status-command": "squeue",
-            # first status poll 6 s after a success, then +10 s per poll without one: the jobs here
-            # take ~12-22 s, so most are seen at the 2nd poll (22 s); 2 s measured slower (2, 14, 36 s)
-            "slurm-init-seconds-before-status-checks": 6,
-            "slurm-keep-successful-logs": True,
-        }
+    site = SlurmSite(
+        partition=CPU_PARTITION,
+        gpu_partition=GPU_PARTITION,
+        gpu_type=GPU_TYPE,
+        gpu_cpus=2,
+        status_command="squeue",
     )
-    dest.mkdir(parents=True, exist_ok=True)
-    (dest / "config.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
+    dest = install_profile("slurm", site, dest=config_home / "snakemake" / "slurm")
+    text = (dest / "config.yaml").read_text()
+    # first status poll 6 s after a success, then +10 s per poll without one: the jobs here
+    # take ~12-22 s, so most are seen at the 2nd poll (22 s); 2 s measured slower (2, 14, 36 s)
+    text = set_yaml_key(text, ("slurm-init-seconds-before-status-checks",), 6)
+    text = set_yaml_key(text, ("slurm-keep-successful-logs",), True)
+    (dest / "config.yaml").write_text(text)
+    profile = yaml.safe_load(text)
+    missing = [r for r in gpu_rules if r not in profile.get("set-resources", {})]
+    if missing:
+        raise AssertionError(f"{dest}: GPU rules {missing} are not routed in set-resources")
     return profile
 
 
@@ -122,19 +119,20 @@ class StartedRun:
 
 def start_workflow(
     workdir: Path,
-    profile_dir: Path,
+    config_home: Path,
     configfile: Path,
     targets: list[str] = (),
     timeout_s: float = 600,
 ) -> StartedRun:
-    """Start `snakemake --profile <derived>` in `workdir` (output to workdir/snakemake.out)."""
-    env = dict(os.environ)
+    """Start `snakemake --profile slurm` (installed under `config_home`) in `workdir` (output to
+    workdir/snakemake.out)."""
+    env = dict(os.environ, XDG_CONFIG_HOME=str(config_home))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), env.get("PYTHONPATH")]))
     env.setdefault("OMP_NUM_THREADS", "1")
     argv = [
         sys.executable, "-m", "snakemake",
         *targets,  # before the options: --configfile takes several values
-        "--profile", str(profile_dir),
+        "--profile", "slurm",
         "--snakefile", str(REPO / "workflow" / "Snakefile"),
         "--directory", str(workdir),
         "--configfile", str(configfile),

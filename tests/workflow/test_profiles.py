@@ -1,15 +1,21 @@
 """The execution profiles: Slurm routing of the GPU rules, the partition-selection example read by the
-Slurm plugin's own code, and the workstation profile's GPU limit. (The Slurm profile runs on a real
-cluster in test_slurm.py.)"""
+Slurm plugin's own code, the workstation profile's GPU limit, and the Slurm profile installed by name
+and used as `snakemake --profile slurm`. (The Slurm profile runs on a real cluster in test_slurm.py.)"""
 
 from __future__ import annotations
 
 import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import yaml
+from snakemake_helpers import snakemake_command
 
 REPO = Path(__file__).resolve().parents[2]
 GPU_RULES = ("etsam_stage1", "etsam_stage2", "membrain", "tardis")
@@ -67,3 +73,44 @@ def test_partition_example_selects_gpu_partition_for_gpu_jobs_only():
     assert partitions.get_best_partition(parsed, gpu_job, logger) == "gpu"
     assert partitions.get_best_partition(parsed, cpu_job, logger) == "cpu"
     assert partitions.get_best_partition(parsed, huge_gpu_job, logger) is None
+
+
+def _job_resources(dry_run_output: str) -> dict[str, set[str]]:
+    """rule -> the `resources:` lines of its jobs in a dry run's output."""
+    found: dict[str, set[str]] = {}
+    for block in re.split(r"\n(?=rule |localrule )", dry_run_output):
+        rule = re.match(r"(?:local)?rule (\w+):", block)
+        resources = re.search(r"^\s+resources: (.*)$", block, re.M)
+        if rule and resources:
+            found.setdefault(rule.group(1), set()).add(resources.group(1))
+    return found
+
+
+def test_slurm_profile_by_name_after_install(tmp_path):
+    """`tomoseg profile install slurm ...` then `snakemake --profile slurm -n`, typed in a fresh clone."""
+    clone, home = tmp_path / "clone", tmp_path / "home"
+    for folder in ("config", "workflow"):
+        shutil.copytree(REPO / folder, clone / folder)
+    env = {k: v for k, v in os.environ.items() if k != "XDG_CONFIG_HOME"}
+    env.update(HOME=str(home), PYTHONPATH=str(REPO / "src"))
+    install = [sys.executable, "-m", "tomoseg", "profile", "install", "slurm"]
+    site = ["--partition", "site_cpu", "--gpu-partition", "site_gpu", "--gpu-type", "site_model"]
+    subprocess.run([*install, *site], cwd=clone, env=env, check=True, timeout=120)
+    assert (home / ".config" / "snakemake" / "slurm" / "config.yaml").exists()
+    proc = subprocess.run(
+        [*snakemake_command(), "--profile", "slurm", "-n"],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Using profile slurm" in proc.stdout + proc.stderr
+    resources = _job_resources(proc.stdout)
+    assert set(GPU_RULES) <= set(resources)
+    for rule, lines in resources.items():
+        for line in lines:
+            partition = "slurm_partition=site_gpu" if rule in GPU_RULES else "slurm_partition=site_cpu"
+            assert partition in line.split(", "), (rule, line)
+            assert ("gpu_model=site_model" in line.split(", ")) == (rule in GPU_RULES), (rule, line)

@@ -1,4 +1,5 @@
-"""The workflow on a real single-host Slurm cluster, through a profile derived from profiles/slurm.
+"""The workflow on a real single-host Slurm cluster, through the Slurm profile installed by name
+(`tomoseg profile install slurm` with the test cluster's partitions, then `snakemake --profile slurm`).
 
 Starts munge, slurmctld and two slurmd (cpunode; gpunode with two fake GPUs), runs the demo workflow
 on one small phantom with every method (all four GPU rules and the CPU rules) and, at the same time,
@@ -21,8 +22,8 @@ import yaml
 from slurm.cluster import SlurmCluster, missing_requirements
 from slurm.workflow import (
     REPO,
-    derive_profile,
     finish_workflows,
+    install_test_profile,
     placement_problems,
     prepare_workdir,
     start_workflow,
@@ -67,9 +68,8 @@ def smoke_config() -> dict:
 
 
 def test_workflow_places_gpu_rules_on_gpu_node(cluster, tmp_path):
-    profile = tmp_path / "profile"
-    derived = derive_profile(profile, GPU_RULES)
-    retries = derived["retries"]
+    config_home = tmp_path / "config-home"  # XDG_CONFIG_HOME: `--profile slurm` is found there
+    retries = install_test_profile(config_home, GPU_RULES)["retries"]
 
     good = tmp_path / "good"
     good_config = prepare_workdir(
@@ -96,8 +96,10 @@ def test_workflow_places_gpu_rules_on_gpu_node(cluster, tmp_path):
     # Both at once: the failing run's retries overlap the smoke run, so they cost no extra wall time.
     bad_limit = (1 + retries) * PER_ATTEMPT_LIMIT_S + SHUTDOWN_LIMIT_S
     smoke, failing = finish_workflows(
-        start_workflow(good, profile, good_config, timeout_s=RUN_TIME_LIMIT_S),
-        start_workflow(bad, profile, bad_config, ["results/data/broken/normalized.mrc"], timeout_s=bad_limit),
+        start_workflow(good, config_home, good_config, timeout_s=RUN_TIME_LIMIT_S),
+        start_workflow(
+            bad, config_home, bad_config, ["results/data/broken/normalized.mrc"], timeout_s=bad_limit
+        ),
     )
     print(f"smoke run {smoke.seconds:.0f} s, failing run {failing.seconds:.0f} s")  # noqa: T201
 

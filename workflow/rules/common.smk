@@ -1,3 +1,4 @@
+import os
 import re
 from pathlib import Path
 
@@ -8,6 +9,12 @@ from snakemake.utils import validate
 # The only package imports at parse time: the method registry and the results-tree layout (light modules).
 from tomoseg.core import layout
 from tomoseg.core.methods import METHODS
+
+# The conda environments' post-deploy scripts (workflow/envs/*.post-deploy.sh) install tomoseg from
+# $TOMOSEG_SOURCE: this checkout, unless the user named another source (a deployed workflow has none).
+CHECKOUT = Path(workflow.basedir).parent
+if (CHECKOUT / "pyproject.toml").exists():
+    os.environ.setdefault("TOMOSEG_SOURCE", str(CHECKOUT))
 
 try:
     validate(config, schema="../schemas/config.schema.yaml")

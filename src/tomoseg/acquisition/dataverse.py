@@ -13,7 +13,15 @@ import numpy as np
 import requests
 
 from tomoseg.core.fetch import DEFAULT_OPTIONS, USER_AGENT, DownloadError, DownloadOptions, fetch
-from tomoseg.core.io import InputError, read_header, read_volume, sha256sum, write_json, write_volume
+from tomoseg.core.io import (
+    InputError,
+    read_header,
+    read_placement,
+    read_volume,
+    sha256sum,
+    write_json,
+    write_volume,
+)
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +184,8 @@ def download_dataverse_groundtruth(
             "downloaded": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
         write_json(source_out, record)
-        write_volume(out, binary, voxel_size)
+        # on the tomogram's grid: its voxel size and placement, so that it overlays the tomogram
+        write_volume(out, binary, voxel_size, placement=read_placement(tomogram))
     finally:
         part.unlink(missing_ok=True)
     return record

@@ -23,7 +23,16 @@ from typing import Any
 import numpy as np
 
 from tomoseg.core.fetch import DEFAULT_OPTIONS, DownloadError, DownloadOptions, fetch, partial_path
-from tomoseg.core.io import InputError, read_header, read_volume, sha256sum, write_json, write_volume
+from tomoseg.core.io import (
+    InputError,
+    Placement,
+    read_header,
+    read_placement,
+    read_volume,
+    sha256sum,
+    write_json,
+    write_volume,
+)
 
 log = logging.getLogger(__name__)
 
@@ -279,6 +288,7 @@ def download_portal_groundtruth(
         )
     shape = tuple(src["shape_zyx"])
     union = np.zeros(shape, dtype=np.uint8)
+    placement: Placement | None = None  # the annotation files', all on the tomogram's grid
     components = []
     scratch = out.parent / f".{out.name}.parts"
     for f in files:
@@ -289,6 +299,7 @@ def download_portal_groundtruth(
         try:
             _check_volume(part, what, f["https_path"], shape, src.get("voxel_spacing"))
             mask, _ = read_volume(part)
+            placement = placement or read_placement(part)
             digest = sha256sum(part)
         except (DownloadError, InputError):
             part.unlink(missing_ok=True)
@@ -324,7 +335,7 @@ def download_portal_groundtruth(
         "downloaded": _now(),
     }
     write_json(source_out, record)
-    write_volume(out, union, float(voxel))
+    write_volume(out, union, float(voxel), placement=placement)
     shutil.rmtree(scratch, ignore_errors=True)
     return record
 

@@ -29,7 +29,15 @@ from tomoseg.baselines.driver import (
     workdir,
 )
 from tomoseg.core.errors import InputError
-from tomoseg.core.io import VoxelSize, read_header, read_volume, sha256sum, write_json, write_volume
+from tomoseg.core.io import (
+    VoxelSize,
+    read_header,
+    read_placement,
+    read_volume,
+    sha256sum,
+    write_json,
+    write_volume,
+)
 from tomoseg.core.provenance import provenance_record
 
 log = logging.getLogger(__name__)
@@ -198,8 +206,9 @@ def run_baseline(
     job = BaselineJob(tool, tomogram, shape, voxel_size, ckpt, py, parameters(tomogram, voxel_size))
     with workdir(out) as work:
         output = step(job, work)
-        write_volume(out / f"{scores_name}.mrc", output.scores, voxel_size)
-        write_volume(out / "mask.mrc", output.mask, voxel_size)
+        placement = read_placement(tomogram)  # the tool's own files may not carry it: the tomogram's
+        write_volume(out / f"{scores_name}.mrc", output.scores, voxel_size, placement=placement)
+        write_volume(out / "mask.mrc", output.mask, voxel_size, placement=placement)
         shutil.copyfile(output.result["log"], out / "tool.log")
         kept = keep_files(output.result["outputs"], out / "tool") if keep_tool_outputs else {}
         # After the copies above: a second tool run may overwrite the first run's files in `work`.

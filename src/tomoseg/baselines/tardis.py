@@ -12,7 +12,7 @@ import numpy as np
 from tomoseg.baselines.driver import TOOLSCRIPTS, BaselineError, run_driver, stage_input
 from tomoseg.baselines.runner import BaselineJob, ToolOutput, check_shape, read_output, run_baseline
 from tomoseg.core.errors import InputError
-from tomoseg.core.io import VoxelSize, write_volume
+from tomoseg.core.io import VoxelSize, read_placement, write_volume
 
 TARDIS_DEFAULTS: dict[str, Any] = {"patch_size": 128, "rotate": True, "normalize_px": None, "threshold": 0.25}
 """`tardis_mem` defaults (0.3.36): 128 patches, 4 rotations, rescale to 15 A (None = tool default), CNN threshold 0.25."""
@@ -85,7 +85,8 @@ def _own_mask(threshold: float, wanted: bool, job: BaselineJob, work: Path, out:
     if path:
         semantic, _ = read_output(path, "semantic mask", "tardis", result)
         check_shape(semantic, job, "semantic mask")
-        write_volume(out / "tool_mask.mrc", (semantic != 0).astype(np.uint8), job.voxel_size)
+        mask = (semantic != 0).astype(np.uint8)
+        write_volume(out / "tool_mask.mrc", mask, job.voxel_size, placement=read_placement(job.tomogram))
     return {
         "tool_mask": {
             "written": bool(path),

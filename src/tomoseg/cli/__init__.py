@@ -23,7 +23,26 @@ COMMAND_MODULES = (
     "tomoseg.cli.evaluate",
     "tomoseg.cli.stats",
     "tomoseg.cli.baselines",
+    "tomoseg.cli.profile",
+    "tomoseg.cli.view",
 )
+
+# Packages that only some commands need (optional extras). Command modules import them when they run,
+# so `tomoseg --help` and the other commands work without them; a command that needs a missing one
+# says where it comes from, in one line (exit status 1).
+_ETSAM = "the etsam extra: pip install 'tomoseg[etsam]' (README, Installing)"
+_SAM2 = "SAM2_BUILD_CUDA=0 pip install --no-build-isolation --no-deps sam2==1.1.0 (README, Installing)"
+_WORKFLOW = "the workflow extra: pip install 'tomoseg[workflow]'"
+OPTIONAL_PACKAGES = {
+    "torch": _ETSAM,
+    "hydra": _ETSAM,
+    "iopath": _ETSAM,
+    "PIL": _ETSAM,
+    "sam2": _SAM2,
+    "snakemake": _WORKFLOW,
+    "cryoet_data_portal": _WORKFLOW,
+    "napari": "the view extra: pip install 'tomoseg[view]' (napari with a Qt backend)",
+}
 
 # Exit status of each deliberate error (the first matching class wins; order from specific to general).
 EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
@@ -65,3 +84,12 @@ def main(argv: list[str] | None = None) -> int:
             logging.getLogger("tomoseg").debug("traceback", exc_info=err)
         sys.stderr.write(f"tomoseg {args.command}: error: {err}\n")
         return exit_code(err)
+    except ModuleNotFoundError as err:
+        package = (err.name or "").split(".")[0]
+        if package not in OPTIONAL_PACKAGES:
+            raise
+        sys.stderr.write(
+            f"tomoseg {args.command}: error: this command needs {package}, which is not installed; "
+            f"install {OPTIONAL_PACKAGES[package]}\n"
+        )
+        return 1

@@ -5,8 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tomoseg.etsam.model import make_test_checkpoints
 from tomoseg.etsam.weights import ZENODO_RECORD, fetch_weights
+
+
+def _make_test_checkpoints(a: argparse.Namespace) -> int:
+    from tomoseg.etsam.model import make_test_checkpoints  # torch and sam2: loaded only here
+
+    make_test_checkpoints(a.out, a.image_size)
+    return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,4 +31,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument(
         "--image-size", type=int, default=128, help="model image size, multiple of 32 (default 128)"
     )
-    q.set_defaults(func=lambda a: make_test_checkpoints(a.out, a.image_size) and 0)
+    q.set_defaults(func=_make_test_checkpoints)

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tomoseg.batch.nightly import run_night
+
+def _run(a: argparse.Namespace) -> int:
+    from tomoseg.batch.nightly import run_night  # loaded only when a night runs
+
+    return int(
+        run_night(a.configfile.resolve(), find_repo(a.repo, a.workdir), a.workdir.resolve(), a.snakemake) or 0
+    )
 
 
 def find_repo(repo: Path | None, workdir: Path) -> Path:
@@ -42,8 +48,4 @@ def register(sub: argparse._SubParsersAction) -> None:
         "source tree)",
     )
     p.add_argument("--snakemake", default=None, help="snakemake executable (default: the one on PATH)")
-    p.set_defaults(
-        func=lambda a: run_night(
-            a.configfile.resolve(), find_repo(a.repo, a.workdir), a.workdir.resolve(), a.snakemake
-        )
-    )
+    p.set_defaults(func=_run)

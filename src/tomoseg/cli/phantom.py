@@ -6,11 +6,11 @@ import argparse
 import math
 from pathlib import Path
 
-from tomoseg.acquisition.phantoms import MIN_SIDE, write_phantom
-
 
 def _side(text: str) -> int:
     """A volume side length in voxels (an integer >= MIN_SIDE)."""
+    from tomoseg.acquisition.phantoms import MIN_SIDE  # scipy: loaded only when making a phantom
+
     try:
         value = int(text)
     except ValueError:
@@ -54,6 +54,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="S",
         help="signal variance / noise variance, both after the missing-wedge filter (default 0.5)",
     )
-    p.set_defaults(
-        func=lambda a: write_phantom(a.out, seed=a.seed, shape=a.shape, voxel_size=a.voxel_size, snr=a.snr)
-    )
+    p.set_defaults(func=_run)
+
+
+def _run(a: argparse.Namespace) -> int:
+    from tomoseg.acquisition.phantoms import write_phantom
+
+    write_phantom(a.out, seed=a.seed, shape=a.shape, voxel_size=a.voxel_size, snr=a.snr)
+    return 0

@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tomoseg.acquisition.rows import pin_runs
+
+def _run(a: argparse.Namespace) -> int:
+    from tomoseg.acquisition.rows import pin_runs  # the portal client: loaded only when it runs
+
+    return int(pin_runs(a.runs, a.results, a.portal_url, not a.offline) or 0)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,4 +25,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--offline", action="store_true", help="only use downloaded records; do not query the portal"
     )
-    p.set_defaults(func=lambda a: pin_runs(a.runs, a.results, a.portal_url, not a.offline))
+    p.set_defaults(func=_run)

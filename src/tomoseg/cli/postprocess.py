@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tomoseg.evaluation.postprocess import run_postprocess
+
+def _run(a: argparse.Namespace) -> int:
+    from tomoseg.evaluation.postprocess import run_postprocess  # scipy: loaded only when it runs
+
+    run_postprocess(a.mask, a.out, a.min_slices)
+    return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,4 +24,4 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--min-slices", type=int, default=10, help="minimum Z span in slices (default 10, the paper's)"
     )
     p.add_argument("--out", type=Path, required=True, help="output mask MRC (uint8 0/1)")
-    p.set_defaults(func=lambda a: run_postprocess(a.mask, a.out, a.min_slices) and 0)
+    p.set_defaults(func=_run)

@@ -6,8 +6,7 @@ import argparse
 from pathlib import Path
 
 from tomoseg.etsam.fusion import STAGE1_THRESHOLD, STAGE2_THRESHOLD
-from tomoseg.etsam.pipeline import EtsamOptions, run_segment
-from tomoseg.etsam.prompts import STAGE1_MODES, STAGE2_MODES
+from tomoseg.etsam.options import DTYPE_NAMES, STAGE1_MODES, STAGE2_MODES, EtsamOptions
 from tomoseg.preprocess import NORMALIZATION_MODES
 
 
@@ -39,7 +38,7 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--dtype",
-        choices=("float32", "bfloat16"),
+        choices=DTYPE_NAMES,
         default="float32",
         help="float32, or bfloat16 autocast (the published code uses bf16 on GPU)",
     )
@@ -108,6 +107,8 @@ def options_from(a: argparse.Namespace) -> EtsamOptions:
 
 
 def _run(a: argparse.Namespace) -> int:
+    from tomoseg.etsam.pipeline import run_segment  # torch and sam2: loaded only when segmenting
+
     run_segment(
         a.tomogram,
         a.out,

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tomoseg.core.io import InputError
-from tomoseg.reporting.paper import run_stats
+from tomoseg.core.errors import InputError
 
 
 def _parse_methods(items: list[str]) -> dict[str, Path]:
@@ -19,6 +18,13 @@ def _parse_methods(items: list[str]) -> dict[str, Path]:
             raise InputError(f"--method {name} given twice")
         methods[name] = Path(path)
     return methods
+
+
+def _run(a: argparse.Namespace) -> int:
+    from tomoseg.reporting.paper import run_stats  # pandas, scipy, matplotlib: loaded only when it runs
+
+    run_stats(_parse_methods(a.method), a.out, a.untrained, figure=not a.no_figure)
+    return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,6 +41,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--untrained", nargs="*", default=[], metavar="NAME", help="methods to label as untrained")
     p.add_argument("--no-figure", action="store_true", help="tables only")
-    p.set_defaults(
-        func=lambda a: run_stats(_parse_methods(a.method), a.out, a.untrained, figure=not a.no_figure) and 0
-    )
+    p.set_defaults(func=_run)

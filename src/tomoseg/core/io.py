@@ -8,6 +8,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,22 @@ log = logging.getLogger(__name__)
 
 VoxelSize = tuple[float, float, float]
 """Voxel size in Angstrom, ordered (z, y, x) like the array axes."""
+
+_STANDARD_AXES = (1, 2, 3)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a volume sits in its tomogram's frame, from the MRC header; copied to every derived volume.
+
+    `origin` is the header's origin in Angstrom and `start` its grid start (nzstart, nystart, nxstart),
+    both ordered (z, y, x) like the array axes; `axes` is (mapc, mapr, maps), the file's axis order.
+    Viewers (napari, IMOD, ChimeraX) overlay a mask on its tomogram only when these agree.
+    """
+
+    origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    start: tuple[int, int, int] = (0, 0, 0)
+    axes: tuple[int, int, int] = _STANDARD_AXES
 
 
 @contextlib.contextmanager
@@ -77,6 +94,35 @@ def _json_default(value: Any) -> Any:
 def _voxel_size_of(mrc: mrcfile.mrcfile.MrcFile) -> VoxelSize:
     vs = mrc.voxel_size
     return (float(vs.z), float(vs.y), float(vs.x))
+
+
+def _placement_of(mrc: mrcfile.mrcfile.MrcFile) -> Placement:
+    h = mrc.header
+    axes = (int(h.mapc), int(h.mapr), int(h.maps))
+    return Placement(
+        origin=(float(h.origin.z), float(h.origin.y), float(h.origin.x)),
+        start=(int(h.nzstart), int(h.nystart), int(h.nxstart)),
+        # an invalid axis order (old writers leave zeros) is written as the standard one
+        axes=axes if sorted(axes) == list(_STANDARD_AXES) else _STANDARD_AXES,
+    )
+
+
+def _set_placement(mrc: mrcfile.mrcfile.MrcFile, placement: Placement) -> None:
+    h = mrc.header
+    z, y, x = placement.origin
+    h.origin = (x, y, z)
+    h.nzstart, h.nystart, h.nxstart = placement.start
+    h.mapc, h.mapr, h.maps = placement.axes
+
+
+def read_placement(path: str | os.PathLike) -> Placement:
+    """The origin, grid start and axis order of a 3-D MRC file (after header and size checks)."""
+    path = Path(path)
+    mrc = _open_checked(path)
+    try:
+        return _placement_of(mrc)
+    finally:
+        mrc.close()
 
 
 def _open_checked(path: Path, mode: str = "r") -> mrcfile.mrcfile.MrcFile:
@@ -183,9 +229,16 @@ def read_header(path: str | os.PathLike) -> tuple[tuple[int, int, int], np.dtype
 
 
 def write_volume(
-    path: str | os.PathLike, data: np.ndarray, voxel_size: VoxelSize | float, label: str | None = None
+    path: str | os.PathLike,
+    data: np.ndarray,
+    voxel_size: VoxelSize | float,
+    label: str | None = None,
+    placement: Placement | None = None,
 ) -> None:
-    """Write a 3-D array as MRC with its voxel size, atomically (temporary name, then rename)."""
+    """Write a 3-D array as MRC with its voxel size and placement, atomically (temporary name, then rename).
+
+    Pass the input's `read_placement` for every volume derived from it, so that it overlays the input.
+    """
     array = np.asarray(data)
     if array.ndim != 3:
         raise ValueError(f"{path}: refusing to write a {array.ndim}-D array as a volume")
@@ -202,16 +255,22 @@ def write_volume(
             mrc.set_data(np.ascontiguousarray(array))
             z, y, x = voxel_size
             mrc.voxel_size = (x, y, z)
+            if placement is not None:
+                _set_placement(mrc, placement)
             if label:
                 mrc.header.label[0] = label.encode("ascii", "replace")[:80]
                 mrc.header.nlabl = 1
 
 
 def create_volume(
-    path: str | os.PathLike, shape: tuple[int, int, int], dtype: np.dtype | type, voxel_size: VoxelSize
+    path: str | os.PathLike,
+    shape: tuple[int, int, int],
+    dtype: np.dtype | type,
+    voxel_size: VoxelSize,
+    placement: Placement | None = None,
 ) -> contextlib.AbstractContextManager[np.ndarray]:
     """Create an MRC file of `shape` and yield its memory-mapped data for streaming writes; atomic."""
-    return _create_volume(Path(path), shape, np.dtype(dtype), voxel_size)
+    return _create_volume(Path(path), shape, np.dtype(dtype), voxel_size, placement)
 
 
 def _as_mode0(array: np.ndarray, path: str | os.PathLike) -> np.ndarray:
@@ -227,7 +286,11 @@ def _as_mode0(array: np.ndarray, path: str | os.PathLike) -> np.ndarray:
 
 @contextlib.contextmanager
 def _create_volume(
-    path: Path, shape: tuple[int, int, int], dtype: np.dtype, voxel_size: VoxelSize
+    path: Path,
+    shape: tuple[int, int, int],
+    dtype: np.dtype,
+    voxel_size: VoxelSize,
+    placement: Placement | None,
 ) -> Iterator[np.ndarray]:
     # uint8 (masks) is streamed through a uint8 view of a mode-0 (int8) file; see _as_mode0.
     file_dtype = np.dtype(np.int8) if dtype == np.uint8 else dtype
@@ -238,6 +301,8 @@ def _create_volume(
         try:
             z, y, x = voxel_size
             mrc.voxel_size = (x, y, z)
+            if placement is not None:
+                _set_placement(mrc, placement)
             yield mrc.data.view(dtype) if file_dtype != dtype else mrc.data
             mrc.update_header_stats()
         finally:

@@ -11,15 +11,19 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from tomoseg import __version__
 from tomoseg.core.io import read_json
 
 DEFAULT_PACKAGES = ("tomoseg", "numpy", "scipy", "mrcfile", "torch", "sam2", "snakemake")
 
 
 def package_versions(names: tuple[str, ...] = DEFAULT_PACKAGES) -> dict[str, str | None]:
-    """Installed versions of `names` (None where a package is absent)."""
+    """Installed versions of `names` (None where a package is absent); tomoseg's is the running code's."""
     versions: dict[str, str | None] = {}
     for name in names:
+        if name == "tomoseg":  # not the metadata: a source tree on PYTHONPATH may shadow another install
+            versions[name] = __version__
+            continue
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:

@@ -7,74 +7,23 @@ import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from tomoseg.core.io import InputError, read_volume, sha256sum, write_json, write_volume
+from tomoseg.core.io import InputError, read_placement, read_volume, sha256sum, write_json, write_volume
 from tomoseg.core.provenance import provenance_record, untrained_flag
-from tomoseg.etsam.engine import DTYPES, PropagationStats, propagate, propagate_bidirectional
-from tomoseg.etsam.fusion import STAGE1_THRESHOLD, STAGE2_THRESHOLD, FusedVolume, threshold
-from tomoseg.etsam.model import ModelSpec, build_model, checkpoint_spec, config_name, load_checkpoint
-from tomoseg.etsam.prompts import STAGE1_MODES, STAGE2_MODES, build_prompts
+from tomoseg.etsam.engine import PropagationStats, propagate, propagate_bidirectional
+from tomoseg.etsam.fusion import FusedVolume, threshold
+from tomoseg.etsam.model import ModelSpec, build_model, load_checkpoint
+from tomoseg.etsam.options import MIN_SLICE, EtsamOptions
+from tomoseg.etsam.prompts import build_prompts
 from tomoseg.preprocess import normalize_volume
 
 log = logging.getLogger(__name__)
-
-MIN_SLICE = 16  # smaller slices cannot hold a 50-px grid nor survive SAM2's 4x-downsampled decoder output
-DEFAULT_WEIGHTS_DIR = Path("resources/etsam")
-
-
-@dataclass
-class EtsamOptions:
-    """Everything that decides an ETSAM run; the defaults are the paper's settings."""
-
-    stage1_checkpoint: str = str(DEFAULT_WEIGHTS_DIR / "etsam_stage1_v1.pt")
-    stage2_checkpoint: str = str(DEFAULT_WEIGHTS_DIR / "etsam_stage2_v1.pt")
-    model_config: str | None = None  # None: the checkpoint's sidecar JSON, else SAM2.1 Hiera-B+
-    model_overrides: list[str] = field(default_factory=list)
-    device: str = "cpu"
-    dtype: str = "float32"
-    prompt_stage1: str = "grid_first"
-    prompt_stage2: str = "empty"
-    every_n: int = 50
-    grid_spacing: int = 50
-    stage1_threshold: float = STAGE1_THRESHOLD
-    threshold: float = STAGE2_THRESHOLD
-    encoder_batch: int = 8
-    keep_aspect: bool = False  # off = the paper (slices stretched to a square)
-    bin: int = 1  # 1 = the paper; N > 1: slices block-averaged N x N before SAM2, logits upsampled back
-    bidirectional: bool = False  # off = the paper (forward only); on: + backward pass from the last slice
-    progress: bool = True
-
-    def validate(self) -> None:
-        """Reject unknown modes/dtypes/devices before any work is done."""
-        if self.prompt_stage1 not in STAGE1_MODES:
-            raise ValueError(
-                f"Stage 1 prompt mode {self.prompt_stage1!r} unknown; choose one of {STAGE1_MODES}"
-            )
-        if self.prompt_stage2 not in STAGE2_MODES:
-            raise ValueError(
-                f"Stage 2 prompt mode {self.prompt_stage2!r} unknown; choose one of {STAGE2_MODES}"
-            )
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype {self.dtype!r} unknown; choose one of {tuple(DTYPES)}")
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise InputError(
-                f"device {self.device!r} requested but this torch ({torch.__version__}) has no CUDA device; "
-                "use --device cpu (or etsam.device: cpu in the workflow config)"
-            )
-        if self.every_n < 1 or self.grid_spacing < 1 or self.encoder_batch < 1 or self.bin < 1:
-            raise InputError("every_n, grid_spacing, encoder_batch and bin must be >= 1")
-
-    def spec_for(self, checkpoint: str) -> tuple[ModelSpec, bool]:
-        """The model spec for `checkpoint` (explicit config wins over its sidecar) and its untrained flag."""
-        spec, untrained = checkpoint_spec(checkpoint)
-        if self.model_config:
-            spec = ModelSpec(config_name(self.model_config), tuple(self.model_overrides))
-        return spec, untrained
 
 
 @dataclass
@@ -325,11 +274,12 @@ def run_stage1(
 ) -> EtsamResult:
     """Workflow step etsam_stage1: normalized MRC -> Stage 1 logits and mask (logits > stage1_threshold)."""
     volume, voxel = read_volume(normalized_path, dtype=np.float32)
+    write = partial(write_volume, voxel_size=voxel, placement=read_placement(normalized_path))
     result = segment_tomogram(volume, opts, stages=("stage1",), name=str(normalized_path))
     outputs = {"logits": Path(logits_out), "mask": Path(mask_out)}
     writers = {
-        "logits": lambda p: write_volume(p, result.stage1_logits, voxel),
-        "mask": lambda p: write_volume(p, threshold(result.stage1_logits, opts.stage1_threshold), voxel),
+        "logits": lambda p: write(p, result.stage1_logits),
+        "mask": lambda p: write(p, threshold(result.stage1_logits, opts.stage1_threshold)),
     }
     if provenance_out:
         outputs["provenance"] = Path(provenance_out)
@@ -353,6 +303,7 @@ def run_stage2(
 ) -> EtsamResult:
     """Workflow step etsam_stage2: normalized + Stage 1 logits -> Stage 2 logits, final mask, provenance."""
     volume, voxel = read_volume(normalized_path, dtype=np.float32)
+    write = partial(write_volume, voxel_size=voxel, placement=read_placement(normalized_path))
     s1, _ = read_volume(stage1_logits_path, dtype=np.float32)
     if s1.shape != volume.shape:
         raise InputError(
@@ -366,12 +317,12 @@ def run_stage2(
         result, opts, {"normalized": str(normalized_path), "stage1_logits": str(stage1_logits_path)}, "etsam"
     )
     writers = {
-        "mask": lambda p: write_volume(p, threshold(result.stage2_logits, opts.threshold), voxel),
+        "mask": lambda p: write(p, threshold(result.stage2_logits, opts.threshold)),
         "provenance": lambda p: write_json(p, record),
     }
     if logits_out:
         outputs["logits"] = Path(logits_out)
-        writers["logits"] = lambda p: write_volume(p, result.stage2_logits, voxel)
+        writers["logits"] = lambda p: write(p, result.stage2_logits)
     if gpu_json:
         outputs["gpu"] = Path(gpu_json)
         writers["gpu"] = lambda p: write_json(p, gpu_record(opts.device))
@@ -389,6 +340,7 @@ def run_segment(
 ) -> EtsamResult:
     """`tomoseg segment`: both stages on one MRC; mask.mrc, provenance.json and optionally both logits."""
     volume, voxel = read_volume(tomogram, dtype=np.float32)
+    write = partial(write_volume, voxel_size=voxel, placement=read_placement(tomogram))
     check_volume(volume, str(tomogram))
     if not normalized:
         volume = normalize_volume(volume, normalization, name=str(tomogram))  # type: ignore[arg-type]
@@ -399,13 +351,13 @@ def run_segment(
     record = _provenance(result, opts, {"tomogram": str(tomogram)}, "etsam")
     record["parameters"].update(params)
     writers = {
-        "mask": lambda p: write_volume(p, threshold(result.stage2_logits, opts.threshold), voxel),
+        "mask": lambda p: write(p, threshold(result.stage2_logits, opts.threshold)),
         "provenance": lambda p: write_json(p, record),
     }
     if store_logits:
         outputs["stage1_logits"] = out_dir / "stage1_logits.mrc"
         outputs["stage2_logits"] = out_dir / "stage2_logits.mrc"
-        writers["stage1_logits"] = lambda p: write_volume(p, result.stage1_logits, voxel)
-        writers["stage2_logits"] = lambda p: write_volume(p, result.stage2_logits, voxel)
+        writers["stage1_logits"] = lambda p: write(p, result.stage1_logits)
+        writers["stage2_logits"] = lambda p: write(p, result.stage2_logits)
     _write_all(outputs, writers)
     return result

@@ -8,11 +8,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-log = logging.getLogger(__name__)
+from tomoseg.etsam.options import PROMPT_MODES
 
-PROMPT_MODES: tuple[str, ...] = ("grid_first", "grid_every_n", "empty", "stage1_mask_every_n")
-STAGE1_MODES: tuple[str, ...] = ("grid_first", "grid_every_n", "empty")
-STAGE2_MODES: tuple[str, ...] = PROMPT_MODES
+log = logging.getLogger(__name__)
 
 
 def grid_mask(height: int, width: int, spacing: int = 50) -> np.ndarray:

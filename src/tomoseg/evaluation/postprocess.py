@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from tomoseg.core.io import read_volume, write_json, write_volume
+from tomoseg.core.io import read_placement, read_volume, write_json, write_volume
 from tomoseg.core.provenance import provenance_record
 
 log = logging.getLogger(__name__)
@@ -75,11 +75,11 @@ def filter_components(mask: np.ndarray, min_slices: int) -> np.ndarray:
 
 
 def postprocess_file(mask_path: str | os.PathLike, out: str | os.PathLike, min_slices: int) -> dict:
-    """Filter the mask in `mask_path` into `out` (uint8, same voxel size); returns a small summary."""
+    """Filter the mask in `mask_path` into `out` (uint8, same voxel size and placement); returns a summary."""
     mask, voxel_size = read_volume(mask_path)
     before = int(np.count_nonzero(mask))
     result = filter_components(mask, min_slices)
-    write_volume(Path(out), result, voxel_size)
+    write_volume(Path(out), result, voxel_size, placement=read_placement(mask_path))
     after = int(result.sum())
     return {"min_slices": min_slices, "foreground_before": before, "foreground_after": after}
 

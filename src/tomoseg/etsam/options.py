@@ -1,0 +1,79 @@
+"""What decides an ETSAM run (EtsamOptions) and the names of its modes; torch-free, so that the command
+line can build its options without loading torch or sam2."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tomoseg.core.errors import InputError
+from tomoseg.etsam.fusion import STAGE1_THRESHOLD, STAGE2_THRESHOLD
+
+if TYPE_CHECKING:
+    from tomoseg.etsam.model import ModelSpec
+
+PROMPT_MODES: tuple[str, ...] = ("grid_first", "grid_every_n", "empty", "stage1_mask_every_n")
+STAGE1_MODES: tuple[str, ...] = ("grid_first", "grid_every_n", "empty")
+STAGE2_MODES: tuple[str, ...] = PROMPT_MODES
+DTYPE_NAMES: tuple[str, ...] = ("float32", "bfloat16")  # float32, or bf16 autocast (engine.DTYPES)
+MIN_SLICE = 16  # smaller slices cannot hold a 50-px grid nor survive SAM2's 4x-downsampled decoder output
+DEFAULT_WEIGHTS_DIR = Path("resources/etsam")
+
+
+@dataclass
+class EtsamOptions:
+    """Everything that decides an ETSAM run; the defaults are the paper's settings."""
+
+    stage1_checkpoint: str = str(DEFAULT_WEIGHTS_DIR / "etsam_stage1_v1.pt")
+    stage2_checkpoint: str = str(DEFAULT_WEIGHTS_DIR / "etsam_stage2_v1.pt")
+    model_config: str | None = None  # None: the checkpoint's sidecar JSON, else SAM2.1 Hiera-B+
+    model_overrides: list[str] = field(default_factory=list)
+    device: str = "cpu"
+    dtype: str = "float32"
+    prompt_stage1: str = "grid_first"
+    prompt_stage2: str = "empty"
+    every_n: int = 50
+    grid_spacing: int = 50
+    stage1_threshold: float = STAGE1_THRESHOLD
+    threshold: float = STAGE2_THRESHOLD
+    encoder_batch: int = 8
+    keep_aspect: bool = False  # off = the paper (slices stretched to a square)
+    bin: int = 1  # 1 = the paper; N > 1: slices block-averaged N x N before SAM2, logits upsampled back
+    bidirectional: bool = False  # off = the paper (forward only); on: + backward pass from the last slice
+    progress: bool = True
+
+    def validate(self) -> None:
+        """Reject unknown modes/dtypes/devices before any work is done."""
+        if self.prompt_stage1 not in STAGE1_MODES:
+            raise ValueError(
+                f"Stage 1 prompt mode {self.prompt_stage1!r} unknown; choose one of {STAGE1_MODES}"
+            )
+        if self.prompt_stage2 not in STAGE2_MODES:
+            raise ValueError(
+                f"Stage 2 prompt mode {self.prompt_stage2!r} unknown; choose one of {STAGE2_MODES}"
+            )
+        if self.dtype not in DTYPE_NAMES:
+            raise ValueError(f"dtype {self.dtype!r} unknown; choose one of {DTYPE_NAMES}")
+        if self.device.startswith("cuda"):
+            self._check_cuda()
+        if self.every_n < 1 or self.grid_spacing < 1 or self.encoder_batch < 1 or self.bin < 1:
+            raise InputError("every_n, grid_spacing, encoder_batch and bin must be >= 1")
+
+    def _check_cuda(self) -> None:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise InputError(
+                f"device {self.device!r} requested but this torch ({torch.__version__}) has no CUDA device; "
+                "use --device cpu (or etsam.device: cpu in the workflow config)"
+            )
+
+    def spec_for(self, checkpoint: str) -> tuple[ModelSpec, bool]:
+        """The model spec for `checkpoint` (explicit config wins over its sidecar) and its untrained flag."""
+        from tomoseg.etsam.model import ModelSpec, checkpoint_spec, config_name
+
+        spec, untrained = checkpoint_spec(checkpoint)
+        if self.model_config:
+            spec = ModelSpec(config_name(self.model_config), tuple(self.model_overrides))
+        return spec, untrained
