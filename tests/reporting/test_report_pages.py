@@ -139,3 +139,14 @@ def test_mask_statistics_and_tomogram_page(tmp_path):
     assert parser.cells[8:11] == ["etsam (untrained)", "ok", "0.6667"]
     assert "Not scored: membrain" in page and "Untrained weights" in page and "data:image/png;base64," in page
     assert "No complete benchmark records" in page and "&quot;untrained&quot;: true" in page
+
+
+def test_threshold_curves_from_histogram_counts():
+    from tomoseg.evaluation.metrics import ScoreHistogram
+
+    hist = ScoreHistogram()
+    hist.add_atom(1.0, 3, 1)  # 3 membrane voxels and 1 background voxel at logit 1
+    hist.add_atom(-1.0, 1, 5)
+    curves = figures.threshold_curves([("a", hist)], [-2.0, 0.0, 2.0])
+    np.testing.assert_allclose(curves["dice"], [[8 / 14, 6 / 8, 0.0]])
+    np.testing.assert_allclose(curves["fraction"], [[1.0, 0.4, 0.0]])

@@ -186,7 +186,7 @@ def test_tables_figures_and_failures(report_run):
     )
     curves = json.loads((res / "tables" / "pr_curves.json").read_text())
     assert set(curves) == {"etsam", "etsam_stage1", "membrain", "tardis"}
-    for name in ("figure1a", "figure1b", "figure1c", "figure1d", "figure4"):
+    for name in ("figure1a", "figure1b", "figure1c", "figure1d", "figure4", "threshold_explorer"):
         assert (res / "figures" / f"{name}.png").stat().st_size > 1000
         assert (res / "figures" / f"{name}.pdf").exists()
     for t in ("t1", "t2", "t3"):

@@ -25,6 +25,13 @@ rule figures:
             for name in layout.FIGURES
         },
         **{f"{name}_pdf": f"results/figures/{name}.pdf" for name in layout.FIGURES},
+        explorer_png=report(
+            "results/figures/threshold_explorer.png",
+            caption="../report/threshold_explorer.rst",
+            category="Figures",
+            labels={"figure": "threshold explorer"},
+        ),
+        explorer_pdf="results/figures/threshold_explorer.pdf",
     log:
         "results/logs/figures/figures.log",
     conda:

@@ -21,6 +21,7 @@ import pandas as pd  # noqa: E402
 from tomoseg.core.io import atomic_path, read_json  # noqa: E402
 from tomoseg.core.layout import METHODS_JSON, PR_CURVES, TABLE_FILES  # noqa: E402
 from tomoseg.core.methods import PAPER_METHODS, UNTRAINED_MARK, colour, label  # noqa: E402
+from tomoseg.evaluation.metrics import ScoreHistogram  # noqa: E402
 from tomoseg.evaluation.stats import METRICS  # noqa: E402
 
 # Below this many paired tomograms a paired t-test means nothing: Figure 1b draws no marker (its caption says so).
@@ -466,6 +467,78 @@ def overlay_files(
         return written
 
 
+EXPLORER_THRESHOLDS = np.round(np.arange(-4.0, 4.0001, 0.125), 6)
+"""Logit thresholds of the threshold explorer (multiples of 2^-15, so exact on the histogram's bin edges)."""
+
+
+def threshold_curves(
+    histograms: Iterable[tuple[str, ScoreHistogram]], thresholds: Sequence[float] = tuple(EXPLORER_THRESHOLDS)
+) -> dict[str, np.ndarray]:
+    """Per tomogram, Dice and mask fraction of "logit > t" for each t, from stored score histograms.
+
+    Returns arrays of shape (tomograms, thresholds): "dice" and "fraction" (the fraction of voxels marked).
+    """
+    dice, fraction = [], []
+    for _, hist in histograms:
+        pos, total = hist.n_pos, hist.n_pos + hist.n_neg
+        d, f = [], []
+        for t in thresholds:
+            tp, fp = hist.counts_above(float(t))
+            d.append(2 * tp / (tp + fp + pos) if tp + fp + pos else np.nan)
+            f.append((tp + fp) / total if total else np.nan)
+        dice.append(d)
+        fraction.append(f)
+    shape = (len(dice), len(thresholds))
+    return {
+        "dice": np.array(dice, float).reshape(shape),
+        "fraction": np.array(fraction, float).reshape(shape),
+    }
+
+
+def threshold_explorer(
+    curves: dict[str, dict[str, np.ndarray]],
+    stem: str | os.PathLike,
+    thresholds: Sequence[float] = tuple(EXPLORER_THRESHOLDS),
+    untrained: Iterable[str] = (),
+    defaults: dict[str, float] | None = None,
+) -> list[Path]:
+    """Mean Dice and mean mask fraction against the logit threshold per method (band: min-max over tomograms).
+
+    Lets a user choose a threshold from the stored histograms without re-running anything; the dotted
+    line marks each method's configured threshold where given.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(10.5, 3.8))
+    order = list(curves)
+    x = np.asarray(thresholds, float)
+    for m, c in curves.items():
+        for ax, key in zip(axes, ("dice", "fraction"), strict=True):
+            values = c[key]
+            if not len(values):
+                continue
+            ax.plot(x, np.nanmean(values, axis=0), color=colour(m, order), lw=1.6, label=label(m, untrained))
+            if len(values) > 1:
+                ax.fill_between(
+                    x,
+                    np.nanmin(values, axis=0),
+                    np.nanmax(values, axis=0),
+                    color=colour(m, order),
+                    alpha=0.15,
+                )
+            if defaults and m in defaults:
+                ax.axvline(defaults[m], color=colour(m, order), ls=":", lw=1)
+    axes[0].set_ylabel("Dice (mean over tomograms)")
+    axes[1].set_ylabel("fraction of voxels marked")
+    axes[1].set_yscale("log")
+    for ax in axes:
+        ax.set_xlabel("logit threshold (mask = logit > t)")
+        ax.set_xlim(x[0], x[-1])
+    axes[0].set_ylim(0, 1)
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.03, 1.0), borderaxespad=0.0, frameon=False)
+    fig.suptitle("Threshold explorer (from the stored score histograms)")
+    fig.tight_layout()
+    return save(fig, stem)
+
+
 # ---------------------------------------------------------------- the paper's figures from the summary tables
 
 
@@ -482,6 +555,7 @@ def build_figures(
         *_figure1c(results, out_dir, untrained),
         *_figure1d(results, out_dir, untrained),
         *_figure4(frames, out_dir, untrained),
+        *_threshold_explorer(results, frames, out_dir, untrained),
     ]
 
 
@@ -537,3 +611,18 @@ def _figure4(frames: dict[str, pd.DataFrame], out_dir: Path, untrained: list[str
     return postprocess_effect(
         frames["etsam"], frames["etsam_postprocessed"], list(METRICS), out_dir / "figure4", untrained
     )
+
+
+def _threshold_explorer(
+    results: Path, frames: dict[str, pd.DataFrame], out_dir: Path, untrained: list[str]
+) -> list[Path]:
+    """The threshold explorer of every scored method with score histograms."""
+    curves = {}
+    for m, frame in frames.items():
+        paths = [results / "metrics" / m / f"{t}.hist.npz" for t in frame.index]
+        found = [(p.stem, ScoreHistogram.load(p)) for p in paths if p.exists()]
+        if found:
+            curves[m] = threshold_curves(found)
+    if not curves:
+        return placeholder("no score histograms", out_dir / "threshold_explorer")
+    return threshold_explorer(curves, out_dir / "threshold_explorer", untrained=untrained)
