@@ -63,7 +63,7 @@ def test_box_plots_draw_no_marker_below_min_n(tmp_path, monkeypatch):
         [{"metric": "dice", "method_a": "etsam", "method_b": "membrain", "n": 3, "marker": "***"}]
     )
     figures.box_plots(frames, tests, ["dice"], tmp_path / "b")
-    assert texts == [f"n=3 < {figures.MIN_TEST_N}: no test"]
+    assert texts == [f"n=3 < {figures.MIN_TEST_N}"]
     texts.clear()
     figures.box_plots(frames, tests.assign(n=12), ["dice"], tmp_path / "b")
     assert texts == ["***"]

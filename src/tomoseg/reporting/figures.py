@@ -83,7 +83,7 @@ def box_plots(
                 continue
             n = int(row.iloc[0]["n"]) if "n" in row.columns and pd.notna(row.iloc[0]["n"]) else 0
             # too few pairs for the test to mean anything: say so instead of a marker
-            text = row.iloc[0]["marker"] if n >= MIN_TEST_N else f"n={n} < {MIN_TEST_N}: no test"
+            text = row.iloc[0]["marker"] if n >= MIN_TEST_N else f"n={n} < {MIN_TEST_N}"
             ax.plot([1, 1, j, j], [level, level + 0.02, level + 0.02, level], color="black", lw=0.8)
             ax.text(
                 (1 + j) / 2,
