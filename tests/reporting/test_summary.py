@@ -44,4 +44,4 @@ def test_single_method_with_empty_truth(tmp_path):
     assert list(per["run_id"]) == [5, 6, 7]
     assert json.loads((res / "tables" / "methods.json").read_text())["etsam"]["untrained"] is False
     written = build_figures(res, ["etsam"], res / "figures")
-    assert len(written) == 10 and all(p.stat().st_size > 0 for p in written)
+    assert len(written) == 12 and all(p.stat().st_size > 0 for p in written)  # 1a-1d, 4, threshold explorer

@@ -5,6 +5,7 @@ provenance.json, benchmark records) into a scratch work folder and runs only the
 """
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,7 +20,15 @@ from tomoseg.testing.synthetic import membrane_mask
 
 REPO = Path(__file__).resolve().parents[2]
 SHAPE = (16, 40, 40)
-MY_RULES = ["postprocess", "evaluate_scored", "evaluate_mask", "summarize", "figures", "overlay"]
+MY_RULES = [
+    "postprocess",
+    "evaluate_scored",
+    "evaluate_mask",
+    "summarize",
+    "figures",
+    "overlay",
+    "tomogram_page",
+]
 BENCH_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 
 
@@ -111,6 +120,7 @@ TARGETS = [
     "results/tables/table1.csv",
     "results/figures/figure1b.png",
     *(f"results/figures/overlays/{t}.png" for t in ("t1", "t2", "t3")),
+    *(f"results/report/tomograms/{t}.html" for t in ("t1", "t2", "t3")),
 ]
 
 
@@ -176,16 +186,57 @@ def test_tables_figures_and_failures(report_run):
     )
     curves = json.loads((res / "tables" / "pr_curves.json").read_text())
     assert set(curves) == {"etsam", "etsam_stage1", "membrain", "tardis"}
-    for name in ("figure1a", "figure1b", "figure1c", "figure1d", "figure4"):
+    for name in ("figure1a", "figure1b", "figure1c", "figure1d", "figure4", "threshold_explorer"):
         assert (res / "figures" / f"{name}.png").stat().st_size > 1000
         assert (res / "figures" / f"{name}.pdf").exists()
     for t in ("t1", "t2", "t3"):
         assert (res / "figures" / "overlays" / f"{t}.png").exists()
 
 
-def test_report(report_run):
+@pytest.fixture(scope="module")
+def report_html(report_run):
     proc = snakemake(report_run, "--report", "report.html", "--", *TARGETS, allow_missing=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    html = (report_run / "report.html").read_text()
-    for item in ("figure1c", "failures", "paper_comparison", "overlays"):
+    return report_run / "report.html"
+
+
+def test_report(report_html):
+    html = report_html.read_text()
+    for item in ("figure1c", "failures", "paper_comparison", "overlays", "dice_z", "tomograms/t1.html"):
         assert item in html
+    # every summary table as readable HTML, labelled with its CSV; the home page embeds the config
+    for path in ("results/tables/table1.html", "results/stats/ttests.html", "results/tables/failures.html"):
+        assert path in html and (report_html.parent / path).exists()
+    assert "results/tables/table1.csv" in html and "UNTRAINED WEIGHTS" in html and "show the config" in html
+    assert "System Message" not in html  # captions render without reStructuredText warnings
+
+
+def test_report_in_a_browser(report_html, tmp_path):
+    """Open the report in headless Chromium and read what a scientist sees on the rendered pages."""
+    from browser_helpers import report_browser
+
+    shots = Path(os.environ.get("TOMOSEG_SCREENSHOTS", tmp_path))
+    with report_browser(report_html) as page:
+        home = page.home()
+        assert "segments cell membranes" in home and "What ran" in home
+        assert "Methods: etsam, etsam_stage1, etsam_postprocessed, membrain, tardis" in home
+        assert "This run used untrained models" in home
+        page.screenshot(shots / "report_home.png")
+        table = page.open_entry("Tables", "Table 1: mean ± sd")
+        assert table["headers"][:5] == ["method", "dice", "iou", "precision", "recall"]
+        assert [r[0] for r in table["rows"]] == [
+            "etsam (untrained)",
+            "membrain (untrained)",
+            "tardis (untrained)",
+        ]
+        assert table["rows"][0][table["headers"].index("n")] == "2"  # two scored tomograms for ETSAM
+        page.screenshot(shots / "report_table1.png")
+        tomo = page.open_entry("Tomograms", "t1")
+        assert tomo["title"] == "Tomogram t1"
+        assert tomo["headers"][:3] == ["method", "status", "dice"]
+        rows = {r[0]: r for r in tomo["rows"]}
+        rec = json.loads((report_html.parent / "results" / "metrics" / "etsam" / "t1.json").read_text())
+        assert rows["etsam (untrained)"][2] == f"{rec['dice']:.4f}"
+        assert set(rows) >= {"etsam (untrained)", "membrain (untrained)", "tardis (untrained)"}
+        assert tomo["images"] >= 2  # slice overlays and Dice along Z
+        page.screenshot(shots / "report_tomogram.png")

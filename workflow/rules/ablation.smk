@@ -68,16 +68,26 @@ rule ablation_summary:
     input:
         metrics=ablation_metrics(),
     output:
-        stage1=report(
-            ABLATION_TABLES[0],
-            caption="../report/ablation.rst",
-            category="Tables",
-        ),
-        stage2=report(
-            ABLATION_TABLES[1],
-            caption="../report/ablation.rst",
-            category="Tables",
-        ),
+        **{
+            f"stage{i}_html": report(
+                path.replace(".csv", ".html"),
+                caption="../report/ablation.rst",
+                category="Tables",
+                labels={"table": title, "CSV": path},
+            )
+            for i, (path, title) in enumerate(
+                zip(
+                    ABLATION_TABLES,
+                    [
+                        "Supp. Table 4: Stage 1 prompts",
+                        "Supp. Tables 5-8: Stage 2 prompts",
+                    ],
+                ),
+                start=1,
+            )
+        },
+        stage1=ABLATION_TABLES[0],
+        stage2=ABLATION_TABLES[1],
         markdown=[p.replace(".csv", ".md") for p in ABLATION_TABLES],
     log:
         "results/logs/ablation_summary/ablation_summary.log",

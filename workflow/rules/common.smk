@@ -172,4 +172,5 @@ def evaluation_targets():
         targets += ABLATION_TABLES
     if config["evaluate"]["overlays"]:
         targets += expand("results/figures/overlays/{tomo}.png", tomo=tomos())
+        targets += expand("results/report/tomograms/{tomo}.html", tomo=tomos())
     return targets

@@ -283,3 +283,14 @@ def overlay_inputs(wildcards):
     if wildcards.tomo in tomos(with_truth=True):
         inputs["truth"] = f"results/data/{wildcards.tomo}/groundtruth.mrc"
     return inputs
+
+
+def page_metrics(wildcards):
+    """Metrics records shown on a tomogram's page: every configured method (allow_missing: those that exist or can be made)."""
+    if wildcards.tomo not in tomos(with_truth=True):
+        return {}
+    return {
+        m: metrics_json(m, wildcards.tomo)
+        for m in config["methods"]
+        if not ALLOW_MISSING or evaluable(m, wildcards.tomo)
+    }

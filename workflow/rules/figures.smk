@@ -1,5 +1,14 @@
-# Figures 1a-1d and 4 from the summary tables, and per-tomogram slice overlays (all selected
-# tomograms, with or without ground truth). PNG + PDF; the PNGs go into `snakemake --report`.
+# Figures 1a-1d and 4 from the summary tables, per-tomogram slice overlays and Dice along Z (all
+# selected tomograms, with or without ground truth), and a report page per tomogram. PNG + PDF; the
+# PNGs and the pages go into `snakemake --report`.
+
+FIGURE_TITLES = {
+    "figure1a": "1a: Dice and IoU per tomogram",
+    "figure1b": "1b: box plots and paired tests",
+    "figure1c": "1c: pooled precision-recall",
+    "figure1d": "1d: runtime and memory",
+    "figure4": "4: before/after post-processing",
+}
 
 
 rule figures:
@@ -11,10 +20,18 @@ rule figures:
                 f"results/figures/{name}.png",
                 caption=f"../report/{name}.rst",
                 category="Figures",
+                labels={"figure": FIGURE_TITLES[name]},
             )
             for name in layout.FIGURES
         },
         **{f"{name}_pdf": f"results/figures/{name}.pdf" for name in layout.FIGURES},
+        explorer_png=report(
+            "results/figures/threshold_explorer.png",
+            caption="../report/threshold_explorer.rst",
+            category="Figures",
+            labels={"figure": "threshold explorer"},
+        ),
+        explorer_pdf="results/figures/threshold_explorer.pdf",
     log:
         "results/logs/figures/figures.log",
     conda:
@@ -33,9 +50,17 @@ rule overlay:
             "results/figures/overlays/{tomo}.png",
             caption="../report/overlay.rst",
             category="Overlays",
-            subcategory="{tomo}",
+            labels={"tomogram": "{tomo}", "view": "slices through the volume"},
         ),
         pdf="results/figures/overlays/{tomo}.pdf",
+        dice_z_png=report(
+            "results/figures/dice_z/{tomo}.png",
+            caption="../report/dice_z.rst",
+            category="Dice along Z",
+            labels={"tomogram": "{tomo}"},
+        ),
+        dice_z_pdf="results/figures/dice_z/{tomo}.pdf",
+        stats="results/figures/overlays/{tomo}.json",
     log:
         "results/logs/overlay/{tomo}.log",
     wildcard_constraints:
@@ -49,3 +74,39 @@ rule overlay:
         },
     script:
         "../scripts/overlay.py"
+
+
+rule tomogram_page:
+    input:
+        unpack(lambda wc: {"metrics": list(page_metrics(wc).values())}),
+        overlay="results/figures/overlays/{tomo}.png",
+        dice_z="results/figures/dice_z/{tomo}.png",
+        stats="results/figures/overlays/{tomo}.json",
+    output:
+        html=report(
+            "results/report/tomograms/{tomo}.html",
+            caption="../report/tomogram.rst",
+            category="Tomograms",
+            labels={
+                "tomogram": "{tomo}",
+                "page": "overlays, metrics, runtime, provenance",
+            },
+        ),
+    log:
+        "results/logs/tomogram_page/{tomo}.log",
+    wildcard_constraints:
+        tomo=key_pattern(tomos()),
+    conda:
+        "../envs/tomoseg.yaml"
+    params:
+        methods=config["methods"],
+        metrics=page_metrics,
+        provenance=lambda wc: {
+            m: PROVENANCE[m].format(tomo=wc.tomo) for m in OVERLAY_MASKS
+        },
+        benchmark_rules=config["evaluate"]["benchmark_rules"],
+        run=lambda wc: {
+            k: str(v) for k, v in runs.loc[wc.tomo].to_dict().items() if pd.notna(v)
+        },
+    script:
+        "../scripts/tomogram_page.py"

@@ -1,27 +1,37 @@
 # Summary tables from the per-tomogram metrics: Table 1, paired tests, Supplementary Tables 1-3,
 # thresholds, calibration, AUPRC, single vs two stage, paper comparison and the failures table.
 
+# What each table is called in the report (its HTML page is the entry; the CSV is named beside it).
+TABLE_TITLES = {
+    "table1": "Table 1: mean ± sd",
+    "ttests": "Paired tests",
+    "supp_table1": "Supp. Table 1: per tomogram",
+    "supp_table2": "Supp. Table 2: post-processing",
+    "supp_table3": "Supp. Table 3: runtime and memory",
+    "runtime_per_tomogram": "Runtime per tomogram",
+    "thresholds": "Metrics per threshold",
+    "calibration": "Best thresholds",
+    "auprc": "AUPRC",
+    "stages": "Supp. Table 9: one vs two stages",
+    "paper_comparison": "Paper vs ours",
+    "failures": "Failures",
+}
+
 
 rule summarize:
     input:
         metrics=summary_metrics(),
     output:
-        table1=report(
-            "results/tables/table1.csv",
-            caption="../report/table1.rst",
-            category="Tables",
-        ),
-        failures=report(
-            "results/tables/failures.csv",
-            caption="../report/failures.rst",
-            category="Tables",
-        ),
-        paper_comparison=report(
-            "results/tables/paper_comparison.csv",
-            caption="../report/paper_comparison.rst",
-            category="Tables",
-        ),
-        tables=UNREPORTED_TABLES,
+        **{
+            f"{key}_html": report(
+                layout.results_path(path).replace(".csv", ".html"),
+                caption=f"../report/{key}.rst",
+                category="Tables",
+                labels={"table": TABLE_TITLES[key], "CSV": layout.results_path(path)},
+            )
+            for key, path in layout.TABLE_FILES.items()
+        },
+        tables=SUMMARY_TABLES,
         markdown=[p.replace(".csv", ".md") for p in SUMMARY_TABLES],
         per_tomogram=expand(
             "results/tables/per_tomogram/{method}.csv", method=config["methods"]

@@ -12,4 +12,6 @@ overlay_files(
     truth=snakemake.input.get("truth"),
     title=snakemake.wildcards.tomo,
     untrained=untrained_methods(snakemake.params.provenance),
+    dice_z_stem=Path(snakemake.output.dice_z_png).with_suffix(""),
+    stats_json=snakemake.output.stats,
 )

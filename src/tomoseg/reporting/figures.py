@@ -1,5 +1,5 @@
 """Figures: per-tomogram bars (1a), box plots with significance markers (1b), PR curves (1c),
-runtime/memory (1d), post-processing before/after (4) and per-tomogram slice overlays. PNG + PDF.
+runtime/memory (1d), post-processing before/after (4), per-tomogram slice overlays and Dice along Z.
 
 `build_figures` draws Figures 1a-1d and 4 from the tables the summary step wrote.
 """
@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import matplotlib
+import matplotlib.patches
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -20,7 +21,13 @@ import pandas as pd  # noqa: E402
 from tomoseg.core.io import atomic_path, read_json  # noqa: E402
 from tomoseg.core.layout import METHODS_JSON, PR_CURVES, TABLE_FILES  # noqa: E402
 from tomoseg.core.methods import PAPER_METHODS, UNTRAINED_MARK, colour, label  # noqa: E402
+from tomoseg.evaluation.metrics import ScoreHistogram  # noqa: E402
 from tomoseg.evaluation.stats import METRICS  # noqa: E402
+
+# Below this many paired tomograms a paired t-test means nothing: Figure 1b draws no marker (its caption says so).
+MIN_TEST_N = 5
+# True positive / false positive / false negative colours of the overlays (Okabe-Ito, colour-blind safe).
+CONFUSION_COLOURS = {"TP": "#009E73", "FP": "#D55E00", "FN": "#56B4E9"}
 
 METRIC_LABELS = {"dice": "Dice", "iou": "IoU", "precision": "Precision", "recall": "Recall", "auprc": "AUPRC"}
 
@@ -74,8 +81,19 @@ def box_plots(
             ]
             if row.empty:
                 continue
+            n = int(row.iloc[0]["n"]) if "n" in row.columns and pd.notna(row.iloc[0]["n"]) else 0
+            # too few pairs for the test to mean anything: say so instead of a marker
+            text = row.iloc[0]["marker"] if n >= MIN_TEST_N else f"n={n} < {MIN_TEST_N}"
             ax.plot([1, 1, j, j], [level, level + 0.02, level + 0.02, level], color="black", lw=0.8)
-            ax.text((1 + j) / 2, level + 0.025, row.iloc[0]["marker"], ha="center", va="bottom", fontsize=9)
+            ax.text(
+                (1 + j) / 2,
+                level + 0.025,
+                text,
+                ha="center",
+                va="bottom",
+                fontsize=9 if n >= MIN_TEST_N else 7,
+                color="black" if n >= MIN_TEST_N else "#666666",
+            )
             level += 0.08
     axes[0][0].set_ylabel("score")
     if title:
@@ -133,7 +151,7 @@ def pr_curves(
     untrained: Iterable[str] = (),
 ) -> list[Path]:
     """Figure 1c: pooled precision-recall curve per method with the pooled AUPRC in the legend."""
-    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    fig, ax = plt.subplots(figsize=(7.6, 4.2))
     methods = list(curves)
     for m in methods:
         c = curves[m]
@@ -148,7 +166,8 @@ def pr_curves(
     ax.set_ylabel("Precision")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
-    ax.legend(loc="lower left")
+    # outside the axes, so that no curve hides behind it
+    ax.legend(loc="upper left", bbox_to_anchor=(1.03, 1.0), borderaxespad=0.0, frameon=False)
     ax.set_title("Pooled precision-recall (all voxels)")
     fig.tight_layout()
     return save(fig, stem)
@@ -166,6 +185,13 @@ def runtime_memory(table: pd.DataFrame, stem: str | os.PathLike, untrained: Iter
     for ax, (q, title) in zip(axes, quantities, strict=True):
         means = table[f"{q}_mean"].to_numpy(float)
         sds = table[f"{q}_sd"].to_numpy(float)
+        ax.set_title(title)
+        if np.isnan(means).all():  # e.g. GPU memory of a CPU-only run: say so instead of an empty axis
+            what = "GPU" if q.startswith("gpu") else ("CPU memory" if q.startswith("cpu") else "runtime")
+            ax.text(0.5, 0.5, f"no {what} records", ha="center", va="center", transform=ax.transAxes)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            continue
         ax.bar(
             range(len(methods)),
             np.nan_to_num(means),
@@ -177,7 +203,6 @@ def runtime_memory(table: pd.DataFrame, stem: str | os.PathLike, untrained: Iter
             if np.isnan(v):
                 ax.text(i, 0, "n/a", ha="center", va="bottom", fontsize=8)
         ax.set_xticks(range(len(methods)), [label(m, untrained) for m in methods], rotation=30, ha="right")
-        ax.set_title(title)
     fig.tight_layout()
     return save(fig, stem)
 
@@ -210,6 +235,54 @@ def postprocess_effect(
     return save(fig, stem)
 
 
+def overlay_views(shape: tuple[int, ...], n_xy: int = 3) -> list[tuple[str, int, int]]:
+    """The slices an overlay draws: `n_xy` XY slices spread through Z (quartiles) and the central XZ slice.
+
+    Each view is (name, axis, index) with axis 0 = XY at z=index, axis 1 = XZ at y=index.
+    """
+    nz, ny = shape[0], shape[1]
+    zs = sorted({min(nz - 1, int(round(nz * (k + 1) / (n_xy + 1)))) for k in range(n_xy)})
+    return [(f"XY, z={z}", 0, z) for z in zs] + [(f"XZ, y={ny // 2}", 1, ny // 2)]
+
+
+def _cut(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
+    """One slice of a (z, y, x) volume: XY (axis 0) or XZ (axis 1)."""
+    return np.asarray(volume[index] if axis == 0 else volume[:, index, :])
+
+
+def scale_bar_nm(width_px: int, pixel_nm: float) -> float:
+    """A round scale-bar length in nm of about a fifth of the image width."""
+    target = width_px * pixel_nm / 5
+    nice = [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10000]
+    return max([v for v in nice if v <= target] or [nice[0]])
+
+
+def _draw_scale_bar(ax: plt.Axes, width_px: int, height_px: int, pixel_nm: float) -> None:
+    """A white scale bar with its length in nm in the lower left corner of an image axis."""
+    length_nm = scale_bar_nm(width_px, pixel_nm)
+    length_px = length_nm / pixel_nm
+    x0, y0 = 0.05 * width_px, 0.92 * height_px
+    ax.plot([x0, x0 + length_px], [y0, y0], color="white", lw=3, solid_capstyle="butt")
+    ax.text(
+        x0 + length_px / 2,
+        y0 - 0.03 * height_px,
+        f"{length_nm:g} nm",
+        color="white",
+        ha="center",
+        va="bottom",
+        fontsize=7,
+    )
+
+
+def confusion_rgba(pred: np.ndarray, truth: np.ndarray, alpha: float = 0.7) -> np.ndarray:
+    """An RGBA overlay of one slice: true positives, false positives and false negatives in their colours."""
+    pred, truth = pred != 0, truth != 0
+    rgba = np.zeros((*pred.shape, 4), np.float32)
+    for name, where in (("TP", pred & truth), ("FP", pred & ~truth), ("FN", ~pred & truth)):
+        rgba[where] = matplotlib.colors.to_rgba(CONFUSION_COLOURS[name], alpha)
+    return rgba
+
+
 def slice_overlays(
     tomogram: np.ndarray,
     masks: dict[str, np.ndarray],
@@ -217,34 +290,46 @@ def slice_overlays(
     title: str,
     untrained: Iterable[str] = (),
     formats: Sequence[str] = ("png", "pdf"),
+    truth: np.ndarray | None = None,
+    voxel_size_nm: float | None = None,
 ) -> list[Path]:
-    """Central XY slice and central XZ slice of the tomogram with each mask overlaid, side by side."""
-    nz, ny, _ = tomogram.shape
-    views = [(f"XY, z={nz // 2}", lambda v: v[nz // 2]), (f"XZ, y={ny // 2}", lambda v: v[:, ny // 2, :])]
-    panels = [("tomogram", None)] + list(masks.items())
+    """Several XY slices through Z and the central XZ slice of the tomogram, each mask overlaid.
+
+    With ground truth, each method's mask is drawn as true positives, false positives and false
+    negatives; without, as a tint in the method's colour. A scale bar in nm when the voxel size is known.
+    """
+    nz, ny, nx = tomogram.shape
+    views = overlay_views(tomogram.shape)
+    panels: list[tuple[str, np.ndarray | None]] = [("tomogram", None)]
+    if truth is not None:
+        panels.append(("groundtruth", truth))
+    panels += list(masks.items())
+    xz_height = max(nz, ny // 4)
     fig, axes = plt.subplots(
-        2,
+        len(views),
         len(panels),
-        figsize=(2.6 * len(panels), 5.4),
+        figsize=(2.4 * len(panels), 2.4 * (len(views) - 1) + 2.4 * xz_height / ny + 0.9),
         squeeze=False,
-        gridspec_kw={"height_ratios": [ny, max(nz, ny // 4)]},
+        gridspec_kw={"height_ratios": [ny] * (len(views) - 1) + [xz_height]},
     )
     order = list(masks)
-    for col, (name, mask) in enumerate(panels):
-        for row, (vname, cut) in enumerate(views):
+    for row, (vname, axis, index) in enumerate(views):
+        img = _cut(tomogram, axis, index).astype(np.float32)
+        lo, hi = np.percentile(img, [1, 99])
+        truth_cut = _cut(truth, axis, index) if truth is not None else None
+        for col, (name, mask) in enumerate(panels):
             ax = axes[row, col]
-            img = cut(tomogram).astype(np.float32)
-            lo, hi = np.percentile(img, [1, 99])
-            ax.imshow(
-                img, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest", aspect="auto" if row else "equal"
-            )
+            aspect = "auto" if axis == 1 else "equal"
+            ax.imshow(img, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest", aspect=aspect)
             if mask is not None:
-                m = cut(mask) != 0
-                rgba = np.zeros((*m.shape, 4), np.float32)
-                rgba[m] = matplotlib.colors.to_rgba(
-                    colour(name, order) if name != "groundtruth" else "#F0E442", 0.6
-                )
-                ax.imshow(rgba, interpolation="nearest", aspect="auto" if row else "equal")
+                m = _cut(mask, axis, index) != 0
+                if truth_cut is not None and name != "groundtruth":
+                    rgba = confusion_rgba(m, truth_cut)
+                else:
+                    rgba = np.zeros((*m.shape, 4), np.float32)
+                    tint = colour(name, order) if name != "groundtruth" else "#F0E442"
+                    rgba[m] = matplotlib.colors.to_rgba(tint, 0.6)
+                ax.imshow(rgba, interpolation="nearest", aspect=aspect)
             ax.set_xticks([])
             ax.set_yticks([])
             if row == 0:
@@ -253,9 +338,79 @@ def slice_overlays(
                 )
             if col == 0:
                 ax.set_ylabel(vname)
-    fig.suptitle(title)
+                if voxel_size_nm:
+                    _draw_scale_bar(ax, nx, img.shape[0], voxel_size_nm)
+    handles = [matplotlib.patches.Patch(color=c, label=k) for k, c in CONFUSION_COLOURS.items()]
+    if truth is not None and masks:
+        fig.legend(handles=handles, loc="upper right", ncols=3, frameon=False, fontsize=9)
+    fig.suptitle(title if voxel_size_nm else f"{title} (voxel size unknown: no scale bar)")
     fig.tight_layout()
     return save(fig, stem, formats)
+
+
+def mask_statistics(masks: dict[str, np.ndarray], truth: np.ndarray | None = None) -> dict:
+    """Mask fraction of each mask (and the truth) and, with truth, each method's Dice per Z slice.
+
+    Reads one slice at a time (memory-mapped volumes). A slice where mask and truth are both empty has
+    no Dice (None).
+    """
+    nz = next(iter(masks.values())).shape[0] if masks else (truth.shape[0] if truth is not None else 0)
+    sums = {m: np.zeros(nz, np.int64) for m in masks}
+    tps = {m: np.zeros(nz, np.int64) for m in masks}
+    truth_sum = np.zeros(nz, np.int64)
+    voxels = 0
+    for z in range(nz):
+        t = np.asarray(truth[z]) != 0 if truth is not None else None
+        if t is not None:
+            truth_sum[z] = int(t.sum())
+        for m, vol in masks.items():
+            p = np.asarray(vol[z]) != 0
+            voxels = p.size * nz
+            sums[m][z] = int(p.sum())
+            if t is not None:
+                tps[m][z] = int((p & t).sum())
+    if truth is not None:
+        voxels = int(np.prod(truth.shape))
+    out: dict = {
+        "slices": nz,
+        "mask_fraction": {m: float(sums[m].sum()) / voxels if voxels else None for m in masks},
+    }
+    if truth is not None:
+        out["truth_fraction"] = float(truth_sum.sum()) / voxels
+        out["truth_per_slice"] = truth_sum.tolist()
+        out["dice_z"] = {
+            m: [
+                (2 * float(tp) / float(ps + ts)) if ps + ts else None
+                for tp, ps, ts in zip(tps[m], sums[m], truth_sum, strict=True)
+            ]
+            for m in masks
+        }
+    return out
+
+
+def dice_along_z(
+    stats: dict, stem: str | os.PathLike, title: str, untrained: Iterable[str] = ()
+) -> list[Path]:
+    """Dice of each method per Z slice (drift of slice-to-slice propagation shows as a trend along Z)."""
+    if "dice_z" not in stats:
+        return placeholder(f"{title}: no ground truth, so no Dice along Z", stem)
+    fig, ax = plt.subplots(figsize=(7.6, 3.4))
+    order = list(stats["dice_z"])
+    z = np.arange(stats["slices"])
+    for m, values in stats["dice_z"].items():
+        y = np.array([np.nan if v is None else v for v in values], float)
+        ax.plot(z, y, color=colour(m, order), lw=1.4, label=label(m, untrained))
+    empty = np.array(stats["truth_per_slice"]) == 0
+    if empty.any():  # slices without truth: Dice is only a false-positive count there
+        ax.fill_between(z, 0, 1, where=empty, color="#dddddd", step="mid", label="no truth in slice")
+    ax.set_xlabel("Z slice")
+    ax.set_ylabel("Dice")
+    ax.set_xlim(0, max(stats["slices"] - 1, 1))
+    ax.set_ylim(0, 1)
+    ax.set_title(f"{title}: Dice along Z")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, frameon=False)
+    fig.tight_layout()
+    return save(fig, stem)
 
 
 def placeholder(message: str, stem: str | os.PathLike) -> list[Path]:
@@ -274,14 +429,17 @@ def overlay_files(
     title: str | None = None,
     untrained: Iterable[str] = (),
     formats: Sequence[str] = ("png", "pdf"),
+    dice_z_stem: str | os.PathLike | None = None,
+    stats_json: str | os.PathLike | None = None,
 ) -> list[Path]:
-    """Slice overlays from files, reading only the slices drawn (memory-mapped volumes)."""
+    """Slice overlays from files (memory-mapped), and optionally the Dice-along-Z plot and mask statistics."""
     import contextlib
 
-    from tomoseg.core.io import InputError, open_volume
+    from tomoseg.core.io import InputError, open_volume, write_json
 
+    title = title or Path(tomogram).parent.name
     with contextlib.ExitStack() as stack:
-        tomo, _ = stack.enter_context(open_volume(tomogram))
+        tomo, voxel_size = stack.enter_context(open_volume(tomogram))
         arrays = {}
         named = dict(masks)
         if truth is not None:
@@ -293,7 +451,92 @@ def overlay_files(
                     f"shape mismatch: {name} mask {path} has shape {data.shape}, tomogram {tomogram} has {tomo.shape}"
                 )
             arrays[name] = data
-        return slice_overlays(tomo, arrays, stem, title or Path(tomogram).parent.name, untrained, formats)
+        gt = arrays.pop("groundtruth", None)
+        pixel_nm = voxel_size[2] / 10 if voxel_size[2] > 0 else None  # MRC voxel size is in Angstrom
+        written = slice_overlays(
+            tomo, arrays, stem, title, untrained, formats, truth=gt, voxel_size_nm=pixel_nm
+        )
+        if dice_z_stem is not None or stats_json is not None:
+            stats = mask_statistics(arrays, gt)
+            stats.update({"tomo": title, "shape": list(tomo.shape), "voxel_size_zyx": list(voxel_size)})
+            if stats_json is not None:
+                write_json(stats_json, stats)
+                written.append(Path(stats_json))
+            if dice_z_stem is not None:
+                written += dice_along_z(stats, dice_z_stem, title, untrained)
+        return written
+
+
+EXPLORER_THRESHOLDS = np.round(np.arange(-4.0, 4.0001, 0.125), 6)
+"""Logit thresholds of the threshold explorer (multiples of 2^-15, so exact on the histogram's bin edges)."""
+
+
+def threshold_curves(
+    histograms: Iterable[tuple[str, ScoreHistogram]], thresholds: Sequence[float] = tuple(EXPLORER_THRESHOLDS)
+) -> dict[str, np.ndarray]:
+    """Per tomogram, Dice and mask fraction of "logit > t" for each t, from stored score histograms.
+
+    Returns arrays of shape (tomograms, thresholds): "dice" and "fraction" (the fraction of voxels marked).
+    """
+    dice, fraction = [], []
+    for _, hist in histograms:
+        pos, total = hist.n_pos, hist.n_pos + hist.n_neg
+        d, f = [], []
+        for t in thresholds:
+            tp, fp = hist.counts_above(float(t))
+            d.append(2 * tp / (tp + fp + pos) if tp + fp + pos else np.nan)
+            f.append((tp + fp) / total if total else np.nan)
+        dice.append(d)
+        fraction.append(f)
+    shape = (len(dice), len(thresholds))
+    return {
+        "dice": np.array(dice, float).reshape(shape),
+        "fraction": np.array(fraction, float).reshape(shape),
+    }
+
+
+def threshold_explorer(
+    curves: dict[str, dict[str, np.ndarray]],
+    stem: str | os.PathLike,
+    thresholds: Sequence[float] = tuple(EXPLORER_THRESHOLDS),
+    untrained: Iterable[str] = (),
+    defaults: dict[str, float] | None = None,
+) -> list[Path]:
+    """Mean Dice and mean mask fraction against the logit threshold per method (band: min-max over tomograms).
+
+    Lets a user choose a threshold from the stored histograms without re-running anything; the dotted
+    line marks each method's configured threshold where given.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(10.5, 3.8))
+    order = list(curves)
+    x = np.asarray(thresholds, float)
+    for m, c in curves.items():
+        for ax, key in zip(axes, ("dice", "fraction"), strict=True):
+            values = c[key]
+            if not len(values):
+                continue
+            ax.plot(x, np.nanmean(values, axis=0), color=colour(m, order), lw=1.6, label=label(m, untrained))
+            if len(values) > 1:
+                ax.fill_between(
+                    x,
+                    np.nanmin(values, axis=0),
+                    np.nanmax(values, axis=0),
+                    color=colour(m, order),
+                    alpha=0.15,
+                )
+            if defaults and m in defaults:
+                ax.axvline(defaults[m], color=colour(m, order), ls=":", lw=1)
+    axes[0].set_ylabel("Dice (mean over tomograms)")
+    axes[1].set_ylabel("fraction of voxels marked")
+    axes[1].set_yscale("log")
+    for ax in axes:
+        ax.set_xlabel("logit threshold (mask = logit > t)")
+        ax.set_xlim(x[0], x[-1])
+    axes[0].set_ylim(0, 1)
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.03, 1.0), borderaxespad=0.0, frameon=False)
+    fig.suptitle("Threshold explorer (from the stored score histograms)")
+    fig.tight_layout()
+    return save(fig, stem)
 
 
 # ---------------------------------------------------------------- the paper's figures from the summary tables
@@ -312,6 +555,7 @@ def build_figures(
         *_figure1c(results, out_dir, untrained),
         *_figure1d(results, out_dir, untrained),
         *_figure4(frames, out_dir, untrained),
+        *_threshold_explorer(results, frames, out_dir, untrained),
     ]
 
 
@@ -367,3 +611,18 @@ def _figure4(frames: dict[str, pd.DataFrame], out_dir: Path, untrained: list[str
     return postprocess_effect(
         frames["etsam"], frames["etsam_postprocessed"], list(METRICS), out_dir / "figure4", untrained
     )
+
+
+def _threshold_explorer(
+    results: Path, frames: dict[str, pd.DataFrame], out_dir: Path, untrained: list[str]
+) -> list[Path]:
+    """The threshold explorer of every scored method with score histograms."""
+    curves = {}
+    for m, frame in frames.items():
+        paths = [results / "metrics" / m / f"{t}.hist.npz" for t in frame.index]
+        found = [(p.stem, ScoreHistogram.load(p)) for p in paths if p.exists()]
+        if found:
+            curves[m] = threshold_curves(found)
+    if not curves:
+        return placeholder("no score histograms", out_dir / "threshold_explorer")
+    return threshold_explorer(curves, out_dir / "threshold_explorer", untrained=untrained)

@@ -1,8 +1,10 @@
-"""Tables: Table 1 (mean ± sd), per-tomogram tables, threshold/runtime tables, paper comparison; CSV + Markdown."""
+"""Tables: Table 1 (mean ± sd), per-tomogram tables, threshold/runtime tables, paper comparison; CSV + Markdown + HTML."""
 
 from __future__ import annotations
 
+import html
 import math
+import numbers
 import os
 from collections.abc import Iterable
 from importlib import resources
@@ -47,24 +49,31 @@ def table1(
     return pd.DataFrame(rows)
 
 
+def cell_text(value: object, column: str) -> str:
+    """A table cell as text: fixed decimals, p-values in significant digits, "NaN" for a missing value."""
+    if isinstance(value, float):
+        if column.endswith("_p") and not math.isnan(value):
+            return f"{value:.3g}"  # p-values: significant digits, not fixed decimals
+        return fmt(value)
+    return str(value)
+
+
 def to_markdown(df: pd.DataFrame, title: str | None = None, notes: Iterable[str] = ()) -> str:
     """A GitHub-flavoured Markdown table (no extra dependency), with an optional title and notes."""
     cells = df.astype(object).where(df.notna(), "NaN")
-
-    def cell(v: object, column: str) -> str:
-        if isinstance(v, float):
-            if column.endswith("_p") and not math.isnan(v):
-                return f"{v:.3g}"  # p-values: significant digits, not fixed decimals
-            return fmt(v)
-        return str(v).replace("|", "\\|")
-
     lines = []
     if title:
         lines += [f"### {title}", ""]
     lines.append("| " + " | ".join(str(c) for c in df.columns) + " |")
     lines.append("|" + "|".join("---" for _ in df.columns) + "|")
     for _, row in cells.iterrows():
-        lines.append("| " + " | ".join(cell(v, str(c)) for c, v in zip(df.columns, row, strict=True)) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                cell_text(v, str(c)).replace("|", "\\|") for c, v in zip(df.columns, row, strict=True)
+            )
+            + " |"
+        )
     notes = list(notes)
     if notes:
         lines.append("")
@@ -72,15 +81,98 @@ def to_markdown(df: pd.DataFrame, title: str | None = None, notes: Iterable[str]
     return "\n".join(lines) + "\n"
 
 
+HTML_STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 1.2em; color: #222; }
+h1 { font-size: 1.25em; }
+table.tomoseg { border-collapse: collapse; font-size: 0.9em; }
+table.tomoseg th, table.tomoseg td { border: 1px solid #ccc; padding: 0.3em 0.6em; }
+table.tomoseg th { background: #f0f0f0; cursor: pointer; position: sticky; top: 0; }
+table.tomoseg td.num { text-align: right; font-variant-numeric: tabular-nums; }
+table.tomoseg tbody tr:nth-child(even) { background: #fafafa; }
+.untrained { background: #fff3cd; border: 1px solid #e0c36a; padding: 0.5em 0.8em; margin: 0.6em 0; }
+ul.notes { font-size: 0.9em; color: #444; }
+img.figure { max-width: 100%; height: auto; border: 1px solid #ddd; }
+pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; font-size: 0.85em; }
+"""
+
+# Click a header to sort by that column (numbers numerically, "NaN" last); a second click reverses.
+HTML_SORT_SCRIPT = """
+document.querySelectorAll("table.tomoseg").forEach(function (table) {
+  table.querySelectorAll("th").forEach(function (th, col) {
+    th.title = "click to sort";
+    th.addEventListener("click", function () {
+      var body = table.tBodies[0], rows = Array.from(body.rows);
+      var asc = th.dataset.order !== "asc"; th.dataset.order = asc ? "asc" : "desc";
+      var key = function (r) { var t = r.cells[col].textContent.trim(); var x = parseFloat(t);
+        return isNaN(x) ? (t === "NaN" ? null : t) : x; };
+      rows.sort(function (a, b) { var x = key(a), y = key(b);
+        if (x === null) return 1; if (y === null) return -1;
+        var c = (typeof x === typeof y) ? (x < y ? -1 : x > y ? 1 : 0) : (typeof x === "number" ? -1 : 1);
+        return asc ? c : -c; });
+      rows.forEach(function (r) { body.appendChild(r); });
+    });
+  });
+});
+"""
+
+
+def html_page(title: str, body: str) -> str:
+    """A self-contained HTML page (inline style and the table-sorting script) around `body`."""
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{HTML_STYLE}</style></head>\n<body>\n{body}\n"
+        f"<script>{HTML_SORT_SCRIPT}</script>\n</body></html>\n"
+    )
+
+
+def to_html_table(df: pd.DataFrame, table_id: str | None = None) -> str:
+    """`df` as an HTML table (class "tomoseg", numbers right-aligned), cells formatted as in the Markdown."""
+    cells = df.astype(object).where(df.notna(), "NaN")
+    ident = f' id="{html.escape(table_id)}"' if table_id else ""
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    rows = []
+    for _, row in cells.iterrows():
+        tds = []
+        for c, v in zip(df.columns, row, strict=True):
+            numeric = isinstance(v, numbers.Number) and not isinstance(v, bool)
+            cls = ' class="num"' if numeric else ""
+            tds.append(f"<td{cls}>{html.escape(cell_text(v, str(c)))}</td>")
+        rows.append("<tr>" + "".join(tds) + "</tr>")
+    return (
+        f'<table class="tomoseg"{ident}><thead><tr>{head}</tr></thead>\n<tbody>\n'
+        + "\n".join(rows)
+        + "\n</tbody></table>"
+    )
+
+
+def notes_html(notes: Iterable[str]) -> str:
+    """Notes under a table as an HTML list, untrained notes highlighted."""
+    items = []
+    for n in notes:
+        cls = ' class="untrained"' if "untrained" in n else ""
+        items.append(f"<li{cls}>{html.escape(n)}</li>")
+    return f'<ul class="notes">{"".join(items)}</ul>' if items else ""
+
+
+def to_html(df: pd.DataFrame, title: str | None = None, notes: Iterable[str] = ()) -> str:
+    """A readable, sortable HTML page of `df` with its title and notes (what the report shows)."""
+    heading = f"<h1>{html.escape(title)}</h1>\n" if title else ""
+    body = f"{heading}{to_html_table(df, 'table')}\n{notes_html(notes)}\n<p>{len(df)} rows.</p>"
+    return html_page(title or "table", body)
+
+
 def write_table(
     df: pd.DataFrame, csv_path: str | os.PathLike, title: str | None = None, notes: Iterable[str] = ()
 ) -> None:
-    """Write `df` as CSV and as Markdown beside it (same stem, .md), atomically."""
+    """Write `df` as CSV, Markdown (.md) and readable HTML (.html) beside it (same stem), atomically."""
     csv_path = Path(csv_path)
+    notes = list(notes)
     with atomic_path(csv_path) as tmp:
         df.to_csv(tmp, index=False)
     with atomic_path(csv_path.with_suffix(".md")) as tmp:
         tmp.write_text(to_markdown(df, title, notes))
+    with atomic_path(csv_path.with_suffix(".html")) as tmp:
+        tmp.write_text(to_html(df, title or csv_path.stem, notes))
 
 
 def paper_comparison(ours: pd.DataFrame, paper_csv: str | os.PathLike | None = None) -> pd.DataFrame:

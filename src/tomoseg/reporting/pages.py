@@ -1,0 +1,172 @@
+"""A page per tomogram for the report: thumbnail overlays, mask fractions, metrics, runtime, provenance.
+
+The page is one self-contained HTML file (images inlined as data URIs) so that `snakemake --report`
+can embed it and a browser can open it on its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import logging
+import math
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tomoseg.core.io import atomic_path, read_json
+from tomoseg.core.methods import label
+from tomoseg.reporting.summary import runtime_records
+from tomoseg.reporting.tables import html_page, to_html_table
+
+log = logging.getLogger(__name__)
+
+METRIC_COLUMNS = ("dice", "iou", "precision", "recall", "auprc")
+
+
+def _image(path: str | os.PathLike | None, alt: str) -> str:
+    """An inline PNG (data URI), or a line saying why there is none."""
+    if path is None or not Path(path).exists():
+        return f"<p><em>{html.escape(alt)}: not drawn.</em></p>"
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f'<img class="figure" alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def metrics_frame(metrics: dict[str, str | os.PathLike], untrained: Iterable[str] = ()) -> pd.DataFrame:
+    """One row per method from its metrics JSON: status, Dice, IoU, precision, recall, AUPRC, best threshold."""
+    rows = []
+    for method, path in metrics.items():
+        rec = read_json(path)
+        row: dict[str, Any] = {"method": label(method, untrained), "status": rec.get("status", "ok")}
+        for key in METRIC_COLUMNS:
+            value = rec.get(key)
+            row[key] = float(value) if value is not None else math.nan
+        best = rec.get("best_threshold") or {}
+        row["best_threshold"] = best.get("threshold", math.nan)
+        if rec.get("status") == "failed":
+            row["status"] = f"failed: {rec.get('reason', '')}"
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["method", "status", *METRIC_COLUMNS, "best_threshold"])
+
+
+def tomogram_page(
+    tomo: str,
+    out: str | os.PathLike,
+    methods: Sequence[str],
+    stats_json: str | os.PathLike,
+    overlay_png: str | os.PathLike | None = None,
+    dice_z_png: str | os.PathLike | None = None,
+    metrics: dict[str, str | os.PathLike] | None = None,
+    provenance: dict[str, str | os.PathLike] | None = None,
+    untrained: Iterable[str] = (),
+    results: str | os.PathLike = "results",
+    benchmark_rules: dict[str, list[str]] | None = None,
+    run: dict[str, Any] | None = None,
+) -> Path:
+    """Write the HTML page of one tomogram: overlays, Dice along Z, mask fractions, metrics, runtime, provenance.
+
+    A method is marked untrained when its provenance or its metrics record says so, and "untrained status
+    unknown" when neither says either way.
+    """
+    untrained, unknown = _untrained_status(methods, untrained, provenance or {}, metrics or {})
+    stats = read_json(stats_json)
+    parts = [f"<h1>Tomogram {html.escape(tomo)}</h1>"]
+    shown = [m for m in methods if m in untrained]
+    if shown:
+        parts.append(
+            '<p class="untrained"><strong>Untrained weights:</strong> '
+            + html.escape(", ".join(shown))
+            + " came from random/test weights; their numbers say nothing about the methods.</p>"
+        )
+    if unknown:
+        parts.append(
+            '<p class="untrained">Untrained status unknown (no provenance record says): '
+            + html.escape(", ".join(unknown))
+            + ".</p>"
+        )
+    if run:
+        desc = ", ".join(f"{k} = {v}" for k, v in run.items() if v not in (None, "") and not _isnan(v))
+        parts.append(f"<p>Runs sheet: {html.escape(desc)}</p>")
+    vs = stats.get("voxel_size_zyx") or []
+    parts.append(
+        f"<p>Shape (z, y, x): {html.escape(str(tuple(stats.get('shape', []))))}; voxel size (Å, z y x): "
+        f"{html.escape(' '.join(f'{v:g}' for v in vs))}.</p>"
+    )
+    # metrics of every method
+    parts.append('<h2 id="metrics">Metrics</h2>')
+    if metrics:
+        parts.append(to_html_table(metrics_frame(metrics, untrained), "metrics"))
+        missing = [m for m in methods if m not in metrics]
+        if missing:
+            parts.append(f"<p>Not scored: {html.escape(', '.join(missing))} (see the failures table).</p>")
+    else:
+        parts.append("<p>No ground truth for this tomogram: not scored (overlays only).</p>")
+    # mask fraction
+    fractions = [
+        {"mask": label(m, untrained), "fraction of voxels": f}
+        for m, f in stats.get("mask_fraction", {}).items()
+    ]
+    if "truth_fraction" in stats:
+        fractions.insert(0, {"mask": "groundtruth", "fraction of voxels": stats["truth_fraction"]})
+    parts.append('<h2 id="fractions">Mask fraction</h2>')
+    parts.append(to_html_table(pd.DataFrame(fractions, columns=["mask", "fraction of voxels"]), "fractions"))
+    # images
+    parts.append('<h2 id="overlays">Slice overlays</h2>')
+    parts.append(
+        "<p>XY slices at the Z quartiles and the central XZ slice; with ground truth, each method's mask in "
+        "true positive (green), false positive (vermillion) and false negative (sky blue).</p>"
+    )
+    parts.append(_image(overlay_png, "slice overlays"))
+    parts.append('<h2 id="dice-z">Dice along Z</h2>')
+    parts.append(_image(dice_z_png, "Dice along Z"))
+    # runtime and memory from the benchmark records
+    parts.append('<h2 id="runtime">Runtime and memory</h2>')
+    rt = runtime_records(list(methods), [tomo], Path(results), benchmark_rules or {})
+    if len(rt):
+        rt["method"] = [label(m, untrained) for m in rt["method"]]
+        parts.append(to_html_table(rt.drop(columns=["tomo"]), "runtime"))
+    else:
+        parts.append("<p>No complete benchmark records for this tomogram.</p>")
+    # provenance
+    parts.append('<h2 id="provenance">Provenance</h2>')
+    for method, path in (provenance or {}).items():
+        p = Path(path)
+        body = html.escape(json.dumps(read_json(p), indent=2, default=str)) if p.exists() else "(no record)"
+        parts.append(
+            f"<details><summary>{html.escape(label(method, untrained))}: <code>{html.escape(str(p))}</code>"
+            f"</summary><pre>{body}</pre></details>"
+        )
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        tmp.write_text(html_page(f"tomogram {tomo}", "\n".join(parts)))
+    log.info("wrote the page of tomogram %s: %s", tomo, out)
+    return out
+
+
+def _untrained_status(
+    methods: Sequence[str],
+    untrained: Iterable[str],
+    provenance: dict[str, str | os.PathLike],
+    metrics: dict[str, str | os.PathLike],
+) -> tuple[list[str], list[str]]:
+    """(untrained, unknown) methods from the given list, the provenance records and the metrics records."""
+    marked = set(untrained)
+    known = set(marked)
+    for m in methods:
+        for path in (provenance.get(m), metrics.get(m)):
+            if path is not None and Path(path).exists():
+                flag = read_json(path).get("untrained")
+                if flag is not None:
+                    known.add(m)
+                    if flag:
+                        marked.add(m)
+    return [m for m in methods if m in marked], [m for m in methods if m not in known]
+
+
+def _isnan(value: object) -> bool:
+    """Whether a runs-sheet value is a float NaN (an empty cell)."""
+    return isinstance(value, float) and math.isnan(value)
