@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -15,6 +16,7 @@ import mrcfile
 import numpy as np
 
 from tomoseg.core.errors import InputError as InputError  # re-exported: every reader of files raises it
+from tomoseg.core.errors import OutputError
 
 log = logging.getLogger(__name__)
 
@@ -22,24 +24,70 @@ VoxelSize = tuple[float, float, float]
 """Voxel size in Angstrom, ordered (z, y, x) like the array axes."""
 
 
+# File-system errors of writing an output: the user can act on them (free space, another folder).
+WRITE_ERRNOS = frozenset(
+    {
+        errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR,
+        errno.EEXIST, errno.ENOTEMPTY, errno.ENAMETOOLONG, errno.EFBIG,
+    }
+)  # fmt: skip
+
+
+def write_error(path: str | os.PathLike, err: OSError, folder: bool = False) -> OutputError:
+    """The one-line error for an output that could not be written (disk full, read-only, a folder in the way)."""
+    reason = err.strerror or str(err)
+    if not folder and (err.errno in (errno.EISDIR, errno.ENOTEMPTY) or Path(path).is_dir()):
+        reason += "; a folder is in the way of this output file"
+    elif err.errno in (errno.ENOTDIR, errno.EEXIST) and not Path(path).parent.is_dir():
+        reason += "; a file is in the way of its folder"
+    return OutputError(path, reason)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary sibling of `path` and rename it into place only if the block succeeds."""
+    """Yield a temporary sibling of `path` and rename it into place only if the block succeeds.
+
+    A file-system error while writing (disk full, read-only, a folder in the way) becomes an OutputError
+    naming `path`; the temporary file is removed either way.
+    """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=suffix if suffix is not None else ".part", dir=target.parent
-    )
-    os.close(fd)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=suffix if suffix is not None else ".part", dir=target.parent
+        )
+        os.close(fd)
+    except OSError as err:
+        raise write_error(target, err) from None
     tmp = Path(tmp_name)
     try:
         yield tmp
         # mkstemp creates files 0600; give the output the permissions a plain open() would have.
         os.chmod(tmp, 0o666 & ~_current_umask())
         os.replace(tmp, target)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        if err.errno in WRITE_ERRNOS:
+            raise write_error(target, err) from None
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def require_writable_dir(path: str | os.PathLike) -> Path:
+    """Create the output folder `path` if needed and prove a file can be made in it, before any work starts."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(folder, "not a folder; an output folder is needed here")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".tomoseg-write-test-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise write_error(folder, err, folder=True) from None
+    return folder
 
 
 def _current_umask() -> int:

@@ -156,8 +156,11 @@ def checkpoint_spec(
     return default or ModelSpec(), False
 
 
-def load_checkpoint(model: torch.nn.Module, checkpoint: str | os.PathLike) -> None:
-    """Load `{'model': state_dict}` strictly; a missing, unreadable or mismatched file is an InputError naming it."""
+def read_checkpoint(model: torch.nn.Module, checkpoint: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The state_dict of `{'model': state_dict}` checked against `model` (keys, shapes), weights-only.
+
+    A missing, unreadable or mismatched file is an InputError naming it; `model` is left unchanged.
+    """
     path = Path(checkpoint)
     if not path.is_file():
         raise InputError(
@@ -175,7 +178,11 @@ def load_checkpoint(model: torch.nn.Module, checkpoint: str | os.PathLike) -> No
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
-    mismatched = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
+    mismatched = sorted(
+        k
+        for k in set(own) & set(state)
+        if not isinstance(state[k], torch.Tensor) or tuple(own[k].shape) != tuple(state[k].shape)
+    )
     if missing or unexpected or mismatched:
 
         def few(keys: list[str]) -> str:
@@ -186,7 +193,12 @@ def load_checkpoint(model: torch.nn.Module, checkpoint: str | os.PathLike) -> No
             f"{len(unexpected)} unexpected keys: {few(unexpected)}; {len(mismatched)} shape mismatches: "
             f"{few(mismatched)}). Pass the right --model-config or checkpoint"
         )
-    model.load_state_dict(state, strict=True)
+    return state
+
+
+def load_checkpoint(model: torch.nn.Module, checkpoint: str | os.PathLike) -> None:
+    """Load `{'model': state_dict}` strictly; a missing, unreadable or mismatched file is an InputError naming it."""
+    model.load_state_dict(read_checkpoint(model, checkpoint), strict=True)
 
 
 def load_model(
