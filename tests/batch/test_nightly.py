@@ -266,3 +266,24 @@ def test_failure_reason_names_the_newest_log_with_an_error(tmp_path):
         == "download_tomogram: ERROR tomoseg: FAILED: HTTP 404 for x"
     )
     assert nightly.failure_reason(tmp_path, "u", ["a", "b"], 1) == "snakemake exit 1; missing a, b"
+
+
+def test_report_labels_untrained_outputs(tmp_path):
+    """Issue 13: the README promises every output made from random weights is labelled untrained."""
+    from tomoseg.core.io import write_json, write_volume
+
+    mask = np.zeros((4, 8, 8), np.uint8)
+    for name, untrained in (("etsam", True), ("membrain", False)):
+        write_volume(tmp_path / f"results/{name}/t/mask.mrc", mask, 10.0)
+        write_json(tmp_path / f"results/{name}/t/provenance.json", {"untrained": untrained})
+    stats = nightly.run_statistics(tmp_path, "t", ["etsam", "membrain"], truth=False)
+    assert stats["untrained"] == "etsam"
+    row = {"tomo": "t", "dataset_id": 1, "run_id": 2, "name": "r", "status": "processed", **stats}
+    report = nightly.write_report(tmp_path / "night", "N", "2024-01-01", [row], 0, ["etsam", "membrain"])
+    text = report.read_text()
+    assert "**Untrained**: the outputs of etsam come from randomly initialised weights" in text
+    header, line = (tmp_path / "night" / "report.tsv").read_text().splitlines()
+    assert dict(zip(header.split("\t"), line.split("\t"), strict=True))["untrained"] == "etsam"
+    write_json(tmp_path / "results/etsam/t/provenance.json", {"untrained": False})
+    row.update(nightly.run_statistics(tmp_path, "t", ["etsam", "membrain"], truth=False))
+    assert "Untrained" not in nightly.write_report(tmp_path / "n2", "N", "x", [row], 0, ["etsam"]).read_text()

@@ -187,15 +187,17 @@ def run_night(
 
     Raises NightBusy, and changes nothing, when another night holds the lock.
     """
-    config = yaml.safe_load(config_path.read_text())
-    night_cfg = config.get("nightly") or {}
+    config, night_cfg = load_night_config(config_path, repo)
     state_dir = (workdir / night_cfg.get("state_dir", "nightly")).resolve()
     lock_fd = acquire_lock(state_dir / "nightly.lock")
     report: Path | None = None
+    bad_input: InputError | None = None
     try:
         status, report = _night(
             config, night_cfg, config_path, repo, workdir, state_dir, lock_fd, snakemake, lister
         )
+    except InputError as err:  # a setting the night cannot use: one line, exit status 2
+        bad_input, status = err, f"error: {err}"
     except Exception as err:  # a night that cannot even list or launch is a failed night
         log.exception("nightly run failed")
         status = f"error: {err}"
@@ -203,8 +205,43 @@ def run_night(
         os.close(lock_fd)
     if status != "ok":
         _on_failure(night_cfg.get("on_failure") or "", status, report, workdir)
+        if bad_input is not None:
+            raise bad_input
         return 1
     return 0
+
+
+def load_night_config(config_path: Path, repo: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The workflow config and its `nightly:` section, checked against the workflow's schema before any work.
+
+    A missing or unreadable file, YAML that is not a mapping, a missing `nightly:` section or a value of
+    the wrong type (e.g. a non-numeric `cap`) is an InputError naming the file and the key.
+    """
+    try:
+        config = yaml.safe_load(config_path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"{config_path}: config file not found (--configfile)") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"{config_path}: cannot read the config ({err})") from None
+    except yaml.YAMLError as err:
+        raise InputError(f"{config_path}: not valid YAML ({' '.join(str(err).split())})") from None
+    if not isinstance(config, dict):
+        raise InputError(f"{config_path}: expected a YAML mapping of settings, found {type(config).__name__}")
+    night_cfg = config.get("nightly")
+    if not isinstance(night_cfg, dict):
+        raise InputError(
+            f"{config_path}: no `nightly:` section (start_date, cap, ...); see docs/portal.md and config/config.yaml"
+        )
+    schema_file = repo / "workflow" / "schemas" / "config.schema.yaml"
+    if schema_file.exists():
+        import jsonschema
+
+        schema = yaml.safe_load(schema_file.read_text())["properties"]["nightly"]
+        error = next(iter(jsonschema.Draft202012Validator(schema).iter_errors(night_cfg)), None)
+        if error is not None:
+            where = ".".join(["nightly", *map(str, error.absolute_path)])
+            raise InputError(f"{config_path}: {where}: {error.message}")
+    return config, night_cfg
 
 
 def _on_failure(command: str, status: str, report: Path | None, workdir: Path) -> None:
@@ -497,6 +534,8 @@ def run_statistics(workdir: Path, tomo: str, methods: list[str], truth: bool) ->
         )
     if truth:
         stats["truth_fraction"] = _fraction(workdir / "results" / "data" / tomo / "groundtruth.mrc")
+    untrained = untrained_methods({m: workdir / method(m).provenance_path(tomo) for m in methods})
+    stats["untrained"] = ", ".join(untrained)
     for name in methods:
         stats[f"{name}_fraction"] = _fraction(workdir / method(name).mask_path(tomo))
         metric_file = workdir / metrics_path(name, tomo)
@@ -568,7 +607,7 @@ def write_report(
     ]
     for m in methods:
         columns += [f"{m}_fraction", f"{m}_dice", f"{m}_iou"]
-    columns += ["figure", "attempts", "reason"]
+    columns += ["untrained", "figure", "attempts", "reason"]
     with atomic_path(night_dir / "report.tsv") as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(
             handle, fieldnames=columns, delimiter="\t", lineterminator="\n", extrasaction="ignore"
@@ -596,6 +635,13 @@ def write_report(
         f"{len(done)} processed, {len(failed)} failed, {pending} still pending.",
         "",
     ]
+    untrained = sorted({m for r in done for m in str(r.get("untrained") or "").split(", ") if m})
+    if untrained:
+        lines += [
+            f"**Untrained**: the outputs of {', '.join(untrained)} come from randomly initialised weights "
+            "(demo/test checkpoints); their masks and metrics are meaningless (column `untrained`).",
+            "",
+        ]
     if done:
         lines += [
             "## Processed",

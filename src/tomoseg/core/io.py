@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -143,9 +144,18 @@ def _open_checked(path: Path, mode: str = "r") -> mrcfile.mrcfile.MrcFile:
         # Pre-2014 writers (TARDIS among them) omit the stamp; the header and size checks below still apply.
         log.debug("%s: no 'MAP ' identifier at byte 208 (old-style MRC header)", path)
     try:
-        mrc = mrcfile.mmap(path, mode=mode, permissive=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # permissive mode warns about what the checks below report
+            mrc = mrcfile.mmap(path, mode=mode, permissive=True)
     except Exception as err:  # mrcfile raises ValueError/TypeError/OSError for corrupt headers
         raise InputError(f"{path}: not a readable MRC file ({err})") from None
+    mrc_mode = int(mrc.header.mode)
+    if mrc_mode in COMPLEX_MODES:
+        mrc.close()
+        raise InputError(
+            f"{path}: complex-valued data ({COMPLEX_MODES[mrc_mode]}, MRC mode {mrc_mode}); tomoseg reads "
+            "real-valued volumes: take the real part or the amplitude first"
+        )
     if mrc.data is None:
         expected = _expected_bytes(mrc)
         mrc.close()
@@ -153,7 +163,32 @@ def _open_checked(path: Path, mode: str = "r") -> mrcfile.mrcfile.MrcFile:
         raise InputError(
             f"{path}: truncated or corrupt MRC file (header promises {expected} bytes, file has {actual})"
         )
+    _warn_about_header(mrc, path)
     return mrc
+
+
+COMPLEX_MODES = {3: "complex int16", 4: "complex float32"}
+_warned: set[tuple[str, str]] = set()
+
+
+def _warn_about_header(mrc: mrcfile.mrcfile.MrcFile, path: Path) -> None:
+    """Warn (once per file and problem) about headers that read but may not mean what the user thinks."""
+    problems = []
+    if any(float(v) <= 0 for v in _voxel_size_of(mrc)):
+        problems.append(
+            ("voxel", f"no voxel size in the header ({_voxel_size_of(mrc)} A, z y x); tools that need one "
+             "(TARDIS) must be told it, and outputs inherit 0")
+        )  # fmt: skip
+    header = mrc.header
+    if mrc.is_image_stack() and int(header.nz) > 1 and int(header.mz) != int(header.nz):
+        problems.append(
+            ("stack", f"the header says an image stack (ISPG 0, {int(header.nz)} images, e.g. a tilt series), "
+             "not a volume; it is read as a volume of that many slices")
+        )  # fmt: skip
+    for kind, text in problems:
+        if (str(path), kind) not in _warned:
+            _warned.add((str(path), kind))
+            log.warning("%s: %s", path, text)
 
 
 def _expected_bytes(mrc: mrcfile.mrcfile.MrcFile) -> str:
@@ -208,18 +243,26 @@ def read_mask(path: str | os.PathLike) -> tuple[np.ndarray, VoxelSize]:
         mask = np.empty(data.shape, np.uint8)
         is_foreground = np.not_equal if data.dtype == np.int8 else np.greater
         for z in range(0, data.shape[0], 32):
+            if np.issubdtype(data.dtype, np.floating):
+                check_finite_volume(data[z : z + 32], path, first_slice=z)
             is_foreground(data[z : z + 32], 0, out=mask[z : z + 32].view(bool))
     return mask, voxel_size
 
 
-def check_finite_volume(array: np.ndarray, path: str | os.PathLike, chunk: int = 16) -> None:
-    """Raise InputError naming the file if any voxel is NaN or infinite (checked Z-chunk by Z-chunk)."""
+def check_finite_volume(
+    array: np.ndarray, path: str | os.PathLike, chunk: int = 16, first_slice: int = 0
+) -> None:
+    """Raise InputError naming the file if any voxel is NaN or infinite (checked Z-chunk by Z-chunk).
+
+    `first_slice` is the Z index of `array[0]` in the file, when `array` is a slab of it.
+    """
     for z in range(0, array.shape[0], chunk):
         block = array[z : z + chunk]
         if not np.isfinite(block).all():
             bad = int(np.count_nonzero(~np.isfinite(block)))
+            start = first_slice + z
             raise InputError(
-                f"{path}: non-finite values (NaN or inf) in slices {z}..{z + len(block) - 1}, {bad} voxels"
+                f"{path}: non-finite values (NaN or inf) in slices {start}..{start + len(block) - 1}, {bad} voxels"
             )
 
 
