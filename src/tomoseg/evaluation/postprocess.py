@@ -52,7 +52,9 @@ def component_z_spans(labels: np.ndarray, count: int) -> np.ndarray:
 def check_min_slices(min_slices: int) -> None:
     """A component spans at least one slice, so a minimum below 1 is a mistake (InputError)."""
     if isinstance(min_slices, bool) or not isinstance(min_slices, int | np.integer) or min_slices < 1:
-        raise InputError(f"min_slices must be a whole number >= 1 (a component spans at least 1 slice), got {min_slices!r}")
+        raise InputError(
+            f"min_slices must be a whole number >= 1 (a component spans at least 1 slice), got {min_slices!r}"
+        )
 
 
 def filter_components(mask: np.ndarray, min_slices: int) -> np.ndarray:
