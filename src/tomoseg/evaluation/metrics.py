@@ -264,7 +264,8 @@ def _nonzero(block: np.ndarray, path: Path, z: int) -> np.ndarray:
     block = np.asarray(block)
     if np.issubdtype(block.dtype, np.floating):
         check_finite_volume(block, path, first_slice=z)
-    return block != 0
+    nonzero: np.ndarray = block != 0
+    return nonzero
 
 
 def _max_of(data: np.ndarray, chunk: int) -> float:
