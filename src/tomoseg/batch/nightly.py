@@ -13,15 +13,19 @@ One night = `tomoseg nightly --configfile CONFIG`:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as _dt
 import fcntl
 import json
 import logging
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +34,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from tomoseg.core.children import start_child, stop_group
 from tomoseg.core.errors import BusyError
 from tomoseg.core.io import InputError, atomic_path, read_json, write_json
 from tomoseg.core.layout import RUNS_COLUMNS, data_path, log_path, metrics_path
@@ -159,21 +164,80 @@ def _now() -> _dt.datetime:
 # ---------------------------------------------------------------- the night
 
 
+LOCK_CLEANUP_S = 120.0
+"""How long a night waits for a dead night's Snakemake (told to stop) to release the lock."""
+
+
 def acquire_lock(path: Path) -> int:
-    """Take the nightly lock (non-blocking) and return its fd; NightBusy names the holder otherwise."""
+    """Take the nightly lock (non-blocking) and return its fd; NightBusy names the holder otherwise.
+
+    A lock held although the night that took it is dead (its Snakemake outlived it, e.g. after `kill -9`
+    of the night alone) is cleaned up: that Snakemake is told to stop (SIGTERM: it ends its jobs and
+    exits) and the lock is awaited for up to LOCK_CLEANUP_S; only a live night makes this one busy.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    if not _try_lock(fd):
+        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown process"
+        if not (_holder_dead(holder) and _clean_up_after(holder, fd, path)):
+            os.close(fd)
+            raise NightBusy(
+                f"another nightly run is in progress ({holder}; lock {path}); nothing was changed"
+            ) from None
+    _write_holder(fd, f"pid {os.getpid()} since {_now().isoformat()}")
+    return fd
+
+
+def _try_lock(fd: int) -> bool:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown process"
-        os.close(fd)
-        raise NightBusy(
-            f"another nightly run is in progress ({holder}; lock {path}); nothing was changed"
-        ) from None
+        return False
+    return True
+
+
+def _write_holder(fd: int, text: str) -> None:
+    """Record who holds the lock (read by the next night when it finds the lock taken)."""
     os.ftruncate(fd, 0)
-    os.pwrite(fd, f"pid {os.getpid()} since {_now().isoformat()}\n".encode(), 0)
-    return fd
+    os.pwrite(fd, f"{text}\n".encode(), 0)
+
+
+def _holder_dead(holder: str) -> bool:
+    """Whether the night named in the lock file ('pid N ...') no longer runs."""
+    match = re.match(r"pid (\d+)", holder)
+    if not match:
+        return False
+    try:
+        os.kill(int(match.group(1)), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _clean_up_after(holder: str, fd: int, path: Path) -> bool:
+    """Stop a dead night's Snakemake (recorded as 'snakemake pgid N') and wait for its lock; True once ours."""
+    match = re.search(r"snakemake pgid (\d+)", holder)
+    log.warning("lock %s is held, but the night that took it is gone (%s); cleaning up", path, holder)
+    if match and _is_snakemake(int(match.group(1))):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(int(match.group(1)), signal.SIGTERM)
+    deadline = time.monotonic() + LOCK_CLEANUP_S
+    while time.monotonic() < deadline:
+        if _try_lock(fd):
+            log.info("lock %s released by the dead night's processes", path)
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def _is_snakemake(pid: int) -> bool:
+    """The process `pid` runs Snakemake (guards the group signal against a reused process id)."""
+    try:
+        return b"snakemake" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def run_night(
@@ -394,6 +458,10 @@ def write_runs_sheet(sheet: Path, runs: list[tuple[str, dict[str, Any]]]) -> Pat
     return sheet
 
 
+SNAKEMAKE_GRACE_S = 60.0
+"""How long an interrupted night lets Snakemake end its jobs before killing its process group."""
+
+
 def _run_snakemake(
     night_cfg: dict[str, Any],
     config_path: Path,
@@ -435,9 +503,18 @@ def _run_snakemake(
     log.info("running: %s", " ".join(cmd))
     snake_log = batch.night_dir / "snakemake.log"
     with open(snake_log, "w") as out:
-        code = subprocess.run(
-            cmd, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, pass_fds=(lock_fd,)
-        ).returncode
+        # Its own process group, stopped (SIGTERM: it ends its jobs) when this night dies, even by kill -9;
+        # it holds the lock too, and the lock file names its group for a later night's clean-up.
+        proc = start_child(
+            cmd, signal.SIGTERM, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, pass_fds=(lock_fd,)
+        )
+        holder = os.pread(lock_fd, 200, 0).decode(errors="replace").strip()
+        _write_holder(lock_fd, f"{holder.splitlines()[0] if holder else ''}; snakemake pgid {proc.pid}")
+        try:
+            code = proc.wait()
+        except BaseException:
+            stop_group(proc, grace_s=SNAKEMAKE_GRACE_S)
+            raise
     log.info("snakemake exited with %d", code)
     text = snake_log.read_text(errors="replace")
     if code != 0 and "Error in rule" not in text:

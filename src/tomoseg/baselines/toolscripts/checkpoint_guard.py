@@ -12,6 +12,7 @@ that way. Imported by the other driver scripts from this folder (it is on their 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import importlib
 import os
 import runpy
@@ -25,6 +26,23 @@ LOADING = {
     "trusted": "the tool's own torch.load (published digest or the site's allow_unverified_checkpoint)",
 }
 """How the tool process loads the checkpoint, by --checkpoint-trust; recorded in provenance."""
+
+
+def die_with_parent() -> Any:
+    """A `preexec_fn`: the tool gets SIGKILL when this driver exits (Linux), so no tool outlives a killed job."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+    except (OSError, AttributeError):
+        prctl = None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        if (
+            prctl is not None and prctl(1, 9, 0, 0, 0) == 0 and os.getppid() != parent
+        ):  # PR_SET_PDEATHSIG, SIGKILL
+            os.kill(os.getpid(), 9)
+
+    return preexec
 
 
 def allowed_classes(names: list[str]) -> list[Any]:

@@ -21,7 +21,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from checkpoint_guard import LOADING, guarded_command, inspect_checkpoint, weights_only_everywhere
+from checkpoint_guard import (
+    LOADING,
+    die_with_parent,
+    guarded_command,
+    inspect_checkpoint,
+    weights_only_everywhere,
+)
 
 
 def probe() -> dict:
@@ -144,7 +150,7 @@ def run(args: argparse.Namespace) -> dict:
     sys.stdout.write("tomoseg: running " + " ".join(command) + "\n")
     sys.stdout.flush()
     launch = command if trusted else guarded_command(command[0], tool_args, args.allow_class)
-    record["returncode"] = subprocess.run(launch, check=False).returncode
+    record["returncode"] = subprocess.run(launch, check=False, preexec_fn=die_with_parent()).returncode
     stem = Path(args.input).name.rsplit(".", 1)[0]
     scores = out / f"{stem}_scores.mrc"
     if scores.exists():

@@ -21,7 +21,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from checkpoint_guard import LOADING, guarded_command, inspect_checkpoint, weights_only_everywhere
+from checkpoint_guard import (
+    LOADING,
+    die_with_parent,
+    guarded_command,
+    inspect_checkpoint,
+    weights_only_everywhere,
+)
 
 
 def _device(requested: str) -> tuple[str, str, str | None]:
@@ -88,7 +94,7 @@ def run(args: argparse.Namespace) -> dict:
     sys.stdout.write("tomoseg: running " + " ".join(command) + "\n")
     sys.stdout.flush()
     launch = command if trusted else guarded_command(command[0], tool_args, args.allow_class)
-    returncode = subprocess.run(launch, cwd=src.parent, check=False).returncode
+    returncode = subprocess.run(launch, cwd=src.parent, check=False, preexec_fn=die_with_parent()).returncode
     stem = src.name.rsplit(".", 1)[0]
     outputs: dict[str, str] = {}
     tif = _find(src.parent, f"{stem}_CNN.tif")
