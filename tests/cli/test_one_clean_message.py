@@ -138,7 +138,7 @@ def test_zero_voxel_size_and_image_stack_headers_are_warned_about(capsys, files,
         m.voxel_size = 0.0
     code, _ = run(capsys, "normalize", files / "stack.mrc", "--out", files / "n.mrc")
     assert code == 0
-    assert "stack.mrc: no voxel size in the header" in caplog.text
+    assert "stack.mrc: no usable voxel size in the header" in caplog.text
     assert "stack.mrc: the header says an image stack (ISPG 0, 6 images" in caplog.text
 
 

@@ -174,10 +174,10 @@ _warned: set[tuple[str, str]] = set()
 def _warn_about_header(mrc: mrcfile.mrcfile.MrcFile, path: Path) -> None:
     """Warn (once per file and problem) about headers that read but may not mean what the user thinks."""
     problems = []
-    if any(float(v) <= 0 for v in _voxel_size_of(mrc)):
+    if not all(0 < float(v) < float("inf") for v in _voxel_size_of(mrc)):
         problems.append(
-            ("voxel", f"no voxel size in the header ({_voxel_size_of(mrc)} A, z y x); tools that need one "
-             "(TARDIS) must be told it, and outputs inherit 0")
+            ("voxel", f"no usable voxel size in the header ({_voxel_size_of(mrc)} A, z y x, must be > 0); "
+             "tools that need one (TARDIS) must be told it, and outputs inherit it")
         )  # fmt: skip
     header = mrc.header
     if mrc.is_image_stack() and int(header.nz) > 1 and int(header.mz) != int(header.nz):
