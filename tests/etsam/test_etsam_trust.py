@@ -265,3 +265,16 @@ def test_reused_out_keeps_no_stale_logits(tmp_path, capsys, checkpoints, caplog)
     assert _segment(capsys, tomo, out, *checkpoints)[0] == 0
     assert sorted(p.name for p in out.iterdir()) == ["mask.mrc", "provenance.json"]
     assert "left by an earlier run" in caplog.text
+
+
+def test_too_little_disk_space_fails_before_etsam_runs(
+    tmp_path, capsys, checkpoints, monkeypatch, no_compute
+):
+    import collections
+    import shutil
+
+    tomo, out = _tomogram(tmp_path / "t.mrc"), tmp_path / "out"
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 1000, 1000))
+    code, err = _segment(capsys, tomo, out, *checkpoints, "--store-logits")
+    assert code == 2 and f"{out}: cannot write here (the outputs need about 1.1 MB, only 0.0 MB free" in err

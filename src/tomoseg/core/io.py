@@ -7,6 +7,7 @@ import errno
 import json
 import logging
 import os
+import shutil
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -74,6 +75,19 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def require_space(path: str | os.PathLike, needed_bytes: int, what: str = "the outputs") -> None:
+    """Refuse to start when the file system holding the folder `path` has less free space than `needed_bytes`."""
+    free = shutil.disk_usage(path).free
+    if free < needed_bytes:
+        raise OutputError(
+            path, f"{what} need about {_size(needed_bytes)}, only {_size(free)} free on its file system"
+        )
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
 
 
 def require_writable_dir(path: str | os.PathLike) -> Path:

@@ -17,7 +17,9 @@ import torch
 from tomoseg.core.errors import OutputError
 from tomoseg.core.io import (
     InputError,
+    read_header,
     read_volume,
+    require_space,
     require_writable_dir,
     sha256sum,
     write_error,
@@ -468,6 +470,10 @@ def run_segment(
         opts.spec_for(checkpoint)  # a bad sidecar fails here
         if not Path(checkpoint).is_file():
             load_checkpoint(torch.nn.Module(), checkpoint)  # the "not found, get it here" message
+    shape, _, _ = read_header(tomogram)
+    voxels = int(np.prod(shape))
+    # mask (1 byte a voxel), logits (float32, two of them when stored), and 1 MB for provenance and slack
+    require_space(out_dir, voxels * (1 + (8 if store_logits else 0)) + (1 << 20))
     volume, voxel = read_volume(tomogram, dtype=np.float32)
     check_volume(volume, str(tomogram))
     if normalized:
