@@ -266,3 +266,109 @@ def test_failure_reason_names_the_newest_log_with_an_error(tmp_path):
         == "download_tomogram: ERROR tomoseg: FAILED: HTTP 404 for x"
     )
     assert nightly.failure_reason(tmp_path, "u", ["a", "b"], 1) == "snakemake exit 1; missing a, b"
+
+
+def test_report_labels_untrained_outputs(tmp_path):
+    """Issue 13: the README promises every output made from random weights is labelled untrained."""
+    from tomoseg.core.io import write_json, write_volume
+
+    mask = np.zeros((4, 8, 8), np.uint8)
+    for name, untrained in (("etsam", True), ("membrain", False)):
+        write_volume(tmp_path / f"results/{name}/t/mask.mrc", mask, 10.0)
+        write_json(tmp_path / f"results/{name}/t/provenance.json", {"untrained": untrained})
+    stats = nightly.run_statistics(tmp_path, "t", ["etsam", "membrain"], truth=False)
+    assert stats["untrained"] == "etsam"
+    row = {"tomo": "t", "dataset_id": 1, "run_id": 2, "name": "r", "status": "processed", **stats}
+    report = nightly.write_report(tmp_path / "night", "N", "2024-01-01", [row], 0, ["etsam", "membrain"])
+    text = report.read_text()
+    assert "**Untrained**: the outputs of etsam come from randomly initialised weights" in text
+    header, line = (tmp_path / "night" / "report.tsv").read_text().splitlines()
+    assert dict(zip(header.split("\t"), line.split("\t"), strict=True))["untrained"] == "etsam"
+    write_json(tmp_path / "results/etsam/t/provenance.json", {"untrained": False})
+    row.update(nightly.run_statistics(tmp_path, "t", ["etsam", "membrain"], truth=False))
+    assert "Untrained" not in nightly.write_report(tmp_path / "n2", "N", "x", [row], 0, ["etsam"]).read_text()
+
+
+def test_kill_9_of_the_night_alone_does_not_block_the_next_night(portal, tmp_path):
+    """Issue 13: the night's own process killed, its Snakemake stops with it and the next night runs."""
+    info = add_run(portal, 10000, 245, "TS_026", shape=(32, 64, 64), date="2024-02-01T00:00:00")
+    name = info["url"].split("/files/")[1]
+    portal.slow_s = 60.0
+    portal.faults[name] = ["slow"]
+    work = _workdir(tmp_path, portal, on_failure="")
+    config = yaml.safe_load((work / "config" / "nightly.yaml").read_text())
+    config["download"]["timeout_s"] = 120.0
+    (work / "config" / "nightly.yaml").write_text(yaml.safe_dump(config))
+
+    first = _night(work, wait=False)
+    part = work / "results" / "data" / "cdp-10000-245" / ".tomogram.mrc.part"
+    deadline = time.time() + 120
+    while not (part.exists() and part.stat().st_size > 0):
+        assert first.poll() is None, first.stdout.read()
+        assert time.time() < deadline, "the first night never started its download"
+        time.sleep(0.2)
+    lock_text = (work / "nightly" / "nightly.lock").read_text()
+    assert "snakemake pgid" in lock_text
+    snakemake_pid = int(lock_text.rsplit("snakemake pgid", 1)[1].split()[0])
+    os.kill(first.pid, signal.SIGKILL)  # the night's main process only, not its process group
+    first.wait(timeout=30)
+
+    config["download"]["timeout_s"] = 5.0
+    (work / "config" / "nightly.yaml").write_text(yaml.safe_dump(config))
+    second = _night(work)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert list(_state(work)["processed"]) == ["10000/TS_026"]
+    try:
+        os.kill(snakemake_pid, 0)
+        state = Path(f"/proc/{snakemake_pid}/stat").read_text().rsplit(") ", 1)[1][0]
+        assert state == "Z", "the dead night's Snakemake is still running"
+    except ProcessLookupError:
+        pass
+
+
+def test_lock_held_by_a_dead_nights_snakemake_is_cleaned_up(tmp_path, monkeypatch):
+    lock = tmp_path / "nightly.lock"
+    lock.touch()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR); "
+            "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(300)",
+            str(lock),
+            "snakemake",  # what /proc/<pid>/cmdline of the dead night's Snakemake says
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock.write_text(f"pid {dead.pid} since 2025-01-01T00:00:00+00:00; snakemake pgid {holder.pid}\n")
+    monkeypatch.setattr(nightly, "LOCK_CLEANUP_S", 20.0)
+    try:
+        fd = nightly.acquire_lock(lock)
+        os.close(fd)
+        assert holder.wait(timeout=10) == -signal.SIGTERM
+        assert lock.read_text().startswith(f"pid {os.getpid()} since")
+        # A live holder is another night in progress: busy, nothing touched.
+        live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        blocker = subprocess.Popen(
+            [sys.executable, "-c", "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR); "
+             "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(30)", str(lock)],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert blocker.stdout.readline().strip() == "locked"
+        lock.write_text(f"pid {live.pid} since now\n")
+        try:
+            nightly.acquire_lock(lock)
+            raise AssertionError("a live night's lock was taken")
+        except nightly.NightBusy as err:
+            assert f"pid {live.pid}" in str(err)
+        finally:
+            live.kill()
+            blocker.kill()
+    finally:
+        if holder.poll() is None:
+            holder.kill()

@@ -45,3 +45,19 @@ def test_local_tomogram_and_truth_are_imported_and_normalized(local_workdir):
     assert not (data / "broken" / "tomogram.mrc").exists()
     log = (workdir / "results" / "logs" / "import_local_tomogram" / "broken.log").read_text()
     assert "broken.mrc: not an MRC file (looks like an HTML/XML page" in log
+
+
+def test_mismatched_local_truth_stops_the_tomogram_before_any_compute(tmp_path):
+    """Issue 13: ETSAM ran on a tomogram whose local ground truth had another shape; now its import fails."""
+    write_volume(tmp_path / "tomo.mrc", np.zeros((6, 24, 20), np.float32) + 1, 7.0)
+    write_volume(tmp_path / "truth.mrc", np.zeros((6, 20, 24), np.uint8), 7.0)
+    workdir = make_workdir(tmp_path, methods=[])
+    (workdir / "config" / "runs_local.tsv").write_text(
+        HEADER + f"pair\tlocal\t\t\t\t{tmp_path / 'tomo.mrc'}\t{tmp_path / 'truth.mrc'}\tlocal\ttest\n"
+    )
+    proc = run_snakemake(workdir, "--cores", "1", "--config", "runs=config/runs_local.tsv", check=False)
+    assert proc.returncode != 0
+    data = workdir / "results" / "data" / "pair"
+    assert not (data / "tomogram.mrc").exists() and not (data / "normalized.mrc").exists()
+    log = (workdir / "results" / "logs" / "import_local_tomogram" / "pair.log").read_text()
+    assert "truth.mrc: ground truth shape (6, 20, 24) differs from its tomogram" in log

@@ -1,3 +1,4 @@
+import csv
 import os
 import re
 from pathlib import Path
@@ -24,9 +25,75 @@ except WorkflowError as err:
         err,
     )
 
-runs = pd.read_csv(
-    config["runs"], sep="\t", dtype=str, keep_default_na=False, comment="#"
-)
+if config["etsam"]["checkpoints"] == "paths":
+    _unset = [
+        f"etsam.{key}"
+        for key in ("stage1_checkpoint", "stage2_checkpoint")
+        if not config["etsam"].get(key)
+    ]
+    if _unset:
+        raise WorkflowError(
+            f"invalid configuration: etsam.checkpoints is 'paths' but {' and '.join(_unset)} "
+            f"{'are' if len(_unset) > 1 else 'is'} not set; give both checkpoint paths, or use checkpoints: zenodo (the published "
+            "weights) or test (tiny untrained ones)"
+        )
+
+RUNS_COLUMNS = layout.RUNS_COLUMNS
+
+
+def _overlong_row(sheet):
+    """(line number, fields) of the first row with more non-empty fields than the header, or None."""
+    with open(sheet, newline="", encoding="utf-8") as handle:
+        lines = enumerate(csv.reader(handle, delimiter="\t"), start=1)
+        rows = [(n, r) for n, r in lines if r and not r[0].startswith("#")]
+    width = len(rows[0][1]) if rows else 0
+    for number, row in rows[1:]:
+        if any(field.strip() for field in row[width:]):
+            return number, len(row), width
+    return None
+
+
+def read_runs_sheet(sheet):
+    """The runs sheet as strings; a sheet that is unreadable, ragged, empty or has unknown columns is refused naming it."""
+    try:
+        overlong = _overlong_row(sheet)
+        table = pd.read_csv(
+            sheet,
+            sep="\t",
+            dtype=str,
+            keep_default_na=False,
+            comment="#",
+            index_col=False,
+        )
+    except FileNotFoundError:
+        raise WorkflowError(f"{sheet}: runs sheet not found (config key `runs`)")
+    except pd.errors.EmptyDataError:
+        table = pd.DataFrame(columns=list(RUNS_COLUMNS))
+    except (pd.errors.ParserError, UnicodeDecodeError, csv.Error) as err:
+        raise WorkflowError(
+            f"{sheet}: not a readable runs sheet (tab-separated text, a header line, then one "
+            f"row per tomogram): {err}"
+        )
+    if overlong:
+        raise WorkflowError(
+            f"{sheet}: not a readable runs sheet: line {overlong[0]} has {overlong[1]} fields "
+            f"but the header {overlong[2]} (a stray tab, or a column without a header?)"
+        )
+    unknown = [c for c in table.columns if c not in RUNS_COLUMNS]
+    missing = [c for c in RUNS_COLUMNS if c not in table.columns]
+    if unknown or missing:
+        raise WorkflowError(
+            f"{sheet}: the runs sheet has the columns {list(RUNS_COLUMNS)}, tab-separated, in any "
+            f"order; unknown: {unknown}, missing: {missing} (config/README.md)"
+        )
+    if table.empty:
+        raise WorkflowError(
+            f"{sheet}: the runs sheet has no rows; add one row per tomogram (config/README.md)"
+        )
+    return table
+
+
+runs = read_runs_sheet(config["runs"])
 try:
     validate(runs, schema="../schemas/runs.schema.yaml")
 except WorkflowError as err:
@@ -118,6 +185,12 @@ def checkpoint_input(tool):
     if options["make_untrained_checkpoint"] or Path(options["checkpoint"]).exists():
         return {"checkpoint": options["checkpoint"]}
     return {}
+
+
+def local_truth_path(tomo):
+    """The local ground truth of `tomo` ('' when its truth is not a local file)."""
+    row = runs.loc[tomo]
+    return row["truth_path"] if row["truth"] == "local" else ""
 
 
 def portal_row(wildcards):

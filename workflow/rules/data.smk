@@ -30,6 +30,9 @@ rule import_local_tomogram:
         tomo=key_pattern(tomos(source="local")),
     conda:
         "../envs/tomoseg.yaml"
+    params:
+        # its ground truth's shape is checked here, before any job segments the tomogram
+        counterpart=lambda wc: local_truth_path(wc.tomo),
     script:
         "../scripts/import_local.py"
 
@@ -49,5 +52,6 @@ rule import_local_truth:
         "../envs/tomoseg.yaml"
     params:
         binarize=True,
+        counterpart=lambda wc: runs.loc[wc.tomo, "path"],
     script:
         "../scripts/import_local.py"

@@ -8,4 +8,5 @@ import_local(
     Path(snakemake.input[0]),
     Path(snakemake.output[0]),
     binarize=snakemake.params.get("binarize", False),
+    counterpart=Path(snakemake.params.counterpart) if snakemake.params.get("counterpart") else None,
 )

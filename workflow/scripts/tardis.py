@@ -19,4 +19,5 @@ run_tardis(
     settings=opts["settings"],
     untrained=opts["make_untrained_checkpoint"] or None,
     gpu_json=snakemake.output.gpu,
+    allow_unverified_checkpoint=opts.get("allow_unverified_checkpoint", False),
 )

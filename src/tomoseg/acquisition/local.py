@@ -5,14 +5,61 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from tomoseg.core.io import read_mask, read_placement, read_volume, sha256sum, write_json, write_volume
+from tomoseg.core.io import (
+    InputError,
+    VoxelSize,
+    read_header,
+    read_mask,
+    read_placement,
+    read_volume,
+    sha256sum,
+    write_json,
+    write_volume,
+)
 from tomoseg.core.provenance import provenance_record
 
 log = logging.getLogger(__name__)
 
 
-def import_local(source: Path, out: Path, binarize: bool = False) -> None:
-    """Copy a local tomogram (or ground truth, binarized > 0 to uint8) into the results tree."""
+def check_pair(tomogram: Path, truth: Path) -> None:
+    """A local ground truth must have its tomogram's shape (Z, Y, X); differing voxel sizes are warned about.
+
+    Only the headers are read, so the check costs nothing and runs when either file is imported: a
+    mismatch stops the import before any segmentation of the tomogram runs.
+    """
+    shape, _, voxel = read_header(tomogram)
+    truth_shape, _, truth_voxel = read_header(truth)
+    if truth_shape != shape:
+        raise InputError(
+            f"{truth}: ground truth shape {truth_shape} differs from its tomogram {tomogram}'s {shape} (Z, Y, X); "
+            "fix truth_path in the runs sheet or the file"
+        )
+    if _voxel_sizes_differ(voxel, truth_voxel):
+        log.warning(
+            "%s: voxel size %s A differs from its tomogram %s's %s A (the shapes agree, so it is only a header)",
+            truth,
+            truth_voxel,
+            tomogram,
+            voxel,
+        )
+
+
+def _voxel_sizes_differ(a: VoxelSize, b: VoxelSize, rel: float = 0.01) -> bool:
+    """Both headers state a voxel size (> 0) and they differ by more than `rel`."""
+    return all(v > 0 for v in (*a, *b)) and any(
+        abs(x - y) > rel * max(x, y) for x, y in zip(a, b, strict=True)
+    )
+
+
+def import_local(source: Path, out: Path, binarize: bool = False, counterpart: Path | None = None) -> None:
+    """Copy a local tomogram (or ground truth, binarized > 0 to uint8) into the results tree.
+
+    `counterpart` is the other file of the pair (the ground truth when importing a tomogram, and the
+    other way round): their shapes are compared first (`check_pair`).
+    """
+    if counterpart is not None:
+        tomogram, truth = (Path(counterpart), Path(source)) if binarize else (Path(source), Path(counterpart))
+        check_pair(tomogram, truth)
     volume, voxel_size = read_mask(source) if binarize else read_volume(source)
     if binarize:
         log.info("%s: ground truth binarized (> 0), %d foreground voxels", source, int(volume.sum()))

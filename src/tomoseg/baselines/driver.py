@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tomoseg.core.children import start_child, stop_group
 from tomoseg.core.errors import InputError, ToolError
 from tomoseg.core.io import read_json
 
@@ -157,13 +158,12 @@ def tail(path: Path, lines: int = 40) -> str:
 
 
 def _wait_sampled(proc: subprocess.Popen) -> tuple[int, GpuMemorySampler]:
+    """Wait for the driver; whatever happens (interrupt, SIGTERM, error), nothing of its process group survives."""
     try:
         with GpuMemorySampler(proc.pid) as sampler:
             return proc.wait(), sampler
-    except BaseException:  # interrupted or cancelled: do not leave the tool running
-        proc.kill()
-        proc.wait()
-        raise
+    finally:
+        stop_group(proc)
 
 
 def run_driver(
@@ -177,7 +177,8 @@ def run_driver(
     log.info("running: %s", shlex.join(command))
     start = time.monotonic()
     with open(log_path, "w") as handle:
-        proc = subprocess.Popen(
+        # Its own process group, killed with us (parent-death signal) and as a group by _wait_sampled.
+        proc = start_child(
             command,
             cwd=work,
             env=tool_env(work / "home", extra_env),

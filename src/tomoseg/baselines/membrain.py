@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from tomoseg.baselines.checkpoints import trust_flags
 from tomoseg.baselines.driver import TOOLSCRIPTS, BaselineError, run_driver, stage_input, tail
 from tomoseg.baselines.runner import BaselineJob, ToolOutput, check_shape, read_output, run_baseline
 from tomoseg.core.errors import InputError
@@ -23,9 +24,6 @@ MEMBRAIN_DEFAULTS: dict[str, Any] = {
     "segmentation_threshold": 0.0,
 }
 """`membrain segment` defaults (0.0.10): 160^3 window, 8-fold flip TTA, logits > 0.0."""
-
-# torch >= 2.6 loads with weights_only=True by default, which refuses published Lightning checkpoints.
-MEMBRAIN_ENV = {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
 
 
 def _parameters(
@@ -56,6 +54,7 @@ def _command(job: BaselineJob, work: Path) -> list[str]:
         "--sliding-window-size", str(flags["sliding_window_size"]),
         "--test-time-augmentation", str(int(flags["test_time_augmentation"])),
         "--segmentation-threshold", repr(flags["segmentation_threshold"]),
+        *trust_flags("membrain", job.trust),
         "--result", str(work / "result.json"),
     ]  # fmt: skip
 
@@ -72,7 +71,8 @@ def _require_all_keys(check: dict[str, Any], ckpt: Path) -> None:
 
 
 def _segment(job: BaselineJob, work: Path) -> ToolOutput:
-    result = run_driver(_command(job, work), work, MEMBRAIN_ENV)
+    result = run_driver(_command(job, work), work)
+    job.refuse_if_told(result)
     check = result["checkpoint_check"]
     _require_all_keys(check, job.checkpoint)
     if result.get("returncode") != 0:
@@ -96,7 +96,7 @@ def _segment(job: BaselineJob, work: Path) -> ToolOutput:
         log.warning("our mask differs from membrain's own segmentation in %d voxels", differing)
     provenance = {
         "checkpoint_check": {k: check[k] for k in ("model_keys", "checkpoint_keys", "parameters", "ok")},
-        "environment": dict(MEMBRAIN_ENV),
+        "checkpoint_loading": result.get("checkpoint_loading"),
         "mask_rule": f"scores > {threshold}",
         "tool_mask_voxels_differing": differing,
     }
@@ -115,11 +115,17 @@ def run_membrain(
     untrained: bool | None = None,
     gpu_json: str | os.PathLike | None = None,
     keep_tool_outputs: bool = False,
+    allow_unverified_checkpoint: bool = False,
 ) -> dict[str, Any]:
-    """Segment one tomogram with Membrain-Seg; store scores.mrc (logits), mask.mrc (logits > threshold), provenance."""
+    """Segment one tomogram with Membrain-Seg; store scores.mrc (logits), mask.mrc (logits > threshold), provenance.
+
+    allow_unverified_checkpoint=True hands a checkpoint that is neither published nor readable as data to
+    the tool as it is (the tool unpickles it: only for files the site trusts; docs/security.md).
+    """
     parameters = partial(_parameters, sliding_window_size, test_time_augmentation, segmentation_threshold)
     return run_baseline(
         "membrain", tomogram, out_dir, checkpoint, python,
         parameters=parameters, step=_segment, scores_name="scores",
         settings=settings, untrained=untrained, gpu_json=gpu_json, keep_tool_outputs=keep_tool_outputs,
+        allow_unverified_checkpoint=allow_unverified_checkpoint,
     )  # fmt: skip

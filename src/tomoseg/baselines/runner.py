@@ -1,6 +1,7 @@
 """The skeleton every baseline run shares; `membrain.py` and `tardis.py` fill in the tool's own step.
 
-`run_baseline` checks the input, checkpoint and tool environment, gives the tool step a private working
+`run_baseline` checks the input, the checkpoint (`checkpoints.verify_checkpoint`: nothing unpickles a file
+that may carry code) and tool environment, gives the tool step a private working
 directory, then stores what the step returns (scores, mask, the tool's log, optionally its raw outputs),
 the GPU record and `provenance.json`, each written atomically, provenance last. A job only succeeds when
 the expected files exist, are readable and have the input's shape: both tools can exit 0 after failing.
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from tomoseg.baselines.checkpoints import checkpoint_marker, require_checkpoint
+from tomoseg.baselines.checkpoints import checkpoint_marker, checkpoint_refused, verify_checkpoint
 from tomoseg.baselines.driver import (
     PINNED_VERSIONS,
     TOOL_PACKAGES,
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class BaselineJob:
-    """One tool's run on one tomogram: the checked input, checkpoint, tool Python and the tool's parameters."""
+    """One tool's run on one tomogram: the checked input, checkpoint (and verdict), tool Python, parameters."""
 
     tool: str
     tomogram: Path
@@ -54,6 +55,12 @@ class BaselineJob:
     checkpoint: Path
     python: Path
     parameters: dict[str, Any]
+    trust: dict[str, Any] = field(default_factory=dict)
+
+    def refuse_if_told(self, result: dict[str, Any]) -> None:
+        """Raise InputError when the tool environment's weights-only reading refused the checkpoint."""
+        if result.get("checkpoint_refused"):
+            raise checkpoint_refused(self.tool, self.checkpoint, result["checkpoint_refused"])
 
 
 @dataclass
@@ -128,13 +135,14 @@ def tool_record(tool: str, result: dict[str, Any], python: Path) -> dict[str, An
     }
 
 
-def checkpoint_record(ckpt: Path) -> dict[str, Any]:
-    """The checkpoint as provenance: path, sha256, size and tomoseg's marker, so a run names its exact weights."""
+def checkpoint_record(ckpt: Path, trust: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The checkpoint as provenance: path, sha256, size, tomoseg's marker and how it was trusted."""
     return {
         "path": str(ckpt),
         "sha256": sha256sum(ckpt),
         "bytes": ckpt.stat().st_size,
         "marker": checkpoint_marker(ckpt),
+        "trust": (trust or {}).get("trust"),
     }
 
 
@@ -169,7 +177,7 @@ def _provenance(
         untrained=is_untrained(untrained, job.checkpoint),
         settings=settings,
         tool=tool_record(job.tool, result, job.python),
-        checkpoint=checkpoint_record(job.checkpoint),
+        checkpoint=checkpoint_record(job.checkpoint, job.trust),
         command=result.get("command"),
         command_line=shlex.join(result.get("command") or []),
         driver_command=result["driver_command"],
@@ -197,13 +205,15 @@ def run_baseline(
     untrained: bool | None = None,
     gpu_json: str | os.PathLike | None = None,
     keep_tool_outputs: bool = False,
+    allow_unverified_checkpoint: bool = False,
 ) -> dict[str, Any]:
     """Run one tool's `step` on one tomogram and store `<scores_name>.mrc`, `mask.mrc`, its log and provenance."""
     tomogram, out = Path(tomogram).resolve(), Path(out_dir)
     shape, _, voxel_size = read_header(tomogram)
-    ckpt = require_checkpoint(tool, checkpoint)
+    trust = verify_checkpoint(tool, checkpoint, allow_unverified_checkpoint)
+    ckpt = Path(checkpoint or "").resolve()
     py = tool_python(tool, python)
-    job = BaselineJob(tool, tomogram, shape, voxel_size, ckpt, py, parameters(tomogram, voxel_size))
+    job = BaselineJob(tool, tomogram, shape, voxel_size, ckpt, py, parameters(tomogram, voxel_size), trust)
     with workdir(out) as work:
         output = step(job, work)
         placement = read_placement(tomogram)  # the tool's own files may not carry it: the tomogram's

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from tomoseg.baselines.checkpoints import trust_flags
 from tomoseg.baselines.driver import TOOLSCRIPTS, BaselineError, run_driver, stage_input
 from tomoseg.baselines.runner import BaselineJob, ToolOutput, check_shape, read_output, run_baseline
 from tomoseg.core.errors import InputError
@@ -59,8 +60,10 @@ def _drive(job: BaselineJob, work: Path, cnn_threshold: str, name: str, log_name
     ]  # fmt: skip
     if flags["normalize_px"] is not None:
         command += ["--normalize-px", repr(float(flags["normalize_px"]))]
-    command += ["--probabilities-npy", str(work / f"{name}.npy"), "--result", str(work / f"{name}.json")]
-    return run_driver(command, work, log_name=log_name)
+    command += [*trust_flags("tardis", job.trust), "--probabilities-npy", str(work / f"{name}.npy")]
+    result = run_driver([*command, "--result", str(work / f"{name}.json")], work, log_name=log_name)
+    job.refuse_if_told(result)
+    return result
 
 
 def _segment(threshold: float, job: BaselineJob, work: Path) -> ToolOutput:
@@ -73,7 +76,11 @@ def _segment(threshold: float, job: BaselineJob, work: Path) -> ToolOutput:
     if not np.isfinite(probabilities).all() or probabilities.min() < 0 or probabilities.max() > 1:
         raise BaselineError("tardis wrote probabilities outside [0, 1] or non-finite values")
     mask = (probabilities >= threshold).astype(np.uint8)
-    return ToolOutput(probabilities, mask, result, {"mask_rule": MASK_RULE.format(threshold)})
+    provenance = {
+        "mask_rule": MASK_RULE.format(threshold),
+        "checkpoint_loading": result.get("checkpoint_loading"),
+    }
+    return ToolOutput(probabilities, mask, result, provenance)
 
 
 def _own_mask(threshold: float, wanted: bool, job: BaselineJob, work: Path, out: Path) -> dict[str, Any]:
@@ -112,11 +119,14 @@ def run_tardis(
     gpu_json: str | os.PathLike | None = None,
     tool_mask: bool = False,
     keep_tool_outputs: bool = False,
+    allow_unverified_checkpoint: bool = False,
 ) -> dict[str, Any]:
     """Segment one tomogram with TARDIS; store probabilities.mrc, mask.mrc (probabilities >= threshold), provenance.
 
     tool_mask=True runs the tool a second time with its own threshold and stores its mask as
     tool_mask.mrc (which zeroes a ~1% X/Y border and is missing when empty), for comparison.
+    allow_unverified_checkpoint=True hands a checkpoint that is neither published nor readable as data to
+    the tool as it is (the tool unpickles it: only for files the site trusts; docs/security.md).
     """
     return run_baseline(
         "tardis", tomogram, out_dir, checkpoint, python,
@@ -124,4 +134,5 @@ def run_tardis(
         step=partial(_segment, threshold), scores_name="probabilities",
         after=partial(_own_mask, threshold, tool_mask),
         settings=settings, untrained=untrained, gpu_json=gpu_json, keep_tool_outputs=keep_tool_outputs,
+        allow_unverified_checkpoint=allow_unverified_checkpoint,
     )  # fmt: skip

@@ -13,15 +13,19 @@ One night = `tomoseg nightly --configfile CONFIG`:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as _dt
 import fcntl
 import json
 import logging
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +34,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from tomoseg.core.children import start_child, stop_group
 from tomoseg.core.errors import BusyError
 from tomoseg.core.io import InputError, atomic_path, read_json, write_json
 from tomoseg.core.layout import RUNS_COLUMNS, data_path, log_path, metrics_path
@@ -159,21 +164,80 @@ def _now() -> _dt.datetime:
 # ---------------------------------------------------------------- the night
 
 
+LOCK_CLEANUP_S = 120.0
+"""How long a night waits for a dead night's Snakemake (told to stop) to release the lock."""
+
+
 def acquire_lock(path: Path) -> int:
-    """Take the nightly lock (non-blocking) and return its fd; NightBusy names the holder otherwise."""
+    """Take the nightly lock (non-blocking) and return its fd; NightBusy names the holder otherwise.
+
+    A lock held although the night that took it is dead (its Snakemake outlived it, e.g. after `kill -9`
+    of the night alone) is cleaned up: that Snakemake is told to stop (SIGTERM: it ends its jobs and
+    exits) and the lock is awaited for up to LOCK_CLEANUP_S; only a live night makes this one busy.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    if not _try_lock(fd):
+        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown process"
+        if not (_holder_dead(holder) and _clean_up_after(holder, fd, path)):
+            os.close(fd)
+            raise NightBusy(
+                f"another nightly run is in progress ({holder}; lock {path}); nothing was changed"
+            ) from None
+    _write_holder(fd, f"pid {os.getpid()} since {_now().isoformat()}")
+    return fd
+
+
+def _try_lock(fd: int) -> bool:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown process"
-        os.close(fd)
-        raise NightBusy(
-            f"another nightly run is in progress ({holder}; lock {path}); nothing was changed"
-        ) from None
+        return False
+    return True
+
+
+def _write_holder(fd: int, text: str) -> None:
+    """Record who holds the lock (read by the next night when it finds the lock taken)."""
     os.ftruncate(fd, 0)
-    os.pwrite(fd, f"pid {os.getpid()} since {_now().isoformat()}\n".encode(), 0)
-    return fd
+    os.pwrite(fd, f"{text}\n".encode(), 0)
+
+
+def _holder_dead(holder: str) -> bool:
+    """Whether the night named in the lock file ('pid N ...') no longer runs."""
+    match = re.match(r"pid (\d+)", holder)
+    if not match:
+        return False
+    try:
+        os.kill(int(match.group(1)), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _clean_up_after(holder: str, fd: int, path: Path) -> bool:
+    """Stop a dead night's Snakemake (recorded as 'snakemake pgid N') and wait for its lock; True once ours."""
+    match = re.search(r"snakemake pgid (\d+)", holder)
+    log.warning("lock %s is held, but the night that took it is gone (%s); cleaning up", path, holder)
+    if match and _is_snakemake(int(match.group(1))):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(int(match.group(1)), signal.SIGTERM)
+    deadline = time.monotonic() + LOCK_CLEANUP_S
+    while time.monotonic() < deadline:
+        if _try_lock(fd):
+            log.info("lock %s released by the dead night's processes", path)
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def _is_snakemake(pid: int) -> bool:
+    """The process `pid` runs Snakemake (guards the group signal against a reused process id)."""
+    try:
+        return b"snakemake" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def run_night(
@@ -187,15 +251,17 @@ def run_night(
 
     Raises NightBusy, and changes nothing, when another night holds the lock.
     """
-    config = yaml.safe_load(config_path.read_text())
-    night_cfg = config.get("nightly") or {}
+    config, night_cfg = load_night_config(config_path, repo)
     state_dir = (workdir / night_cfg.get("state_dir", "nightly")).resolve()
     lock_fd = acquire_lock(state_dir / "nightly.lock")
     report: Path | None = None
+    bad_input: InputError | None = None
     try:
         status, report = _night(
             config, night_cfg, config_path, repo, workdir, state_dir, lock_fd, snakemake, lister
         )
+    except InputError as err:  # a setting the night cannot use: one line, exit status 2
+        bad_input, status = err, f"error: {err}"
     except Exception as err:  # a night that cannot even list or launch is a failed night
         log.exception("nightly run failed")
         status = f"error: {err}"
@@ -203,8 +269,43 @@ def run_night(
         os.close(lock_fd)
     if status != "ok":
         _on_failure(night_cfg.get("on_failure") or "", status, report, workdir)
+        if bad_input is not None:
+            raise bad_input
         return 1
     return 0
+
+
+def load_night_config(config_path: Path, repo: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The workflow config and its `nightly:` section, checked against the workflow's schema before any work.
+
+    A missing or unreadable file, YAML that is not a mapping, a missing `nightly:` section or a value of
+    the wrong type (e.g. a non-numeric `cap`) is an InputError naming the file and the key.
+    """
+    try:
+        config = yaml.safe_load(config_path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"{config_path}: config file not found (--configfile)") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"{config_path}: cannot read the config ({err})") from None
+    except yaml.YAMLError as err:
+        raise InputError(f"{config_path}: not valid YAML ({' '.join(str(err).split())})") from None
+    if not isinstance(config, dict):
+        raise InputError(f"{config_path}: expected a YAML mapping of settings, found {type(config).__name__}")
+    night_cfg = config.get("nightly")
+    if not isinstance(night_cfg, dict):
+        raise InputError(
+            f"{config_path}: no `nightly:` section (start_date, cap, ...); see docs/portal.md and config/config.yaml"
+        )
+    schema_file = repo / "workflow" / "schemas" / "config.schema.yaml"
+    if schema_file.exists():
+        import jsonschema
+
+        schema = yaml.safe_load(schema_file.read_text())["properties"]["nightly"]
+        error = next(iter(jsonschema.Draft202012Validator(schema).iter_errors(night_cfg)), None)
+        if error is not None:
+            where = ".".join(["nightly", *map(str, error.absolute_path)])
+            raise InputError(f"{config_path}: {where}: {error.message}")
+    return config, night_cfg
 
 
 def _on_failure(command: str, status: str, report: Path | None, workdir: Path) -> None:
@@ -357,6 +458,10 @@ def write_runs_sheet(sheet: Path, runs: list[tuple[str, dict[str, Any]]]) -> Pat
     return sheet
 
 
+SNAKEMAKE_GRACE_S = 60.0
+"""How long an interrupted night lets Snakemake end its jobs before killing its process group."""
+
+
 def _run_snakemake(
     night_cfg: dict[str, Any],
     config_path: Path,
@@ -398,9 +503,18 @@ def _run_snakemake(
     log.info("running: %s", " ".join(cmd))
     snake_log = batch.night_dir / "snakemake.log"
     with open(snake_log, "w") as out:
-        code = subprocess.run(
-            cmd, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, pass_fds=(lock_fd,)
-        ).returncode
+        # Its own process group, stopped (SIGTERM: it ends its jobs) when this night dies, even by kill -9;
+        # it holds the lock too, and the lock file names its group for a later night's clean-up.
+        proc = start_child(
+            cmd, signal.SIGTERM, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, pass_fds=(lock_fd,)
+        )
+        holder = os.pread(lock_fd, 200, 0).decode(errors="replace").strip()
+        _write_holder(lock_fd, f"{holder.splitlines()[0] if holder else ''}; snakemake pgid {proc.pid}")
+        try:
+            code = proc.wait()
+        except BaseException:
+            stop_group(proc, grace_s=SNAKEMAKE_GRACE_S)
+            raise
     log.info("snakemake exited with %d", code)
     text = snake_log.read_text(errors="replace")
     if code != 0 and "Error in rule" not in text:
@@ -497,6 +611,8 @@ def run_statistics(workdir: Path, tomo: str, methods: list[str], truth: bool) ->
         )
     if truth:
         stats["truth_fraction"] = _fraction(workdir / "results" / "data" / tomo / "groundtruth.mrc")
+    untrained = untrained_methods({m: workdir / method(m).provenance_path(tomo) for m in methods})
+    stats["untrained"] = ", ".join(untrained)
     for name in methods:
         stats[f"{name}_fraction"] = _fraction(workdir / method(name).mask_path(tomo))
         metric_file = workdir / metrics_path(name, tomo)
@@ -568,7 +684,7 @@ def write_report(
     ]
     for m in methods:
         columns += [f"{m}_fraction", f"{m}_dice", f"{m}_iou"]
-    columns += ["figure", "attempts", "reason"]
+    columns += ["untrained", "figure", "attempts", "reason"]
     with atomic_path(night_dir / "report.tsv") as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(
             handle, fieldnames=columns, delimiter="\t", lineterminator="\n", extrasaction="ignore"
@@ -596,6 +712,13 @@ def write_report(
         f"{len(done)} processed, {len(failed)} failed, {pending} still pending.",
         "",
     ]
+    untrained = sorted({m for r in done for m in str(r.get("untrained") or "").split(", ") if m})
+    if untrained:
+        lines += [
+            f"**Untrained**: the outputs of {', '.join(untrained)} come from randomly initialised weights "
+            "(demo/test checkpoints); their masks and metrics are meaningless (column `untrained`).",
+            "",
+        ]
     if done:
         lines += [
             "## Processed",

@@ -34,6 +34,7 @@ def _run_membrain(a: argparse.Namespace) -> int:
         segmentation_threshold=a.segmentation_threshold,
         settings=a.settings,
         gpu_json=a.gpu_json,
+        allow_unverified_checkpoint=a.allow_unverified_checkpoint,
     )  # fmt: skip
     return 0
 
@@ -50,6 +51,7 @@ def _run_tardis(a: argparse.Namespace) -> int:
         tool_mask=a.tool_mask,
         settings=a.settings,
         gpu_json=a.gpu_json,
+        allow_unverified_checkpoint=a.allow_unverified_checkpoint,
     )  # fmt: skip
     return 0
 
@@ -81,6 +83,12 @@ def _add_common(p: argparse.ArgumentParser, outputs: str, python: str, env_name:
         "--out", type=Path, required=True, help=f"output folder ({outputs}, mask.mrc, provenance.json)"
     )
     p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument(
+        "--allow-unverified-checkpoint",
+        action="store_true",
+        help="hand a checkpoint that is neither published nor readable as data to the tool as it is "
+        "(the tool unpickles it, which runs any code it carries: only for files you trust; docs/security.md)",
+    )
     p.add_argument("--python", default=python, help=f"Python of the {env_name} environment")
 
 

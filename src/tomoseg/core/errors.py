@@ -11,6 +11,14 @@ class InputError(TomosegError, ValueError):
     """A file or setting that tomoseg cannot use; the message names the file and the problem."""
 
 
+class OutputError(InputError):
+    """An output that cannot be written (disk full, read-only, a folder in the way); names the file."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(f"{path}: cannot write here ({reason})")
+        self.path, self.reason = path, reason
+
+
 class ToolError(TomosegError, RuntimeError):
     """An external tool (Membrain-Seg, TARDIS) failed or produced no usable output."""
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
+import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +19,7 @@ import mrcfile
 import numpy as np
 
 from tomoseg.core.errors import InputError as InputError  # re-exported: every reader of files raises it
+from tomoseg.core.errors import OutputError
 
 log = logging.getLogger(__name__)
 
@@ -39,24 +43,83 @@ class Placement:
     axes: tuple[int, int, int] = _STANDARD_AXES
 
 
+# File-system errors of writing an output: the user can act on them (free space, another folder).
+WRITE_ERRNOS = frozenset(
+    {
+        errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR,
+        errno.EEXIST, errno.ENOTEMPTY, errno.ENAMETOOLONG, errno.EFBIG,
+    }
+)  # fmt: skip
+
+
+def write_error(path: str | os.PathLike, err: OSError, folder: bool = False) -> OutputError:
+    """The one-line error for an output that could not be written (disk full, read-only, a folder in the way)."""
+    reason = err.strerror or str(err)
+    if not folder and (err.errno in (errno.EISDIR, errno.ENOTEMPTY) or Path(path).is_dir()):
+        reason += "; a folder is in the way of this output file"
+    elif err.errno in (errno.ENOTDIR, errno.EEXIST) and not Path(path).parent.is_dir():
+        reason += "; a file is in the way of its folder"
+    return OutputError(path, reason)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary sibling of `path` and rename it into place only if the block succeeds."""
+    """Yield a temporary sibling of `path` and rename it into place only if the block succeeds.
+
+    A file-system error while writing (disk full, read-only, a folder in the way) becomes an OutputError
+    naming `path`; the temporary file is removed either way.
+    """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=suffix if suffix is not None else ".part", dir=target.parent
-    )
-    os.close(fd)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=suffix if suffix is not None else ".part", dir=target.parent
+        )
+        os.close(fd)
+    except OSError as err:
+        raise write_error(target, err) from None
     tmp = Path(tmp_name)
     try:
         yield tmp
         # mkstemp creates files 0600; give the output the permissions a plain open() would have.
         os.chmod(tmp, 0o666 & ~_current_umask())
         os.replace(tmp, target)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        if err.errno in WRITE_ERRNOS:
+            raise write_error(target, err) from None
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def require_space(path: str | os.PathLike, needed_bytes: int, what: str = "the outputs") -> None:
+    """Refuse to start when the file system holding the folder `path` has less free space than `needed_bytes`."""
+    free = shutil.disk_usage(path).free
+    if free < needed_bytes:
+        raise OutputError(
+            path, f"{what} need about {_size(needed_bytes)}, only {_size(free)} free on its file system"
+        )
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+def require_writable_dir(path: str | os.PathLike) -> Path:
+    """Create the output folder `path` if needed and prove a file can be made in it, before any work starts."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(folder, "not a folder; an output folder is needed here")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".tomoseg-write-test-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise write_error(folder, err, folder=True) from None
+    return folder
 
 
 def _current_umask() -> int:
@@ -141,9 +204,18 @@ def _open_checked(path: Path, mode: str = "r") -> mrcfile.mrcfile.MrcFile:
         # Pre-2014 writers (TARDIS among them) omit the stamp; the header and size checks below still apply.
         log.debug("%s: no 'MAP ' identifier at byte 208 (old-style MRC header)", path)
     try:
-        mrc = mrcfile.mmap(path, mode=mode, permissive=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # permissive mode warns about what the checks below report
+            mrc = mrcfile.mmap(path, mode=mode, permissive=True)
     except Exception as err:  # mrcfile raises ValueError/TypeError/OSError for corrupt headers
         raise InputError(f"{path}: not a readable MRC file ({err})") from None
+    mrc_mode = int(mrc.header.mode)
+    if mrc_mode in COMPLEX_MODES:
+        mrc.close()
+        raise InputError(
+            f"{path}: complex-valued data ({COMPLEX_MODES[mrc_mode]}, MRC mode {mrc_mode}); tomoseg reads "
+            "real-valued volumes: take the real part or the amplitude first"
+        )
     if mrc.data is None:
         expected = _expected_bytes(mrc)
         mrc.close()
@@ -151,7 +223,32 @@ def _open_checked(path: Path, mode: str = "r") -> mrcfile.mrcfile.MrcFile:
         raise InputError(
             f"{path}: truncated or corrupt MRC file (header promises {expected} bytes, file has {actual})"
         )
+    _warn_about_header(mrc, path)
     return mrc
+
+
+COMPLEX_MODES = {3: "complex int16", 4: "complex float32"}
+_warned: set[tuple[str, str]] = set()
+
+
+def _warn_about_header(mrc: mrcfile.mrcfile.MrcFile, path: Path) -> None:
+    """Warn (once per file and problem) about headers that read but may not mean what the user thinks."""
+    problems = []
+    if not all(0 < float(v) < float("inf") for v in _voxel_size_of(mrc)):
+        problems.append(
+            ("voxel", f"no usable voxel size in the header ({_voxel_size_of(mrc)} A, z y x, must be > 0); "
+             "tools that need one (TARDIS) must be told it, and outputs inherit it")
+        )  # fmt: skip
+    header = mrc.header
+    if mrc.is_image_stack() and int(header.nz) > 1 and int(header.mz) != int(header.nz):
+        problems.append(
+            ("stack", f"the header says an image stack (ISPG 0, {int(header.nz)} images, e.g. a tilt series), "
+             "not a volume; it is read as a volume of that many slices")
+        )  # fmt: skip
+    for kind, text in problems:
+        if (str(path), kind) not in _warned:
+            _warned.add((str(path), kind))
+            log.warning("%s: %s", path, text)
 
 
 def _expected_bytes(mrc: mrcfile.mrcfile.MrcFile) -> str:
@@ -206,18 +303,26 @@ def read_mask(path: str | os.PathLike) -> tuple[np.ndarray, VoxelSize]:
         mask = np.empty(data.shape, np.uint8)
         is_foreground = np.not_equal if data.dtype == np.int8 else np.greater
         for z in range(0, data.shape[0], 32):
+            if np.issubdtype(data.dtype, np.floating):
+                check_finite_volume(data[z : z + 32], path, first_slice=z)
             is_foreground(data[z : z + 32], 0, out=mask[z : z + 32].view(bool))
     return mask, voxel_size
 
 
-def check_finite_volume(array: np.ndarray, path: str | os.PathLike, chunk: int = 16) -> None:
-    """Raise InputError naming the file if any voxel is NaN or infinite (checked Z-chunk by Z-chunk)."""
+def check_finite_volume(
+    array: np.ndarray, path: str | os.PathLike, chunk: int = 16, first_slice: int = 0
+) -> None:
+    """Raise InputError naming the file if any voxel is NaN or infinite (checked Z-chunk by Z-chunk).
+
+    `first_slice` is the Z index of `array[0]` in the file, when `array` is a slab of it.
+    """
     for z in range(0, array.shape[0], chunk):
         block = array[z : z + chunk]
         if not np.isfinite(block).all():
             bad = int(np.count_nonzero(~np.isfinite(block)))
+            start = first_slice + z
             raise InputError(
-                f"{path}: non-finite values (NaN or inf) in slices {z}..{z + len(block) - 1}, {bad} voxels"
+                f"{path}: non-finite values (NaN or inf) in slices {start}..{start + len(block) - 1}, {bad} voxels"
             )
 
 

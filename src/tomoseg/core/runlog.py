@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import re
+import signal
 import socket
 import sys
 from pathlib import Path
 from types import TracebackType
 
+from tomoseg.core.children import exit_on_sigterm, set_parent_death_signal
 from tomoseg.core.io import InputError
 
 log = logging.getLogger("tomoseg")
@@ -36,12 +38,17 @@ def parse_run_context(text: str) -> list[dict[str, str]]:
     return records
 
 
-def log_to(path: str | os.PathLike | None, level: int = logging.INFO) -> None:
+def log_to(path: str | os.PathLike | None, level: int = logging.INFO, die_with_parent: bool = True) -> None:
     """Send library logging and any uncaught error of this script to the rule's log file.
 
     Its first line records the run context (host, `$SLURMD_NODENAME`, `$SLURM_JOB_ID`,
-    `$CUDA_VISIBLE_DEVICES`), so every job's log shows where it ran.
+    `$CUDA_VISIBLE_DEVICES`), so every job's log shows where it ran. With `die_with_parent` the script
+    stops (SIGTERM, turned into SystemExit so that its clean-up runs) when the Snakemake process that
+    started it dies, even by `kill -9`, and takes the tools it started with it.
     """
+    if die_with_parent:
+        exit_on_sigterm()
+        set_parent_death_signal(signal.SIGTERM)
     handlers: list[logging.Handler] = [logging.StreamHandler()]
     if path:
         handlers.append(logging.FileHandler(path, mode="w"))

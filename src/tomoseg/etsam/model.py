@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,21 +78,89 @@ def sidecar_path(checkpoint: str | os.PathLike) -> Path:
     return Path(checkpoint).with_suffix(".json")
 
 
+# The sidecar is data, never configuration: a closed set of keys with fixed types, the model config one of
+# the configs shipped inside the sam2 package, and only the overrides `image_size_overrides` writes, each
+# parsed into typed values and written back out by tomoseg (nothing from the file reaches Hydra verbatim,
+# so no `_target_`, interpolation or other key can be smuggled in).
+SIDECAR_KEYS: dict[str, tuple[type, ...]] = {
+    "model_config": (str,),
+    "overrides": (list,),
+    "untrained": (bool,),
+    "seed": (int,),
+    "object_score_bias": (int, float),
+}
+SIDECAR_CONFIG = re.compile(r"configs/sam2(\.1)?/sam2(\.1)?_hiera_(t|s|b\+|l)\.yaml")
+_SIDECAR_OVERRIDE = re.compile(r"\+\+([a-z_.]+)=(\[?[0-9]{1,5}(,[0-9]{1,5})?\]?)")
+_FEAT_SIZES = (
+    "model.memory_attention.layer.self_attention.feat_sizes",
+    "model.memory_attention.layer.cross_attention.feat_sizes",
+)
+
+
+def _sidecar_override(text: Any, side: Path) -> str:
+    """One sidecar override, checked against the allowed keys and value types and rebuilt from its values."""
+    match = _SIDECAR_OVERRIDE.fullmatch(text) if isinstance(text, str) else None
+    key, value = (match.group(1), match.group(2)) if match else ("", "")
+    if key == "model.image_size" and value.isdigit():
+        try:
+            return image_size_overrides(int(value))[0]
+        except ValueError as err:
+            raise InputError(f"{side}: checkpoint sidecar override {text!r}: {err}") from None
+    pair = re.fullmatch(r"\[([0-9]+),([0-9]+)\]", value)
+    if key in _FEAT_SIZES and pair:
+        return f"++{key}=[{int(pair.group(1))},{int(pair.group(2))}]"
+    allowed = ", ".join(["++model.image_size=<int>", *(f"++{k}=[<int>,<int>]" for k in _FEAT_SIZES)])
+    raise InputError(
+        f"{side}: checkpoint sidecar override {text!r} refused; a sidecar may only hold {allowed} "
+        "(other settings go on the command line: --model-config / --model-override)"
+    )
+
+
+def read_sidecar(side: Path) -> tuple[ModelSpec, bool]:
+    """The model spec and `untrained` flag of a checkpoint sidecar, read as data and checked key by key."""
+    try:
+        meta = json.loads(side.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"{side}: checkpoint sidecar is not readable JSON ({err})") from None
+    if not isinstance(meta, dict):
+        raise InputError(f"{side}: checkpoint sidecar must be a JSON object, found {type(meta).__name__}")
+    unknown = sorted(set(meta) - set(SIDECAR_KEYS))
+    if unknown:
+        raise InputError(
+            f"{side}: checkpoint sidecar has unknown key(s) {unknown}; allowed: {sorted(SIDECAR_KEYS)}"
+        )
+    for key, kinds in SIDECAR_KEYS.items():
+        value = meta.get(key)
+        if key in meta and (not isinstance(value, kinds) or (bool not in kinds and isinstance(value, bool))):
+            raise InputError(
+                f"{side}: checkpoint sidecar key {key!r} must be {' or '.join(k.__name__ for k in kinds)}, "
+                f"found {type(value).__name__}"
+            )
+    config = meta.get("model_config")
+    if config is None or not SIDECAR_CONFIG.fullmatch(config):
+        raise InputError(
+            f"{side}: checkpoint sidecar model_config {config!r} refused; expected one of sam2's own "
+            "configs, e.g. configs/sam2.1/sam2.1_hiera_b+.yaml"
+        )
+    overrides = tuple(_sidecar_override(text, side) for text in meta.get("overrides", []))
+    return ModelSpec(config, overrides), bool(meta.get("untrained", False))
+
+
 def checkpoint_spec(
     checkpoint: str | os.PathLike, default: ModelSpec | None = None
 ) -> tuple[ModelSpec, bool]:
     """The model spec and `untrained` flag recorded beside `checkpoint`, or (`default`, False) without a sidecar."""
     side = sidecar_path(checkpoint)
     if side.is_file():
-        meta = json.loads(side.read_text())
-        return ModelSpec(meta["model_config"], tuple(meta.get("overrides", ()))), bool(
-            meta.get("untrained", False)
-        )
+        return read_sidecar(side)
     return default or ModelSpec(), False
 
 
-def load_checkpoint(model: torch.nn.Module, checkpoint: str | os.PathLike) -> None:
-    """Load `{'model': state_dict}` strictly; a missing, unreadable or mismatched file is an InputError naming it."""
+def read_checkpoint(model: torch.nn.Module, checkpoint: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The state_dict of `{'model': state_dict}` checked against `model` (keys, shapes), weights-only.
+
+    A missing, unreadable or mismatched file is an InputError naming it; `model` is left unchanged.
+    """
     path = Path(checkpoint)
     if not path.is_file():
         raise InputError(
@@ -109,7 +178,11 @@ def load_checkpoint(model: torch.nn.Module, checkpoint: str | os.PathLike) -> No
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
-    mismatched = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
+    mismatched = sorted(
+        k
+        for k in set(own) & set(state)
+        if not isinstance(state[k], torch.Tensor) or tuple(own[k].shape) != tuple(state[k].shape)
+    )
     if missing or unexpected or mismatched:
 
         def few(keys: list[str]) -> str:
@@ -120,7 +193,12 @@ def load_checkpoint(model: torch.nn.Module, checkpoint: str | os.PathLike) -> No
             f"{len(unexpected)} unexpected keys: {few(unexpected)}; {len(mismatched)} shape mismatches: "
             f"{few(mismatched)}). Pass the right --model-config or checkpoint"
         )
-    model.load_state_dict(state, strict=True)
+    return state
+
+
+def load_checkpoint(model: torch.nn.Module, checkpoint: str | os.PathLike) -> None:
+    """Load `{'model': state_dict}` strictly; a missing, unreadable or mismatched file is an InputError naming it."""
+    model.load_state_dict(read_checkpoint(model, checkpoint), strict=True)
 
 
 def load_model(
@@ -148,7 +226,7 @@ def random_model(
     return model
 
 
-def write_untrained_checkpoint(path: str | os.PathLike, spec: ModelSpec, seed: int, **meta: Any) -> Path:
+def write_untrained_checkpoint(path: str | os.PathLike, spec: ModelSpec, seed: int) -> Path:
     """Write a random model as `{'model': state_dict}` plus a sidecar JSON marking it untrained."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -163,7 +241,6 @@ def write_untrained_checkpoint(path: str | os.PathLike, spec: ModelSpec, seed: i
             "untrained": True,
             "seed": seed,
             "object_score_bias": TEST_OBJECT_SCORE_BIAS,
-            **meta,
         },
     )
     return path

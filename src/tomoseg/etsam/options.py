@@ -3,6 +3,7 @@ line can build its options without loading torch or sam2."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +20,8 @@ STAGE2_MODES: tuple[str, ...] = PROMPT_MODES
 DTYPE_NAMES: tuple[str, ...] = ("float32", "bfloat16")  # float32, or bf16 autocast (engine.DTYPES)
 MIN_SLICE = 16  # smaller slices cannot hold a 50-px grid nor survive SAM2's 4x-downsampled decoder output
 DEFAULT_WEIGHTS_DIR = Path("resources/etsam")
+DEVICE = re.compile(r"cpu|cuda(:[0-9]+)?")
+"""The torch devices ETSAM runs on: cpu, cuda (the current GPU) or cuda:N."""
 
 
 @dataclass
@@ -55,6 +58,11 @@ class EtsamOptions:
             )
         if self.dtype not in DTYPE_NAMES:
             raise ValueError(f"dtype {self.dtype!r} unknown; choose one of {DTYPE_NAMES}")
+        if not DEVICE.fullmatch(self.device):
+            raise InputError(
+                f"device {self.device!r} unknown; use cpu, cuda or cuda:N (--device, or etsam.device in the "
+                "workflow config)"
+            )
         if self.device.startswith("cuda"):
             self._check_cuda()
         if self.every_n < 1 or self.grid_spacing < 1 or self.encoder_batch < 1 or self.bin < 1:
@@ -67,6 +75,12 @@ class EtsamOptions:
             raise InputError(
                 f"device {self.device!r} requested but this torch ({torch.__version__}) has no CUDA device; "
                 "use --device cpu (or etsam.device: cpu in the workflow config)"
+            )
+        index = int(self.device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise InputError(
+                f"device {self.device!r} requested but torch sees {torch.cuda.device_count()} GPU(s) "
+                "(cuda:0 ...); pick one of them or cpu"
             )
 
     def spec_for(self, checkpoint: str) -> tuple[ModelSpec, bool]:

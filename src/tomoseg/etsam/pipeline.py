@@ -14,11 +14,23 @@ from typing import Any
 import numpy as np
 import torch
 
-from tomoseg.core.io import InputError, read_placement, read_volume, sha256sum, write_json, write_volume
+from tomoseg.core.errors import OutputError
+from tomoseg.core.io import (
+    InputError,
+    read_header,
+    read_placement,
+    read_volume,
+    require_space,
+    require_writable_dir,
+    sha256sum,
+    write_error,
+    write_json,
+    write_volume,
+)
 from tomoseg.core.provenance import provenance_record, untrained_flag
 from tomoseg.etsam.engine import PropagationStats, propagate, propagate_bidirectional
 from tomoseg.etsam.fusion import FusedVolume, threshold
-from tomoseg.etsam.model import ModelSpec, build_model, load_checkpoint
+from tomoseg.etsam.model import ModelSpec, build_model, load_checkpoint, read_checkpoint
 from tomoseg.etsam.options import MIN_SLICE, EtsamOptions
 from tomoseg.etsam.prompts import build_prompts
 from tomoseg.preprocess import normalize_volume
@@ -57,13 +69,22 @@ class _Models:
     def __init__(self, opts: EtsamOptions):
         self.opts, self.built = opts, {}
 
-    def get(self, checkpoint: str) -> tuple[torch.nn.Module, ModelSpec, bool]:
+    def _model(self, checkpoint: str) -> tuple[torch.nn.Module, ModelSpec, bool]:
         spec, untrained = self.opts.spec_for(checkpoint)
         if not Path(checkpoint).is_file():
             load_checkpoint(torch.nn.Module(), checkpoint)  # raises the "not found, get it here" message
         if spec not in self.built:
             self.built[spec] = build_model(spec, "cpu")
-        model = self.built[spec]
+        return self.built[spec], spec, untrained
+
+    def check(self, checkpoint: str) -> None:
+        """Read `checkpoint` against its model (keys, shapes) without loading it: fail before any stage runs."""
+        model, _, _ = self._model(checkpoint)
+        read_checkpoint(model, checkpoint)
+
+    def get(self, checkpoint: str) -> tuple[torch.nn.Module, ModelSpec, bool]:
+        """The model of `checkpoint` with its weights loaded, on the run's device."""
+        model, spec, untrained = self._model(checkpoint)
         load_checkpoint(model, checkpoint)
         return model.to(self.opts.device), spec, untrained
 
@@ -82,6 +103,8 @@ def segment_tomogram(
         return _segment_binned(normalized, opts, stages, stage1_logits, name)
     normalized = np.asarray(normalized, dtype=np.float32)
     result, models = EtsamResult(), _Models(opts)
+    if "stage1" in stages and "stage2" in stages:
+        models.check(opts.stage2_checkpoint)  # a bad Stage 2 checkpoint fails before Stage 1 runs
     common = dict(
         device=opts.device,
         dtype=opts.dtype,
@@ -241,27 +264,48 @@ def _provenance(
 def _stage(outputs: dict[str, Path]) -> tuple[Path, dict[str, Path]]:
     """A staging folder beside the first output; each output is renamed into place only when all are done."""
     first = next(iter(outputs.values()))
-    first.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".etsam-staging-", dir=first.parent))
+    try:
+        first.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".etsam-staging-", dir=first.parent))
+    except OSError as err:
+        raise write_error(first.parent, err, folder=True) from None
     return staging, {k: staging / f"{k}-{p.name}" for k, p in outputs.items()}
 
 
 def _publish(staging: Path, staged: dict[str, Path], outputs: dict[str, Path]) -> None:
     for key, path in outputs.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staged[key], path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged[key], path)
+        except OSError as err:
+            raise write_error(path, err) from None
     shutil.rmtree(staging, ignore_errors=True)
 
 
 def _write_all(outputs: dict[str, Path], writers: dict[str, Any]) -> None:
-    """Write every output into staging and publish them together; on failure nothing is left behind."""
+    """Write every output into staging and publish them together; on failure nothing is left behind.
+
+    A file-system error (disk full, read-only) is an OutputError naming the output, not the staging file.
+    """
     staging, staged = _stage(outputs)
     try:
         for key, write in writers.items():
-            write(staged[key])
+            try:
+                write(staged[key])
+            except OutputError as err:
+                raise OutputError(outputs[key], err.reason) from None
         _publish(staging, staged, outputs)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def check_outputs(outputs: dict[str, Path]) -> None:
+    """Before any work: every output's folder takes files and no folder sits where an output file goes."""
+    for folder in {path.parent for path in outputs.values()}:
+        require_writable_dir(folder)
+    for path in outputs.values():
+        if path.is_dir():
+            raise OutputError(path, "a folder is in the way of this output file")
 
 
 def run_stage1(
@@ -330,6 +374,9 @@ def run_stage2(
     return result
 
 
+STALE_LOGITS = ("stage1_logits.mrc", "stage2_logits.mrc")
+
+
 def run_segment(
     tomogram: Path,
     out_dir: Path,
@@ -338,15 +385,34 @@ def run_segment(
     normalization: str = "max_positive",
     store_logits: bool = False,
 ) -> EtsamResult:
-    """`tomoseg segment`: both stages on one MRC; mask.mrc, provenance.json and optionally both logits."""
+    """`tomoseg segment`: both stages on one MRC; mask.mrc, provenance.json and optionally both logits.
+
+    Everything that can be checked is checked before the stages run: the output folder, the options, both
+    checkpoints (and sidecars), the input. Logits of an earlier run in `out_dir` that this run does not
+    rewrite are removed once the new outputs are in place, so the folder never mixes two runs.
+    """
+    out_dir = Path(out_dir)
+    outputs = {"mask": out_dir / "mask.mrc", "provenance": out_dir / "provenance.json"}
+    if store_logits:
+        outputs.update({name.removesuffix(".mrc"): out_dir / name for name in STALE_LOGITS})
+    check_outputs(outputs)
+    opts.validate()
+    for checkpoint in (opts.stage1_checkpoint, opts.stage2_checkpoint):
+        opts.spec_for(checkpoint)  # a bad sidecar fails here
+        if not Path(checkpoint).is_file():
+            load_checkpoint(torch.nn.Module(), checkpoint)  # the "not found, get it here" message
+    shape, _, _ = read_header(tomogram)
+    voxels = int(np.prod(shape))
+    # mask (1 byte a voxel), logits (float32, two of them when stored), and 1 MB for provenance and slack
+    require_space(out_dir, voxels * (1 + (8 if store_logits else 0)) + (1 << 20))
     volume, voxel = read_volume(tomogram, dtype=np.float32)
     write = partial(write_volume, voxel_size=voxel, placement=read_placement(tomogram))
     check_volume(volume, str(tomogram))
-    if not normalized:
+    if normalized:
+        check_normalized(volume, str(tomogram))
+    else:
         volume = normalize_volume(volume, normalization, name=str(tomogram))  # type: ignore[arg-type]
     result = segment_tomogram(volume, opts, name=str(tomogram))
-    out_dir = Path(out_dir)
-    outputs = {"mask": out_dir / "mask.mrc", "provenance": out_dir / "provenance.json"}
     params = {"normalized_input": normalized, "normalization": None if normalized else normalization}
     record = _provenance(result, opts, {"tomogram": str(tomogram)}, "etsam")
     record["parameters"].update(params)
@@ -355,9 +421,28 @@ def run_segment(
         "provenance": lambda p: write_json(p, record),
     }
     if store_logits:
-        outputs["stage1_logits"] = out_dir / "stage1_logits.mrc"
-        outputs["stage2_logits"] = out_dir / "stage2_logits.mrc"
         writers["stage1_logits"] = lambda p: write(p, result.stage1_logits)
         writers["stage2_logits"] = lambda p: write(p, result.stage2_logits)
     _write_all(outputs, writers)
+    if not store_logits:
+        _remove_stale(out_dir, STALE_LOGITS)
     return result
+
+
+def _remove_stale(out_dir: Path, names: tuple[str, ...]) -> None:
+    """Remove files of an earlier run that the new outputs would otherwise sit beside."""
+    for name in names:
+        stale = out_dir / name
+        if stale.is_file():
+            log.warning("%s: removed, left by an earlier run (this run did not write logits)", stale)
+            stale.unlink()
+
+
+def check_normalized(volume: np.ndarray, name: str, tolerance: float = 1e-3) -> None:
+    """A volume said to be normalized must lie in [0, 1]: raw data passed with --normalized is refused."""
+    lo, hi = float(volume.min()), float(volume.max())
+    if lo < -tolerance or hi > 1 + tolerance:
+        raise InputError(
+            f"{name}: values span {lo:.4g}..{hi:.4g}, outside [0, 1], but the input was declared normalized "
+            "(--normalized); drop --normalized to normalize it, or normalize it with `tomoseg normalize`"
+        )

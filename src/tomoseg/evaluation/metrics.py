@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from tomoseg.core.io import InputError, atomic_path, open_volume
+from tomoseg.core.io import InputError, atomic_path, check_finite_volume, open_volume
 
 log = logging.getLogger(__name__)
 
@@ -259,6 +259,15 @@ def _to_logits(block: np.ndarray, kind: str, floor: float | None, path: Path, z:
     return x
 
 
+def _nonzero(block: np.ndarray, path: Path, z: int) -> np.ndarray:
+    """Foreground (non-zero) voxels of a mask slab; NaN or inf in a float mask is an InputError, never membrane."""
+    block = np.asarray(block)
+    if np.issubdtype(block.dtype, np.floating):
+        check_finite_volume(block, path, first_slice=z)
+    nonzero: np.ndarray = block != 0
+    return nonzero
+
+
 def _max_of(data: np.ndarray, chunk: int) -> float:
     return float(max(np.max(data[z : z + chunk]) for z in range(0, data.shape[0], chunk)))
 
@@ -301,8 +310,8 @@ def evaluate_volumes(
             tp = fp = fn = 0
             n = 0
             for z in _progress(range(0, pred.shape[0], chunk), pred_path):
-                p = np.asarray(pred[z : z + chunk]) != 0
-                t = np.asarray(truth[z : z + chunk]) != 0
+                p = _nonzero(pred[z : z + chunk], pred_path, z)
+                t = _nonzero(truth[z : z + chunk], truth_path, z)
                 n += p.size
                 ptp = int(np.count_nonzero(p & t))
                 tp += ptp

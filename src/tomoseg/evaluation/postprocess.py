@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from tomoseg.core.io import read_placement, read_volume, write_json, write_volume
+from tomoseg.core.io import InputError, read_placement, read_volume, write_json, write_volume
 from tomoseg.core.provenance import provenance_record
 
 log = logging.getLogger(__name__)
@@ -49,10 +49,17 @@ def component_z_spans(labels: np.ndarray, count: int) -> np.ndarray:
     return spans
 
 
+def check_min_slices(min_slices: int) -> None:
+    """A component spans at least one slice, so a minimum below 1 is a mistake (InputError)."""
+    if isinstance(min_slices, bool) or not isinstance(min_slices, int | np.integer) or min_slices < 1:
+        raise InputError(
+            f"min_slices must be a whole number >= 1 (a component spans at least 1 slice), got {min_slices!r}"
+        )
+
+
 def filter_components(mask: np.ndarray, min_slices: int) -> np.ndarray:
     """Return a uint8 0/1 mask keeping the 26-connected components whose Z span is >= min_slices."""
-    if min_slices < 1:
-        raise ValueError(f"min_slices must be >= 1, got {min_slices}")
+    check_min_slices(min_slices)
     binary = np.asarray(mask) != 0
     labels, count = _label_26(binary)
     if count == 0:
@@ -76,6 +83,7 @@ def filter_components(mask: np.ndarray, min_slices: int) -> np.ndarray:
 
 def postprocess_file(mask_path: str | os.PathLike, out: str | os.PathLike, min_slices: int) -> dict:
     """Filter the mask in `mask_path` into `out` (uint8, same voxel size and placement); returns a summary."""
+    check_min_slices(min_slices)
     mask, voxel_size = read_volume(mask_path)
     before = int(np.count_nonzero(mask))
     result = filter_components(mask, min_slices)

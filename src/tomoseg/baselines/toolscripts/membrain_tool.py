@@ -1,10 +1,12 @@
 """Run inside the Membrain-Seg environment: describe it, check a checkpoint's keys, or make a tiny one.
 
-`run`: first load the checkpoint exactly as `membrain segment` does (Lightning `load_from_checkpoint`,
-  which membrain calls with strict=False and so silently ignores missing keys) and compare every key
-  and tensor of the checkpoint's state_dict with the loaded model's; refuse to go on unless all match;
-  then run the real `membrain segment` command line. Writes a JSON result (versions, device, the key
-  check, command, the tool's exit code, outputs found) to --result.
+`run`: first read the checkpoint as data (`checkpoint_guard`: weights-only, the allow-listed classes,
+  Lightning's layout; unless --checkpoint-trust trusted) and make every later load weights-only; then
+  load it exactly as `membrain segment` does (Lightning `load_from_checkpoint`, which membrain calls with
+  strict=False and so silently ignores missing keys) and compare every key and tensor of the
+  checkpoint's state_dict with the loaded model's; refuse to go on unless all match; then run the real
+  `membrain segment` command line. Writes a JSON result (versions, device, the checkpoint verdict, the
+  key check, command, the tool's exit code, outputs found) to --result.
 `make OUT --channels ...`: a randomly initialised checkpoint of the real architecture (DynUNet via
   membrain's own LightningModule) with small channel widths, for tests and the demo.
 """
@@ -18,6 +20,14 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from checkpoint_guard import (
+    LOADING,
+    die_with_parent,
+    guarded_command,
+    inspect_checkpoint,
+    weights_only_everywhere,
+)
 
 
 def probe() -> dict:
@@ -34,12 +44,13 @@ def probe() -> dict:
     }
 
 
-def check(ckpt_path: str) -> dict:
+def check(ckpt_path: str, trusted: bool = False) -> dict:
     """Whether every checkpoint key loads into Membrain-Seg's model (the tool would silently skip some)."""
     import torch
     from membrain_seg.segmentation.networks.inference_unet import PreprocessedSemanticSegmentationUnet
 
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    # Weights-only unless the checkpoint is trusted (published digest or the site's explicit opt-in).
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=not trusted)
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         return {"ok": False, "error": f"{ckpt_path}: not a Lightning checkpoint (no 'state_dict')"}
     stored = checkpoint["state_dict"]
@@ -106,14 +117,20 @@ def _cli(name: str) -> str:
 def run(args: argparse.Namespace) -> dict:
     """Run `membrain segment` on one tomogram and report the files it wrote."""
     record = probe()
-    record["checkpoint_check"] = check(args.checkpoint)
-    record["outputs"] = {}
+    record["outputs"], record["returncode"] = {}, None
+    trusted = args.checkpoint_trust == "trusted"
+    if not trusted:
+        verdict = inspect_checkpoint("membrain", args.checkpoint, args.allow_class)
+        if not verdict["ok"]:
+            record["checkpoint_refused"] = verdict["error"]
+            return record
+        weights_only_everywhere(args.allow_class)
+    record["checkpoint_loading"] = LOADING["trusted" if trusted else "inspect"]
+    record["checkpoint_check"] = check(args.checkpoint, trusted)
     if not record["checkpoint_check"]["ok"]:
-        record["returncode"] = None
         return record
     out = Path(args.out_folder)
-    command = [
-        _cli("membrain"),
+    tool_args = [
         "segment",
         "--tomogram-path",
         str(Path(args.input).resolve()),
@@ -128,10 +145,12 @@ def run(args: argparse.Namespace) -> dict:
         repr(float(args.segmentation_threshold)),
         "--test-time-augmentation" if args.test_time_augmentation else "--no-test-time-augmentation",
     ]
+    command = [_cli("membrain"), *tool_args]
     record["command"] = command
     sys.stdout.write("tomoseg: running " + " ".join(command) + "\n")
     sys.stdout.flush()
-    record["returncode"] = subprocess.run(command, check=False).returncode
+    launch = command if trusted else guarded_command(command[0], tool_args, args.allow_class)
+    record["returncode"] = subprocess.run(launch, check=False, preexec_fn=die_with_parent()).returncode
     stem = Path(args.input).name.rsplit(".", 1)[0]
     scores = out / f"{stem}_scores.mrc"
     if scores.exists():
@@ -153,6 +172,8 @@ def main() -> int:
     p_run.add_argument("--sliding-window-size", type=int, default=160)
     p_run.add_argument("--test-time-augmentation", type=int, default=1)
     p_run.add_argument("--segmentation-threshold", type=float, default=0.0)
+    p_run.add_argument("--checkpoint-trust", choices=("inspect", "trusted"), default="inspect")
+    p_run.add_argument("--allow-class", action="append", default=[])
     p_run.add_argument("--result", required=True)
     p_make = sub.add_parser("make")
     p_make.add_argument("out")

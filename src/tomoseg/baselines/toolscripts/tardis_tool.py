@@ -1,9 +1,11 @@
 """Run inside the TARDIS (tardis-em) environment: run the membrane CLI on one tomogram, or make a tiny checkpoint.
 
-`run`: pick the device, run the real `tardis_mem` command line on one file and convert the tool's
+`run`: read the checkpoint as data (`checkpoint_guard`: weights-only, TARDIS's layout; unless
+  --checkpoint-trust trusted), pick the device, run the real `tardis_mem` command line (its own
+  weights_only=False load forced to weights-only) on one file and convert the tool's
   probability output (`<stem>_CNN.tif`, written when the CNN threshold is 0) to a .npy file that the
   main environment can read without tifffile. Writes a JSON result (versions, device, command, the
-  tool's exit code, outputs found, the tool's own error log) to --result.
+  tool's exit code, outputs found, the tool's own error log, the checkpoint verdict) to --result.
 `make OUT`: a randomly initialised checkpoint of the real fnet_attn architecture with small widths,
   in TARDIS's checkpoint format {"model_struct_dict", "model_state_dict"}, for tests and the demo.
 """
@@ -18,6 +20,14 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from checkpoint_guard import (
+    LOADING,
+    die_with_parent,
+    guarded_command,
+    inspect_checkpoint,
+    weights_only_everywhere,
+)
 
 
 def _device(requested: str) -> tuple[str, str, str | None]:
@@ -52,10 +62,15 @@ def run(args: argparse.Namespace) -> dict:
     """Run TARDIS's membrane model on one tomogram and report the files it wrote."""
     import torch
 
+    trusted = args.checkpoint_trust == "trusted"
+    if not trusted:
+        verdict = inspect_checkpoint("tardis", args.checkpoint, args.allow_class)
+        if not verdict["ok"]:
+            return {"checkpoint_refused": verdict["error"], "outputs": {}, "returncode": None}
+        weights_only_everywhere(args.allow_class)
     dv, device, gpu_name = _device(args.device)
     src = Path(args.input)
-    command = [
-        _cli("tardis_mem"),
+    tool_args = [
         "-dir",
         str(src.parent),
         "-out",
@@ -74,10 +89,12 @@ def run(args: argparse.Namespace) -> dict:
         dv,
     ]
     if args.normalize_px is not None:
-        command += ["-norm_px", repr(float(args.normalize_px))]
+        tool_args += ["-norm_px", repr(float(args.normalize_px))]
+    command = [_cli("tardis_mem"), *tool_args]
     sys.stdout.write("tomoseg: running " + " ".join(command) + "\n")
     sys.stdout.flush()
-    returncode = subprocess.run(command, cwd=src.parent, check=False).returncode
+    launch = command if trusted else guarded_command(command[0], tool_args, args.allow_class)
+    returncode = subprocess.run(launch, cwd=src.parent, check=False, preexec_fn=die_with_parent()).returncode
     stem = src.name.rsplit(".", 1)[0]
     outputs: dict[str, str] = {}
     tif = _find(src.parent, f"{stem}_CNN.tif")
@@ -104,6 +121,7 @@ def run(args: argparse.Namespace) -> dict:
         "returncode": returncode,
         "outputs": outputs,
         "tool_error": error_log.read_text(errors="replace") if error_log.exists() else None,
+        "checkpoint_loading": LOADING["trusted" if trusted else "inspect"],
     }
 
 
@@ -157,6 +175,8 @@ def main() -> int:
     p_run.add_argument("--normalize-px", type=float, default=None)
     p_run.add_argument("--device", default="auto")
     p_run.add_argument("--probabilities-npy", required=True)
+    p_run.add_argument("--checkpoint-trust", choices=("inspect", "trusted"), default="inspect")
+    p_run.add_argument("--allow-class", action="append", default=[])
     p_run.add_argument("--result", required=True)
     p_make = sub.add_parser("make")
     p_make.add_argument("out")
