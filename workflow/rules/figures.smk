@@ -38,8 +38,6 @@ rule overlay:
         pdf="results/figures/overlays/{tomo}.pdf",
     log:
         "results/logs/overlay/{tomo}.log",
-    wildcard_constraints:
-        tomo=key_pattern(tomos()),
     conda:
         "../envs/tomoseg.yaml"
     params:
