@@ -27,6 +27,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -169,6 +170,7 @@ def measure(tree: Path, n: int, timeout: float, scratch: Path) -> dict[str, Any]
         sampler.start()
         status = None
         deadline = start + timeout
+        signal.signal(signal.SIGTERM, lambda *_: (os.killpg(proc.pid, signal.SIGKILL), sys.exit(143)))
         while True:
             pid, wait_status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
@@ -303,6 +305,16 @@ def main() -> None:
         "note": args.note,
         "points": [],
     }
+    json_path = args.out.with_suffix(".json")
+    data = json.loads(json_path.read_text()) if json_path.exists() else {"sessions": []}
+    data["sessions"].append(session)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:
+        """Write both files now, so that an interrupted session keeps its finished points."""
+        json_path.write_text(json.dumps(data, indent=1) + "\n")
+        args.out.with_suffix(".md").write_text(render(data["sessions"]))
+
     timed_out: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="dag_scaling_") as tmp:
         for n in args.runs:
@@ -313,6 +325,7 @@ def main() -> None:
                     record = measure(path, n, args.timeout, Path(tmp))
                     record.update(tree=label, commit=session["trees"][label]["commit"], repeat=repeat)
                     session["points"].append(record)
+                    save()
                     print(
                         f"{label:>5} N={n:>6} #{repeat} {record['status']:<10} jobs={record['jobs']} "
                         f"wall={record['wall_s']:.1f}s user={record['user_s']:.1f}s "
@@ -321,12 +334,7 @@ def main() -> None:
                     )
                     if record["status"] == "timeout" and args.skip_after_timeout:
                         timed_out.add(label)
-    json_path = args.out.with_suffix(".json")
-    data = json.loads(json_path.read_text()) if json_path.exists() else {"sessions": []}
-    data["sessions"].append(session)
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(data, indent=1) + "\n")
-    args.out.with_suffix(".md").write_text(render(data["sessions"]))
+    save()
     print(f"wrote {json_path} and {args.out.with_suffix('.md')}")
 
 

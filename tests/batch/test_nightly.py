@@ -52,6 +52,47 @@ def test_listing_is_paged(portal):
     assert len(listing) == 3 + 3 + 4 + 3
 
 
+def add_bare_runs(portal, count, date="2024-02-01T00:00:00", membrane_every=2, first_run=100000):
+    """`count` portal runs with one tomogram each (no files; every `membrane_every`-th with a membrane mask)."""
+    for i in range(count):
+        run_id = first_run + i
+        portal.add("Run", id=run_id, datasetId=20000 + i // 100, name=f"TS_{i}", s3Prefix="", httpsPrefix="")
+        spacing = portal.add("TomogramVoxelSpacing", runId=run_id, voxelSpacing=13.48)
+        portal.add(
+            "Tomogram",
+            id=run_id * 10,
+            runId=run_id,
+            tomogramVoxelSpacingId=spacing["id"],
+            releaseDate=date,
+            lastModifiedDate=date,
+        )
+        if membrane_every and i % membrane_every == 0:
+            annotation = portal.add(
+                "Annotation",
+                runId=run_id,
+                objectId="GO:0016020",
+                objectName="membrane",
+                releaseDate=date,
+                lastModifiedDate=date,
+            )
+            shape = portal.add("AnnotationShape", annotationId=annotation["id"], shapeType="SegmentationMask")
+            portal.add("AnnotationFile", annotationShapeId=shape["id"], format="mrc")
+
+
+def test_listing_twenty_thousand_runs_through_the_real_client(portal):
+    # The stand-in indexes its relations (and pages one listing from one filtered result), so the real
+    # client can list the portal's size in a test; the nightly's requests grow linearly with the runs.
+    add_bare_runs(portal, 20000)
+    client = cdp.portal_client(portal.graphql_url, 60)
+    runs = nightly.list_new_runs(client, "2024-01-01", sorted(cdp.load_membrane_terms()), page_size=5000)
+    assert len(runs) == 20000 and len({(r["dataset_id"], r["name"]) for r in runs}) == 20000
+    assert sum(r["has_membrane"] for r in runs) == 10000
+    assert runs[0] == {"dataset_id": 20000, "run_id": 100000, "name": "TS_0", "has_membrane": True}
+    # pages of 5000 (each listing ends with a short page): 2 annotation listings of 10,000 runs (3 pages
+    # each), 2 tomogram listings of 20,000 (5 each), then 4 chunks of run ids asking which have a membrane
+    assert portal.count("graphql") == 2 * 3 + 2 * 5 + 4
+
+
 def _workdir(tmp_path, portal, **nightly_overrides):
     work = tmp_path / "work"
     shutil.copytree(REPO / "config", work / "config")
