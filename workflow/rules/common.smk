@@ -88,7 +88,7 @@ def _made_by(row, source, truth):
 
 
 def source_pattern(source, truth=False):
-    """{tomo} constraint of a rule that makes one source's tomograms (truth: its ground truth).
+    """{tomo} constraint for the rules of one source's tomograms (or, with truth, its ground truth).
 
     Any key when a selected row needs the rule, none otherwise: a workflow with one source (the paper's
     portal rows, the demo's phantoms, a nightly batch) then has one candidate rule per data file.
@@ -108,7 +108,7 @@ def selected_row(tomo):
 
 
 def source_check(source, truth=False, **columns):
-    """Input function of a rule that makes one source's files (truth: its ground truth).
+    """Input function for the rules of one source's files (or, with truth, its ground truth).
 
     For a row of that source: the files named by `columns` (input name -> runs-sheet column), often none.
     For a row of another source: a file nothing makes, so that Snakemake discards this rule and takes
@@ -195,6 +195,8 @@ def portal_row(wildcards):
 
 def all_targets():
     """Everything `rule all` builds; each stage adds its outputs here as it lands."""
+    if config["targets"]["scope"] == "runs":
+        return run_targets()
     targets = expand("results/data/{tomo}/normalized.mrc", tomo=tomos())
     targets += expand(
         "results/data/{tomo}/groundtruth.mrc", tomo=tomos(with_truth=True)
@@ -219,6 +221,18 @@ def all_targets():
             )
     targets += evaluation_targets()
     return targets
+
+
+def run_targets():
+    """targets scope runs: each selected run's own files (normalized, truth, masks, metrics), nothing shared."""
+    metrics = config["targets"].get("metrics", True)
+    return [
+        path
+        for tomo in tomos()
+        for path in layout.run_targets(
+            tomo, tomo in TRUTH_KEYS, config["methods"], metrics
+        )
+    ]
 
 
 def evaluation_targets():
