@@ -257,7 +257,9 @@ def render(sessions: list[dict[str, Any]]) -> str:
             f"## Session {session['started']}",
             "",
             f"{m['host_cpu']}, {m['cpus']} CPUs, {m['memory_gib']} GiB; Python {m['python']}, "
-            f"Snakemake {m['snakemake']}; timeout {session['timeout_s']} s per point.",
+            f"Snakemake {m['snakemake']}; timeout {session['timeout_s']:g} s per point"
+            + "".join(f", {label} {t:g} s" for label, t in session.get("timeouts_s", {}).items())
+            + ".",
             "",
             "| tree | commit | runs | jobs | wall | user CPU | peak RSS | wall/run | load before → after | status |",
             "|---|---|---|---|---|---|---|---|---|---|",
@@ -288,6 +290,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="measurements per tree and N")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per point before it is killed")
     parser.add_argument(
+        "--tree-timeout", action="append", default=[], help="LABEL=SECONDS: another timeout for one tree"
+    )
+    parser.add_argument(
         "--skip-after-timeout", action="store_true", help="skip a tree's larger N once it timed out"
     )
     parser.add_argument("--note", default="", help="a line recorded with the session")
@@ -315,6 +320,8 @@ def main() -> None:
         json_path.write_text(json.dumps(data, indent=1) + "\n")
         args.out.with_suffix(".md").write_text(render(data["sessions"]))
 
+    timeouts = {label: float(t) for label, _, t in (spec.partition("=") for spec in args.tree_timeout)}
+    session["timeouts_s"] = timeouts
     timed_out: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="dag_scaling_") as tmp:
         for n in args.runs:
@@ -322,7 +329,7 @@ def main() -> None:
                 for label, path in trees.items():
                     if label in timed_out:
                         continue
-                    record = measure(path, n, args.timeout, Path(tmp))
+                    record = measure(path, n, timeouts.get(label, args.timeout), Path(tmp))
                     record.update(tree=label, commit=session["trees"][label]["commit"], repeat=repeat)
                     session["points"].append(record)
                     save()
