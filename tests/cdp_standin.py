@@ -8,12 +8,15 @@ over HTTP with Range support and injectable faults (404 HTML page, 503, stall, d
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
+import operator
 import re
 import sys
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -60,38 +63,68 @@ def schema() -> graphql.GraphQLSchema:
 
 
 def _value(v: Any) -> Any:
-    if isinstance(v, str) and re.match(r"^\d{4}-\d{2}-\d{2}", v):
+    """A column or query value as compared: ISO date strings become aware datetimes (UTC when no zone)."""
+    return _date(v) if isinstance(v, str) else v
+
+
+@functools.lru_cache(maxsize=65536)
+def _date(v: str) -> Any:
+    """An ISO date string parsed once (other strings unchanged)."""
+    if re.match(r"^\d{4}-\d{2}-\d{2}", v):
         parsed = dt.datetime.fromisoformat(v)
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
     return v
 
 
 def _compare(actual: Any, ops: dict[str, Any]) -> bool:
-    a = _value(actual)
+    """Whether a column value passes a GraphQL comparison (`{_eq: ..., _gte: ...}`)."""
+    return _comparison(ops)(actual)
+
+
+def _comparison(ops: dict[str, Any]) -> Callable[[Any], bool]:
+    """A GraphQL comparison compiled once per query: `_in` lists become sets, dates are parsed once."""
+    checks: list[Callable[[Any, Any], bool]] = []
     for op, raw in ops.items():
         if op == "_is_null":
-            ok = (actual is None) == bool(raw)
-        elif actual is None:
-            ok = False
-        elif op == "_eq":
-            ok = a == _value(raw)
-        elif op == "_neq":
-            ok = a != _value(raw)
-        elif op == "_in":
-            ok = a in [_value(x) for x in raw]
-        elif op == "_nin":
-            ok = a not in [_value(x) for x in raw]
-        elif op in ("_gt", "_gte", "_lt", "_lte"):
+            checks.append(lambda actual, a, want=bool(raw): (actual is None) == want)
+            continue
+        if op in ("_in", "_nin"):
+            values = [_value(x) for x in raw]
+            try:
+                members: Any = set(values)
+            except TypeError:
+                members = values
+            inside = op == "_in"
+            checks.append(
+                lambda actual, a, m=members, inside=inside: actual is not None and (a in m) == inside
+            )
+        elif op in ("_eq", "_neq", "_gt", "_gte", "_lt", "_lte"):
             b = _value(raw)
-            ok = {"_gt": a > b, "_gte": a >= b, "_lt": a < b, "_lte": a <= b}[op]
+            compare = {
+                "_eq": operator.eq,
+                "_neq": operator.ne,
+                "_gt": operator.gt,
+                "_gte": operator.ge,
+                "_lt": operator.lt,
+                "_lte": operator.le,
+            }[op]
+            checks.append(lambda actual, a, b=b, f=compare: actual is not None and f(a, b))
         elif op in ("_like", "_ilike"):
-            pattern = "^" + ".*".join(re.escape(p) for p in str(raw).split("%")) + "$"
-            ok = re.match(pattern, str(actual), re.I if op == "_ilike" else 0) is not None
+            pattern = re.compile(
+                "^" + ".*".join(re.escape(p) for p in str(raw).split("%")) + "$",
+                re.I if op == "_ilike" else 0,
+            )
+            checks.append(
+                lambda actual, a, p=pattern: actual is not None and p.match(str(actual)) is not None
+            )
         else:
             raise ValueError(f"stand-in: comparator {op} not supported")
-        if not ok:
-            return False
-    return True
+
+    def passes(actual: Any) -> bool:
+        a = _value(actual)
+        return all(check(actual, a) for check in checks)
+
+    return passes
 
 
 class Portal:
@@ -109,44 +142,100 @@ class Portal:
         self.url = ""
         self._server: ThreadingHTTPServer | None = None
         self._lock = threading.Lock()
+        self._next_id: dict[str, int] = {}
+        self._validated: dict[str, list[graphql.GraphQLError]] = {}
+        # The rows of the last query (filtered and ordered), reused for its later pages (offset > 0), so
+        # that paging through N rows costs O(N) rather than O(N) per page; a first page always recomputes.
+        self._last_query: tuple[str, list[dict[str, Any]]] | None = None
+        self._indexes: dict[tuple[str, str], dict[Any, list[dict[str, Any]]]] = {}
+        self._indexed_rows: dict[tuple[str, str], tuple[int, int]] = {}
 
     # ---- tables
     def add(self, type_name: str, **row: Any) -> dict[str, Any]:
         table = self.tables.setdefault(type_name, [])
-        row.setdefault("id", max((r["id"] for r in table), default=0) + 1)
+        row.setdefault("id", self._next_id.get(type_name, 0) + 1)
+        self._next_id[type_name] = max(self._next_id.get(type_name, 0), row["id"])
+        fresh = {
+            k
+            for (t, k) in self._indexes
+            if t == type_name and self._indexed_rows[t, k] == (id(table), len(table))
+        }
         table.append(row)
+        for key in fresh:  # keep up-to-date indexes up to date; others are rebuilt when next used
+            if row.get(key) is not None:
+                self._indexes[type_name, key].setdefault(row[key], []).append(row)
+            self._indexed_rows[type_name, key] = (id(table), len(table))
         return row
+
+    def _index(self, type_name: str, key: str) -> dict[Any, list[dict[str, Any]]]:
+        """Rows of a table by the value of one column, built once and kept up to date by `add`.
+
+        Relations are looked up here, so a query over N runs costs O(N), not O(N x related rows).
+        A table replaced or extended behind `add`'s back gets a fresh index (its length is checked).
+        """
+        table = self.tables.get(type_name, [])
+        index = self._indexes.get((type_name, key))
+        if index is None or self._indexed_rows.get((type_name, key)) != (id(table), len(table)):
+            index = {}
+            for r in table:
+                if r.get(key) is not None:
+                    index.setdefault(r[key], []).append(r)
+            self._indexes[type_name, key] = index
+        self._indexed_rows[type_name, key] = (id(table), len(table))
+        return index
 
     def related(self, type_name: str, row: dict[str, Any], field: str) -> list[dict[str, Any]]:
         target, local, remote, _kind = RELATIONS[(type_name, field)]
         value = row.get(local)
-        return [r for r in self.tables.get(target, []) if r.get(remote) == value and value is not None]
+        if value is None:
+            return []
+        return self._index(target, remote).get(value, [])
 
-    def matches(self, type_name: str, row: dict[str, Any], where: dict[str, Any] | None) -> bool:
+    def predicate(self, type_name: str, where: dict[str, Any] | None) -> Callable[[dict[str, Any]], bool]:
+        """A `where` clause compiled once per query into a test of one row (relations through the indexes)."""
+        tests: list[Callable[[dict[str, Any]], bool]] = []
         for key, cond in (where or {}).items():
             if cond is None:
                 continue
             if (type_name, key) in RELATIONS:
-                target = RELATIONS[(type_name, key)][0]
-                if not any(self.matches(target, r, cond) for r in self.related(type_name, row, key)):
-                    return False
+                inner = self.predicate(RELATIONS[(type_name, key)][0], cond)
+                tests.append(
+                    lambda row, k=key, inner=inner: any(inner(r) for r in self.related(type_name, row, k))
+                )
             elif key.endswith("Aggregate"):
                 raise ValueError(f"stand-in: {key} filters not supported")
-            elif not _compare(row.get(key), cond):
-                return False
-        return True
+            else:
+                compare = _comparison(cond)
+                tests.append(lambda row, k=key, c=compare: c(row.get(k)))
+        return lambda row: all(test(row) for test in tests)
+
+    def matches(self, type_name: str, row: dict[str, Any], where: dict[str, Any] | None) -> bool:
+        return self.predicate(type_name, where)(row)
 
     def select(self, type_name: str, args: dict[str, Any]) -> list[dict[str, Any]]:
-        rows = [r for r in self.tables.get(type_name, []) if self.matches(type_name, r, args.get("where"))]
-        for clause in reversed(args.get("orderBy") or []):
-            for key, direction in reversed(list(clause.items())):
-                rows.sort(
-                    key=lambda r, k=key: (r.get(k) is None, _value(r.get(k))),
-                    reverse=direction.startswith("desc"),
-                )
         limit_offset = args.get("limitOffset") or {}
         offset = limit_offset.get("offset") or 0
         limit = limit_offset.get("limit")
+        query = json.dumps([type_name, args.get("where"), args.get("orderBy")], sort_keys=True, default=str)
+        if offset and self._last_query is not None and self._last_query[0] == query:
+            rows = self._last_query[1]  # the next page of the same listing: the rows it started from
+        else:
+            where = dict(args.get("where") or {})
+            rows = self.tables.get(type_name, [])
+            if set(where.get("id") or {}) == {"_in"}:  # a list of ids: look them up, then filter those
+                by_id = self._index(type_name, "id")
+                rows = [
+                    r for value in dict.fromkeys(where.pop("id")["_in"]) for r in by_id.get(_value(value), [])
+                ]
+            keep = self.predicate(type_name, where)
+            rows = [r for r in rows if keep(r)]
+            for clause in reversed(args.get("orderBy") or []):
+                for key, direction in reversed(list(clause.items())):
+                    rows.sort(
+                        key=lambda r, k=key: (r.get(k) is None, _value(r.get(k))),
+                        reverse=direction.startswith("desc"),
+                    )
+            self._last_query = (query, rows)
         return rows[offset : offset + limit if limit is not None else None]
 
     def resolve(self, source: Any, info: graphql.GraphQLResolveInfo, **args: Any) -> Any:
@@ -159,11 +248,8 @@ class Portal:
                 return source[name]
             if (parent, name) in RELATIONS:
                 target, _l, _r, kind = RELATIONS[(parent, name)]
-                rows = [
-                    r
-                    for r in self.related(parent, source, name)
-                    if self.matches(target, r, args.get("where"))
-                ]
+                keep = self.predicate(target, args.get("where"))
+                rows = [r for r in self.related(parent, source, name) if keep(r)]
                 if kind == "item":
                     return rows[0] if rows else None
                 return {"edges": [{"node": r} for r in rows]}
@@ -175,7 +261,19 @@ class Portal:
         return None
 
     def execute(self, query: str, variables: dict | None = None) -> dict[str, Any]:
-        result = graphql.graphql_sync(schema(), query, variable_values=variables, field_resolver=self.resolve)
+        try:
+            document = graphql.parse(query)
+        except graphql.GraphQLError as err:
+            return {"data": None, "errors": [err.formatted]}
+        # Validation against the large schema costs ~0.1 s a query; pages of one listing differ only in
+        # their numbers, so a query is validated once per shape.
+        shape = re.sub(r"\b\d+\b", "0", query)
+        errors = self._validated.get(shape)
+        if errors is None:
+            errors = self._validated[shape] = graphql.validate(schema(), document)
+        if errors:
+            return {"data": None, "errors": [e.formatted for e in errors]}
+        result = graphql.execute(schema(), document, variable_values=variables, field_resolver=self.resolve)
         body: dict[str, Any] = {"data": result.data}
         if result.errors:
             body["errors"] = [e.formatted for e in result.errors]

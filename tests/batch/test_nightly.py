@@ -1,5 +1,6 @@
 """The nightly batch against the stand-in portal: paging, new runs, nothing new, a killed night, two at once."""
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 from cdp_standin import add_run
 
@@ -52,6 +54,47 @@ def test_listing_is_paged(portal):
     assert len(listing) == 3 + 3 + 4 + 3
 
 
+def add_bare_runs(portal, count, date="2024-02-01T00:00:00", membrane_every=2, first_run=100000):
+    """`count` portal runs with one tomogram each (no files; every `membrane_every`-th with a membrane mask)."""
+    for i in range(count):
+        run_id = first_run + i
+        portal.add("Run", id=run_id, datasetId=20000 + i // 100, name=f"TS_{i}", s3Prefix="", httpsPrefix="")
+        spacing = portal.add("TomogramVoxelSpacing", runId=run_id, voxelSpacing=13.48)
+        portal.add(
+            "Tomogram",
+            id=run_id * 10,
+            runId=run_id,
+            tomogramVoxelSpacingId=spacing["id"],
+            releaseDate=date,
+            lastModifiedDate=date,
+        )
+        if membrane_every and i % membrane_every == 0:
+            annotation = portal.add(
+                "Annotation",
+                runId=run_id,
+                objectId="GO:0016020",
+                objectName="membrane",
+                releaseDate=date,
+                lastModifiedDate=date,
+            )
+            shape = portal.add("AnnotationShape", annotationId=annotation["id"], shapeType="SegmentationMask")
+            portal.add("AnnotationFile", annotationShapeId=shape["id"], format="mrc")
+
+
+def test_listing_twenty_thousand_runs_through_the_real_client(portal):
+    # The stand-in indexes its relations (and pages one listing from one filtered result), so the real
+    # client can list the portal's size in a test; the nightly's requests grow linearly with the runs.
+    add_bare_runs(portal, 20000)
+    client = cdp.portal_client(portal.graphql_url, 60)
+    runs = nightly.list_new_runs(client, "2024-01-01", sorted(cdp.load_membrane_terms()), page_size=5000)
+    assert len(runs) == 20000 and len({(r["dataset_id"], r["name"]) for r in runs}) == 20000
+    assert sum(r["has_membrane"] for r in runs) == 10000
+    assert runs[0] == {"dataset_id": 20000, "run_id": 100000, "name": "TS_0", "has_membrane": True}
+    # pages of 5000 (each listing ends with a short page): 2 annotation listings of 10,000 runs (3 pages
+    # each), 2 tomogram listings of 20,000 (5 each), then 4 chunks of run ids asking which have a membrane
+    assert portal.count("graphql") == 2 * 3 + 2 * 5 + 4
+
+
 def _workdir(tmp_path, portal, **nightly_overrides):
     work = tmp_path / "work"
     shutil.copytree(REPO / "config", work / "config")
@@ -79,7 +122,7 @@ def _workdir(tmp_path, portal, **nightly_overrides):
     return work
 
 
-def _night(work, wait=True):
+def _night(work, wait=True, timeout=300):
     cmd = [
         sys.executable,
         "-m",
@@ -99,7 +142,7 @@ def _night(work, wait=True):
         return subprocess.Popen(
             cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
         )
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def _state(work):
@@ -208,6 +251,10 @@ def test_snakemake_failing_outside_jobs_fails_the_night_not_the_runs(portal, tmp
     state = _state(work)
     assert state["processed"] == {} and sorted(state["pending"]) == ["10000/TS_026", "10000/TS_027"]
     assert {run["attempts"] for run in state["pending"].values()} == {0}
+    (record,) = state["nights"]  # the night is recorded as failed, with its batch
+    assert (
+        record["batch"] == 1 and record["processed"] == 0 and record["status"].startswith("error: snakemake")
+    )
     (night,) = (work / "nightly" / "nights").iterdir()
     assert len((night / "runs.tsv").read_text().splitlines()) == 1 + 1  # the per-night cap: one run
 
@@ -372,3 +419,188 @@ def test_lock_held_by_a_dead_nights_snakemake_is_cleaned_up(tmp_path, monkeypatc
     finally:
         if holder.poll() is None:
             holder.kill()
+
+
+def _pending(dataset_id, run_id, attempts=0, retry_after=None):
+    entry = {"dataset_id": dataset_id, "run_id": run_id, "name": f"r{run_id}", "has_membrane": False}
+    entry["attempts"] = attempts
+    if retry_after:
+        entry["retry_after"] = retry_after
+    return nightly.run_key(dataset_id, f"r{run_id}"), entry
+
+
+NOW = dt.datetime(2025, 3, 10, 2, 30, tzinfo=dt.timezone.utc)
+
+
+def test_new_runs_come_first_and_failed_runs_wait_for_their_retry_time():
+    pending = dict(
+        [
+            _pending(10001, 5, attempts=1, retry_after="2025-03-09T02:30:00+00:00"),  # due
+            _pending(10002, 1),
+            _pending(10001, 7, attempts=2, retry_after="2025-03-12T02:30:00+00:00"),  # not yet
+            _pending(10000, 9),
+            _pending(10001, 6, attempts=1, retry_after="2025-03-08T02:30:00+00:00"),  # due, waiting longer
+        ]
+    )
+    order = [key for key, _ in nightly.queue_order(pending, NOW)]
+    assert order == ["10000/r9", "10002/r1", "10001/r6", "10001/r5"]
+
+
+def test_failed_attempts_back_off_then_are_given_up():
+    state = {"pending": dict([_pending(10000, 1)]), "failed": {}}
+    cfg = {"retry_after_nights": 1, "max_attempts": 3}
+    first = nightly._count_attempt(state, "10000/r1", "boom", cfg, NOW)
+    assert first["attempts"] == 1 and first["retry_after"] == "2025-03-11T02:30:00+00:00"
+    second = nightly._count_attempt(state, "10000/r1", "boom", cfg, NOW)
+    assert second["retry_after"] == "2025-03-12T02:30:00+00:00"  # 2 nights after the second failure
+    nightly._count_attempt(state, "10000/r1", "boom again", cfg, NOW)
+    assert state["pending"] == {} and state["failed"]["10000/r1"]["last_error"] == "boom again"
+    assert "retry_after" not in state["failed"]["10000/r1"]
+
+
+def test_the_night_budget_in_runs_and_in_gpu_hours():
+    assumed = nightly.RunCost(0.5, "assumed", 0)
+    assert nightly.batch_size({"cap": 50}, 20000, assumed) == 50
+    assert nightly.batch_size({"cap": None}, 20000, assumed) == 20000
+    assert nightly.batch_size({"cap": None, "gpu_hours": 12}, 20000, assumed) == 24
+    assert nightly.batch_size({"cap": 10, "gpu_hours": 12}, 20000, assumed) == 10
+    assert nightly.batch_size({"cap": None, "gpu_hours": 0.1}, 5, assumed) == 1  # at least one run a night
+    free = nightly.RunCost(0.0, "no GPU rules", 0)
+    assert nightly.batch_size({"cap": None, "gpu_hours": 1}, 300, free) == 300
+
+
+def test_gpu_cost_is_measured_from_the_benchmark_records(tmp_path):
+    cfg = {"gpu_hours_per_run": 0.75}
+    state = {"costs": []}
+    assert nightly.run_cost(state, cfg, []) == nightly.RunCost(0.0, "no GPU rules", 0)
+    assert nightly.run_cost(state, cfg, ["etsam_postprocessed"]) == nightly.RunCost(0.75, "assumed", 0)
+    for tomo, (s1, s2) in {"a": (1800, 1800), "b": (3600, 3600), "c": (900, 900)}.items():
+        for rule, seconds in (("etsam_stage1", s1), ("etsam_stage2", s2)):
+            record = tmp_path / "results" / "benchmarks" / rule / f"{tomo}.tsv"
+            record.parent.mkdir(parents=True, exist_ok=True)
+            record.write_text(f"s\th:m:s\tmax_rss\n{seconds}\t0:00:00\t1.0\n")
+    rules = nightly.gpu_rules(["etsam", "etsam_postprocessed"])
+    assert rules == ["etsam_stage1", "etsam_stage2"]
+    assert nightly.gpu_hours(tmp_path, "a", rules) == 1.0
+    assert nightly.gpu_hours(tmp_path, "missing", rules) is None
+    state["costs"] = [{"hours": nightly.gpu_hours(tmp_path, t, rules), "rules": rules} for t in "abc"]
+    assert nightly.run_cost(state, cfg, ["etsam"]) == nightly.RunCost(1.0, "measured", 3)
+    assert nightly.run_cost(state, cfg, ["membrain"]).source == "assumed"  # other GPU rules: not measured
+
+
+def test_backlog_estimate_in_the_report(tmp_path):
+    state = {
+        "pending": dict([_pending(10000, k) for k in range(95)] + [_pending(10001, 1, attempts=1)]),
+        "nights": [{"batch": 0}, {"batch": 50, "processed": 40}, {"batch": 50, "processed": 50}],
+    }
+    backlog = nightly.backlog_estimate(state, NOW, nightly.RunCost(0.5, "measured", 12))
+    assert backlog == {
+        "pending": 96,
+        "new": 95,
+        "retrying": 1,
+        "rate": 45.0,
+        "rate_nights": 2,
+        "nights": 3,
+        "gpu_hours_per_run": 0.5,
+        "cost_source": "measured",
+        "gpu_hours": 48.0,
+    }
+    text = nightly.backlog_sentence(backlog)
+    assert "96 runs pending (95 new, 1 waiting to retry)" in text
+    assert "45 runs a night (mean of the last 2 nights) it takes about 3 more nights" in text
+    assert "48.0 h for the backlog" in text
+    stalled = nightly.backlog_estimate(
+        {**state, "nights": [{"batch": 5, "processed": 0}]}, NOW, nightly.RunCost(0, "", 0)
+    )
+    assert stalled["nights"] is None and "does not drain" in nightly.backlog_sentence(stalled)
+    report = nightly.write_report(tmp_path, "N", "2024-01-01", [], 96, [], backlog).read_text()
+    assert "## Backlog" in report and "about 3 more nights" in report
+
+
+def test_the_night_hands_its_runs_to_snakemake_in_files_not_arguments(tmp_path):
+    # 20,000 runs: the old command line (~416 bytes of targets a run) would exceed the kernel's limit
+    runs = [_pending(20000 + k // 100, 100000 + k) for k in range(20000)]
+    batch = nightly._Batch("N", tmp_path / "N", runs, ["etsam"], {}, True)
+    sheet = nightly.write_runs_sheet(tmp_path / "N" / "runs.tsv", runs)
+    night_config = nightly.write_night_config(tmp_path / "N" / "config.yaml", sheet, batch)
+    assert yaml.safe_load(night_config.read_text()) == {
+        "runs": str(sheet.resolve()),
+        "splits": ["test"],
+        "methods": ["etsam"],
+        "targets": {"scope": "runs", "metrics": True},
+    }
+    assert len(sheet.read_text().splitlines()) == 20001
+    stub = tmp_path / "snakemake"
+    stub.write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$(dirname "$0")/argv.txt"\n')
+    stub.chmod(0o755)
+    config = tmp_path / "config.yaml"
+    config.write_text("{}")
+    code = nightly._run_snakemake({"cores": 2}, config, night_config, REPO, tmp_path, batch, 0, str(stub))
+    argv = (tmp_path / "argv.txt").read_text().splitlines()
+    assert code == 0 and len("".join(argv)) < 2000
+    assert argv[argv.index("--configfile") + 1 :][:2] == [str(config.resolve()), str(night_config.resolve())]
+    assert not any(arg.startswith(("results/", "cdp-")) for arg in argv)
+
+
+def _made_already(work, runs):
+    """The files a night would make for these runs, written in the order Snakemake makes them."""
+    for k in range(runs):
+        folder = work / "results" / "data" / f"cdp-{20000 + k // 100}-{100000 + k}"
+        folder.mkdir(parents=True)
+        for name, text in (
+            ("tomogram.mrc", ""),
+            ("tomogram.source.json", "{}"),
+            ("normalized.mrc", ""),
+            ("normalized.json", "{}"),
+        ):
+            (folder / name).write_text(text)
+
+
+def _night_of(work, pattern):
+    nights = sorted((work / "nightly" / "nights").glob(pattern))
+    return nights[-1] if nights else None
+
+
+@pytest.mark.slow
+def test_twenty_thousand_pending_runs_in_one_night(portal, tmp_path):
+    runs = int(os.environ.get("TOMOSEG_TEST_NIGHT_RUNS", 20000))
+    add_bare_runs(portal, runs, membrane_every=0)
+    work = _workdir(tmp_path, portal, cap=None, page_size=5000, report_figures=2, on_failure="")
+    # Every run's files exist already (as a killed night may leave them), so the night's Snakemake plans all
+    # the runs from the night's runs sheet and has nothing to run: the test is about the size of the night.
+    _made_already(work, runs)
+
+    first = _night(work, wait=False)  # killed midway: once its Snakemake has started planning
+    deadline = time.time() + 600
+    while not ((log := _night_of(work, "*/snakemake.log")) and "Building DAG" in log.read_text()):
+        assert first.poll() is None, first.stdout.read()
+        assert time.time() < deadline, "the first night never started Snakemake"
+        time.sleep(0.5)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(timeout=30)
+    state = _state(work)
+    assert len(state["pending"]) == runs and state["processed"] == {} and state["nights"] == []
+    assert {r["attempts"] for r in state["pending"].values()} == {0}  # nothing lost, no attempt used up
+
+    second = _night(work, timeout=1500)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    command = next(line for line in second.stderr.splitlines() if "running: " in line)
+    assert len(command) < 2000  # the runs are in the night's runs sheet, not on the command line
+    state = _state(work)
+    assert len(state["processed"]) == runs and state["pending"] == {} and state["failed"] == {}
+    (record,) = state["nights"]
+    assert record["batch"] == record["processed"] == runs and record["status"] == "ok"
+    assert record["backlog"]["pending"] == 0
+    night = _night_of(work, "*/report.md").parent
+    assert len((night / "runs.tsv").read_text().splitlines()) == runs + 1
+    assert len((night / "report.tsv").read_text().splitlines()) == runs + 1
+    assert (
+        f"{runs} in this batch, {runs} processed, 0 failed, 0 still pending"
+        in (night / "report.md").read_text()
+    )
+    assert len(list((night / "figures").glob("*.png"))) <= 2  # nightly.report_figures
+
+    third = _night(work)
+    assert third.returncode == 0 and "nothing new" in third.stderr
+    assert len(list((work / "nightly" / "nights").iterdir())) == 2  # the killed night's and the second's
+    assert len(_state(work)["processed"]) == runs

@@ -68,3 +68,30 @@ def test_config_readme_documents_every_key_and_column():
         assert f"`{key}`" in readme, f"config/README.md does not mention the config key {key}"
     for column in layout.RUNS_COLUMNS:
         assert f"`{column}`" in readme, f"config/README.md does not mention the runs-sheet column {column}"
+
+
+def test_gpu_rules_of_each_method_are_gpu_rules_of_the_workflow():
+    import re
+
+    text = "\n".join(p.read_text() for p in sorted((REPO / "workflow" / "rules").glob("*.smk")))
+    blocks = dict(re.findall(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)*)", text, re.M))
+    for m in methods.METHODS.values():
+        assert m.gpu_rules, m.name
+        for rule in m.gpu_rules:
+            assert rule in blocks and "gpu=1" in blocks[rule], f"{m.name}: {rule} is not a GPU rule"
+
+
+def test_run_targets():
+    assert layout.run_targets("t", True, ["etsam", "membrain"], metrics=True) == [
+        "results/data/t/normalized.mrc",
+        "results/data/t/groundtruth.mrc",
+        "results/etsam/t/mask.mrc",
+        "results/metrics/etsam/t.json",
+        "results/membrain/t/mask.mrc",
+        "results/metrics/membrain/t.json",
+    ]
+    assert layout.run_targets("t", False, ["tardis"], metrics=True) == [
+        "results/data/t/normalized.mrc",
+        "results/tardis/t/mask.mrc",
+    ]
+    assert layout.run_targets("t", True, ["tardis"], metrics=False)[-1] == "results/tardis/t/mask.mrc"

@@ -63,10 +63,36 @@ def test_dry_run_plans_exactly_the_ten_test_tomograms_offline(tmp_path):
     sheet = pd.read_csv(REPO / "config" / "runs.tsv", sep="\t", dtype=str, keep_default_na=False)
     test = set(sheet.loc[sheet["split"] == "test", "tomo"])
     assert len(test) == 10
-    assert planned["download_tomogram"] == test
-    assert planned["download_groundtruth"] == test
-    assert planned["normalize"] == test
-    assert set().union(*planned.values()) == test
+    # every per-tomogram rule plans exactly the ten test tomograms, and every stage is there
+    per_tomogram = {
+        "download_tomogram": 1,
+        "download_groundtruth": 1,
+        "normalize": 1,
+        "etsam_stage1": 1,
+        "etsam_stage2": 1,
+        "postprocess": 1,
+        "membrain": 1,
+        "tardis": 1,
+        "overlay": 1,
+        "evaluate_scored": 8,  # etsam, etsam_stage1, membrain, tardis + 4 computed ablation variants
+        "evaluate_mask": 1,  # etsam_postprocessed
+        "etsam_ablation_stage1": 1,  # grid_every_n (grid_first is the main Stage 1)
+        "etsam_ablation_stage2": 3,  # grid_first, grid_every_n, stage1_mask_every_n (empty is the main Stage 2)
+    }
+    assert {rule: tomos for rule, tomos in planned.items()} == dict.fromkeys(per_tomogram, test)
+    once = dict.fromkeys(["fetch_etsam_weights", "summarize", "figures", "ablation_summary", "all"], 1)
+    expected = {rule: 10 * n for rule, n in per_tomogram.items()} | once
+    assert job_stats(output) == expected | {"total": sum(expected.values())}
+
+
+def job_stats(output: str) -> dict[str, int]:
+    """Snakemake's job stats table (rule -> jobs, and 'total') from a dry run's output."""
+    table = output.rsplit("Job stats:", 1)[1].split("\n\n", 1)[0]
+    return {
+        line.split()[0]: int(line.split()[1])
+        for line in table.splitlines()[3:]
+        if len(line.split()) == 2 and line.split()[1].isdigit()
+    }
 
 
 LOCALRULES = """

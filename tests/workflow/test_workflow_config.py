@@ -11,8 +11,8 @@ def write_runs(workdir, *rows):
     return "config/runs_test.tsv"
 
 
-def dry_run(workdir, **kwargs):
-    return run_snakemake(workdir, "-n", "--cores", "1", check=False, **kwargs)
+def dry_run(workdir, extra=(), **kwargs):
+    return run_snakemake(workdir, "-n", "--cores", "1", *extra, check=False, **kwargs)
 
 
 def test_demo_config_plans_phantom_and_normalize_jobs(tmp_path):
@@ -74,3 +74,53 @@ def test_malformed_config_is_rejected_naming_the_field(tmp_path, override, field
     assert proc.returncode != 0
     output = proc.stdout + proc.stderr
     assert f"['{field}']" in output and "invalid configuration" in output, output[-3000:]
+
+
+def planned_rules(output):
+    """(rule, tomo) of every job a dry run lists."""
+    planned, rule = set(), None
+    for line in output.splitlines():
+        line = line.strip()
+        if line.startswith(("rule ", "localrule ")):
+            rule = line.split()[1].rstrip(":")
+        elif line.startswith("wildcards:") and "tomo=" in line:
+            planned.add((rule, line.split("tomo=")[1].split(",")[0]))
+    return planned
+
+
+def test_each_source_makes_its_own_rows_in_a_mixed_sheet(tmp_path):
+    # No per-key wildcard constraints: the rule of each row's source is chosen by its input function.
+    workdir = make_workdir(tmp_path, methods=[])
+    for name in ("l1.mrc", "l1_truth.mrc", "l2.mrc"):
+        (tmp_path / name).touch()
+    runs = write_runs(
+        workdir,
+        ["p1", "phantom", "", "1", "", "", "", "phantom", "test"],
+        ["l1", "local", "", "", "", str(tmp_path / "l1.mrc"), str(tmp_path / "l1_truth.mrc"), "local", "test"],
+        ["l2", "local", "", "", "", str(tmp_path / "l2.mrc"), "", "none", "test"],
+        ["c1", "cdp", "10000", "245", "", "", "", "cdp", "test"],
+        ["c2", "cdp", "10000", "246", "", "", "", "none", "test"],
+        ["c3", "cdp", "10000", "247", "", "", "", "cdp", "train"],
+    )
+    proc = dry_run(workdir, extra=("--config", f"runs={runs}"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    makers = {
+        (rule, tomo)
+        for rule, tomo in planned_rules(proc.stdout)
+        if rule not in ("normalize", "overlay")
+    }
+    assert makers == {
+        ("phantom", "p1"),
+        ("import_local_tomogram", "l1"),
+        ("import_local_truth", "l1"),
+        ("import_local_tomogram", "l2"),
+        ("download_tomogram", "c1"),
+        ("download_groundtruth", "c1"),
+        ("download_tomogram", "c2"),
+    }
+    assert "Warning" not in proc.stdout + proc.stderr
+
+    # a key that is not a selected row (c3 is in the train split) is an error naming the sheet
+    proc = dry_run(workdir, extra=("--config", f"runs={runs}", "--", "results/data/c3/normalized.mrc"))
+    assert proc.returncode != 0
+    assert f"'c3' is not a row of {runs} in the selected splits ['test']" in proc.stdout + proc.stderr

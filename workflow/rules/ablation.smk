@@ -18,7 +18,7 @@ rule etsam_ablation_stage1:
     benchmark:
         "results/benchmarks/etsam_ablation_stage1/{mode}/{tomo}.tsv"
     wildcard_constraints:
-        mode=key_pattern(ablation_computed_modes(1)),
+        mode=one_of(ablation_computed_modes(1)),
     conda:
         "../envs/tomoseg.yaml"
     resources:
@@ -47,7 +47,7 @@ rule etsam_ablation_stage2:
     benchmark:
         "results/benchmarks/etsam_ablation_stage2/{mode}/{tomo}.tsv"
     wildcard_constraints:
-        mode=key_pattern(ablation_computed_modes(2)),
+        mode=one_of(ablation_computed_modes(2)),
     conda:
         "../envs/tomoseg.yaml"
     resources:

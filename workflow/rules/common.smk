@@ -110,26 +110,99 @@ if _duplicates:
 runs = runs.set_index("tomo", drop=False)
 # Rows selected for this invocation: the splits named in the config.
 selected = runs[runs["split"].isin(config["splits"])]
+# The selected rows by key, read once: input functions and params look a key up here, in O(1) per job
+# (planning must stay linear in the number of runs; see benchmarks/dag_scaling.py).
+SELECTED = selected.to_dict("index")
+_TOMOS = {}
 
 
 def tomos(source=None, with_truth=None):
-    """Keys of the selected runs, optionally of one source or only those with ground truth."""
-    rows = selected
-    if source is not None:
-        rows = rows[rows["source"] == source]
-    if with_truth is not None:
-        rows = rows[(rows["truth"] != "none") == with_truth]
-    return list(rows["tomo"])
+    """Keys of the selected runs, optionally of one source or only those with ground truth (computed once per filter)."""
+    if (source, with_truth) not in _TOMOS:
+        rows = selected
+        if source is not None:
+            rows = rows[rows["source"] == source]
+        if with_truth is not None:
+            rows = rows[(rows["truth"] != "none") == with_truth]
+        _TOMOS[source, with_truth] = tuple(rows["tomo"])
+    return list(_TOMOS[source, with_truth])
 
 
-def key_pattern(keys):
-    """A wildcard constraint matching exactly `keys` (never matching when empty)."""
-    return "|".join(re.escape(k) for k in keys) if keys else "(?!x)x"
+TRUTH_KEYS = frozenset(tomos(with_truth=True))
+
+
+# Wildcard constraints. {tomo} is one path component; rules check their keys in input functions (a dict
+# lookup) instead of listing every key in a regular expression, which Snakemake would rescan for every
+# job (quadratic planning). Method and prompt-mode names are a few fixed words and are listed.
+wildcard_constraints:
+    tomo=r"[^/]+",
+
+
+NEVER = "(?!x)x"
+
+
+def one_of(names):
+    """A wildcard constraint matching exactly one of a few fixed names (never matching when empty)."""
+    return "|".join(re.escape(n) for n in names) if names else NEVER
+
+
+# Which rule makes a row's tomogram and ground truth, by the row's source and truth columns.
+SOURCE_TRUTHS = {
+    "phantom": ("phantom",),
+    "local": ("local",),
+    "cdp": ("dataverse", "cdp"),
+}
+
+
+def _made_by(row, source, truth):
+    """Whether a runs-sheet row's files come from the rule of `source` (and, with `truth`, its truth rule)."""
+    return row["source"] == source and (
+        not truth or row["truth"] in SOURCE_TRUTHS[source]
+    )
+
+
+def source_pattern(source, truth=False):
+    """{tomo} constraint for the rules of one source's tomograms (or, with truth, its ground truth).
+
+    Any key when a selected row needs the rule, none otherwise: a workflow with one source (the paper's
+    portal rows, the demo's phantoms, a nightly batch) then has one candidate rule per data file.
+    """
+    needed = any(_made_by(row, source, truth) for row in SELECTED.values())
+    return r"[^/]+" if needed else NEVER
+
+
+def selected_row(tomo):
+    """The selected runs-sheet row of `tomo` (a dict); an unknown key is an error naming the sheet."""
+    row = SELECTED.get(tomo)
+    if row is None:
+        raise WorkflowError(
+            f"{tomo!r} is not a row of {config['runs']} in the selected splits {config['splits']}"
+        )
+    return row
+
+
+def source_check(source, truth=False, **columns):
+    """Input function for the rules of one source's files (or, with truth, its ground truth).
+
+    For a row of that source: the files named by `columns` (input name -> runs-sheet column), often none.
+    For a row of another source: a file nothing makes, so that Snakemake discards this rule and takes
+    the rule of the row's own source (several sources in one sheet). An unknown key is an error.
+    """
+
+    def inputs(wildcards):
+        row = selected_row(wildcards.tomo)
+        if _made_by(row, source, truth):
+            return {name: row[column] for name, column in columns.items()}
+        return {
+            "other_source": f"(runs sheet: {wildcards.tomo} has source {row['source']}, truth {row['truth']})"
+        }
+
+    return inputs
 
 
 def run_row(wildcards):
     """The runs-sheet row of `{tomo}` as a plain dict."""
-    return runs.loc[wildcards.tomo].to_dict()
+    return selected_row(wildcards.tomo)
 
 
 def etsam_checkpoint(stage):
@@ -195,13 +268,15 @@ def local_truth_path(tomo):
 
 def portal_row(wildcards):
     """The runs-sheet fields a download depends on (other columns, e.g. split, must not trigger reruns)."""
-    row = runs.loc[wildcards.tomo]
+    row = selected_row(wildcards.tomo)
     keys = ("tomo", "source", "dataset_id", "run_id", "tomogram_id", "truth")
     return {key: row[key] for key in keys}
 
 
 def all_targets():
     """Everything `rule all` builds; each stage adds its outputs here as it lands."""
+    if config["targets"]["scope"] == "runs":
+        return run_targets()
     targets = expand("results/data/{tomo}/normalized.mrc", tomo=tomos())
     targets += expand(
         "results/data/{tomo}/groundtruth.mrc", tomo=tomos(with_truth=True)
@@ -226,6 +301,18 @@ def all_targets():
             )
     targets += evaluation_targets()
     return targets
+
+
+def run_targets():
+    """targets scope runs: each selected run's own files (normalized, truth, masks, metrics), nothing shared."""
+    metrics = config["targets"].get("metrics", True)
+    return [
+        path
+        for tomo in tomos()
+        for path in layout.run_targets(
+            tomo, tomo in TRUTH_KEYS, config["methods"], metrics
+        )
+    ]
 
 
 def evaluation_targets():

@@ -3,13 +3,15 @@
 
 
 rule phantom:
+    input:
+        unpack(source_check("phantom")),
     output:
         tomogram="results/data/{tomo}/tomogram.mrc",
         truth="results/data/{tomo}/groundtruth.mrc",
     log:
         "results/logs/phantom/{tomo}.log",
     wildcard_constraints:
-        tomo=key_pattern(tomos(source="phantom")),
+        tomo=source_pattern("phantom"),
     conda:
         "../envs/tomoseg.yaml"
     params:
@@ -21,13 +23,13 @@ rule phantom:
 
 rule import_local_tomogram:
     input:
-        lambda wc: runs.loc[wc.tomo, "path"],
+        unpack(source_check("local", path="path")),
     output:
         "results/data/{tomo}/tomogram.mrc",
     log:
         "results/logs/import_local_tomogram/{tomo}.log",
     wildcard_constraints:
-        tomo=key_pattern(tomos(source="local")),
+        tomo=source_pattern("local"),
     conda:
         "../envs/tomoseg.yaml"
     params:
@@ -39,15 +41,13 @@ rule import_local_tomogram:
 
 rule import_local_truth:
     input:
-        lambda wc: runs.loc[wc.tomo, "truth_path"],
+        unpack(source_check("local", truth=True, path="truth_path")),
     output:
         "results/data/{tomo}/groundtruth.mrc",
     log:
         "results/logs/import_local_truth/{tomo}.log",
     wildcard_constraints:
-        tomo=key_pattern(
-            [t for t in tomos(source="local") if runs.loc[t, "truth"] == "local"]
-        ),
+        tomo=source_pattern("local", truth=True),
     conda:
         "../envs/tomoseg.yaml"
     params:

@@ -13,13 +13,15 @@ if config["download"]["local_rules"]:
 
 
 rule download_tomogram:
+    input:
+        unpack(source_check("cdp")),
     output:
         tomogram="results/data/{tomo}/tomogram.mrc",
         source="results/data/{tomo}/tomogram.source.json",
     log:
         "results/logs/download_tomogram/{tomo}.log",
     wildcard_constraints:
-        tomo=key_pattern(tomos(source="cdp")),
+        tomo=source_pattern("cdp"),
     conda:
         "../envs/tomoseg.yaml"
     params:
@@ -30,6 +32,7 @@ rule download_tomogram:
 
 rule download_groundtruth:
     input:
+        unpack(source_check("cdp", truth=True)),
         tomogram="results/data/{tomo}/tomogram.mrc",
         source="results/data/{tomo}/tomogram.source.json",
     output:
@@ -38,13 +41,7 @@ rule download_groundtruth:
     log:
         "results/logs/download_groundtruth/{tomo}.log",
     wildcard_constraints:
-        tomo=key_pattern(
-            [
-                t
-                for t in tomos(source="cdp")
-                if runs.loc[t, "truth"] in ("dataverse", "cdp")
-            ]
-        ),
+        tomo=source_pattern("cdp", truth=True),
     conda:
         "../envs/tomoseg.yaml"
     params:

@@ -17,8 +17,7 @@ rule evaluate_scored:
     benchmark:
         "results/benchmarks/evaluate/{method}/{tomo}.tsv"
     wildcard_constraints:
-        method=key_pattern(SCORED_METHODS),
-        tomo=key_pattern(tomos(with_truth=True)),
+        method=one_of(SCORED_METHODS),
     conda:
         "../envs/tomoseg.yaml"
     params:
@@ -41,8 +40,7 @@ rule evaluate_mask:
     benchmark:
         "results/benchmarks/evaluate/{method}/{tomo}.tsv"
     wildcard_constraints:
-        method=key_pattern(MASK_ONLY_METHODS),
-        tomo=key_pattern(tomos(with_truth=True)),
+        method=one_of(MASK_ONLY_METHODS),
     conda:
         "../envs/tomoseg.yaml"
     params:

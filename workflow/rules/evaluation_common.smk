@@ -135,119 +135,6 @@ UNREPORTED_TABLES = [p for p in SUMMARY_TABLES if p not in REPORTED_TABLES]
 ABLATION_TABLES = [layout.results_path(f) for f in layout.ABLATION_FILES.values()]
 
 
-def ablation_metrics_method(stage, mode):
-    """Name under results/metrics/ of a variant's scores (the main method's when it is reused and scored)."""
-    main = {1: "etsam_stage1", 2: "etsam"}[stage]
-    if ablation_reuses_main(stage, mode) and main in config["methods"]:
-        return main
-    return f"ablation_stage{stage}_{mode}"
-
-
-for _stage, _modes in ABLATION_MODES.items():
-    for _mode in _modes:
-        _dir = ablation_dir(_stage, _mode)
-        _name = f"ablation_stage{_stage}_{_mode}"
-        if _stage == 1:
-            EVAL_INPUTS[_name] = (
-                f"{_dir}/stage1_mask.mrc",
-                f"{_dir}/stage1_logits.mrc",
-                "etsam-logits",
-            )
-            PROVENANCE[_name] = f"{_dir}/stage1_provenance.json"
-        else:
-            EVAL_INPUTS[_name] = (
-                f"{_dir}/mask.mrc",
-                f"{_dir}/stage2_logits.mrc",
-                "etsam-logits",
-            )
-            PROVENANCE[_name] = f"{_dir}/provenance.json"
-
-
-def ablation_variants():
-    """(stage, mode, metrics method) of every variant in the ablation tables (none when disabled)."""
-    if not ABLATIONS:
-        return []
-    return [
-        (stage, mode, ablation_metrics_method(stage, mode))
-        for stage, modes in ABLATION_MODES.items()
-        for mode in modes
-    ]
-
-
-ABLATION_SCORED = sorted(
-    {m for _, _, m in ablation_variants()} - set(config["methods"])
-)
-SCORED_METHODS = [m for m in config["methods"] if EVAL_INPUTS[m][1]] + ABLATION_SCORED
-MASK_ONLY_METHODS = [m for m in config["methods"] if not EVAL_INPUTS[m][1]]
-ALLOW_MISSING = config["evaluate"]["allow_missing"]
-
-
-def method_files(method):
-    """Files a method's scoring needs that other stages make (templates with {tomo});
-    etsam_postprocessed is made here from the ETSAM mask, so that mask is what must exist.
-    """
-    if method == "etsam_postprocessed":
-        return [EVAL_INPUTS["etsam"][0]]
-    return [p for p in EVAL_INPUTS[method][:2] if p]
-
-
-def provenance_of(wildcards):
-    return PROVENANCE[wildcards.method].format(tomo=wildcards.tomo)
-
-
-def expected_metrics():
-    """(method, tomo) pairs scored in this run: configured methods x tomograms with truth."""
-    return [(m, t) for m in config["methods"] for t in tomos(with_truth=True)]
-
-
-def metrics_json(method, tomo):
-    return f"results/metrics/{method}/{tomo}.json"
-
-
-def evaluable(method, tomo):
-    """Whether a method's outputs for a tomogram exist (or were already scored)."""
-    paths = [p.format(tomo=tomo) for p in method_files(method)]
-    paths.append(f"results/data/{tomo}/groundtruth.mrc")
-    return os.path.exists(metrics_json(method, tomo)) or all(
-        os.path.exists(p) for p in paths
-    )
-
-
-def available(paths):
-    """All paths (strict), or only those that exist (evaluate.allow_missing: true)."""
-    return [p for p in paths if os.path.exists(p)] if ALLOW_MISSING else list(paths)
-
-
-SUMMARY_TABLES = [
-    "results/tables/table1.csv",
-    "results/stats/ttests.csv",
-    "results/tables/supp_table1_per_tomogram.csv",
-    "results/tables/supp_table2_postprocessed.csv",
-    "results/tables/supp_table3_runtime.csv",
-    "results/tables/runtime_per_tomogram.csv",
-    "results/tables/thresholds.csv",
-    "results/tables/calibration.csv",
-    "results/tables/auprc.csv",
-    "results/tables/stages.csv",
-    "results/tables/paper_comparison.csv",
-    "results/tables/failures.csv",
-]
-
-# Tables that also go into `snakemake --report` (the others are listed there by path).
-REPORTED_TABLES = [
-    "results/tables/table1.csv",
-    "results/tables/failures.csv",
-    "results/tables/paper_comparison.csv",
-]
-UNREPORTED_TABLES = [p for p in SUMMARY_TABLES if p not in REPORTED_TABLES]
-
-
-ABLATION_TABLES = [
-    "results/tables/supp_table4_stage1_prompts.csv",
-    "results/tables/supp_tables5-8_stage2_prompts.csv",
-]
-
-
 def ablation_metrics():
     """Metrics files of the ablation tables: all (strict) or those that exist or can be made (allow_missing)."""
     pairs = [(m, t) for _, _, m in ablation_variants() for t in tomos(with_truth=True)]
@@ -278,9 +165,11 @@ def overlay_masks(wildcards):
 
 
 def overlay_inputs(wildcards):
+    """Inputs of a tomogram's overlay: the tomogram, the masks drawn, and its ground truth when it has one."""
+    selected_row(wildcards.tomo)  # an unknown key is an error naming the runs sheet
     masks = list(overlay_masks(wildcards).values())
     inputs = {"tomogram": f"results/data/{wildcards.tomo}/tomogram.mrc", "masks": masks}
-    if wildcards.tomo in tomos(with_truth=True):
+    if wildcards.tomo in TRUTH_KEYS:
         inputs["truth"] = f"results/data/{wildcards.tomo}/groundtruth.mrc"
     return inputs
 

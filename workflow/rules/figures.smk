@@ -63,8 +63,6 @@ rule overlay:
         stats="results/figures/overlays/{tomo}.json",
     log:
         "results/logs/overlay/{tomo}.log",
-    wildcard_constraints:
-        tomo=key_pattern(tomos()),
     conda:
         "../envs/tomoseg.yaml"
     params:

@@ -5,10 +5,14 @@ One night = `tomoseg nightly --configfile CONFIG`:
   2. list runs whose membrane annotations (curated GO ids, SegmentationMask, mrc) or tomograms were released
      or modified since the last completed listing (`nightly.start_date` the first time), paging every query;
   3. add them to the pending queue in `<state_dir>/state.json` (the listing date advances only then);
-  4. take up to `nightly.cap` pending runs, write their runs sheet and run Snakemake on their per-run targets
-     (`--keep-going --rerun-incomplete`: one failed run does not stop the others; a killed night resumes);
-  5. move fully processed runs to `processed` (keyed by dataset id / run name), count failures, write the
-     night report, and call `nightly.on_failure` when anything failed.
+  4. take tonight's batch within the night's budget (`nightly.cap` runs, `nightly.gpu_hours` at the measured
+     GPU time per run): new runs first, then failed runs whose backoff has expired; write the batch's runs
+     sheet and a night config (`targets: {scope: runs}`), and run Snakemake on them: the targets come from
+     the sheet, never from the command line, so a night has no size limit (`--keep-going
+     --rerun-incomplete`: one failed run does not stop the others; a killed night resumes);
+  5. move fully processed runs to `processed` (keyed by dataset id / run name), count failures (each waits
+     `retry_after_nights`, doubling, before its next try), write the night report with how long the backlog
+     will take at the current rate, and call `nightly.on_failure` when anything failed.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import datetime as _dt
 import fcntl
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -37,7 +42,7 @@ import yaml
 from tomoseg.core.children import start_child, stop_group
 from tomoseg.core.errors import BusyError
 from tomoseg.core.io import InputError, atomic_path, read_json, write_json
-from tomoseg.core.layout import RUNS_COLUMNS, data_path, log_path, metrics_path
+from tomoseg.core.layout import RUNS_COLUMNS, data_path, log_path, metrics_path, run_targets
 from tomoseg.core.methods import METHOD_NAMES, method
 from tomoseg.core.provenance import untrained_methods
 from tomoseg.core.runlog import last_error_line
@@ -128,16 +133,10 @@ def tomo_key(run: dict[str, Any]) -> str:
 
 def per_run_targets(tomo: str, truth: bool, methods: list[str], metrics: bool) -> list[str]:
     """Files that make a run 'fully processed': normalized tomogram, truth, each method's mask (+ metrics)."""
-    targets = [data_path(tomo, "normalized.mrc")]
-    if truth:
-        targets.append(data_path(tomo, "groundtruth.mrc"))
     for name in methods:
         if name not in METHOD_NAMES:
             raise InputError(f"nightly: unknown method {name!r} (known: {sorted(METHOD_NAMES)})")
-        targets.append(method(name).mask_path(tomo))
-        if truth and metrics:
-            targets.append(metrics_path(name, tomo))
-    return targets
+    return run_targets(tomo, truth, methods, metrics)
 
 
 def load_state(path: Path) -> dict[str, Any]:
@@ -318,6 +317,15 @@ def _on_failure(command: str, status: str, report: Path | None, workdir: Path) -
         log.error("on_failure command exited with %d: %s", result.returncode, command)
 
 
+@dataclass(frozen=True)
+class RunCost:
+    """The GPU time one run is expected to take: hours, and where the number comes from."""
+
+    hours: float
+    source: str  # "measured" (median of recent runs) or "assumed" (nightly.gpu_hours_per_run)
+    samples: int
+
+
 @dataclass
 class _Batch:
     """The runs one night processes (by key), the methods it runs, the files each run must yield, where it writes."""
@@ -327,6 +335,8 @@ class _Batch:
     runs: list[tuple[str, dict[str, Any]]]
     methods: list[str]
     targets: dict[str, list[str]]
+    metrics: bool = True
+    cost: RunCost = RunCost(0.0, "no GPU rules", 0)
 
 
 def _night(
@@ -355,27 +365,40 @@ def _night(
     if not state["pending"]:
         log.info("nothing new; nothing to do")
         return "ok", None
-    batch = _take_batch(config, night_cfg, state, state_dir / "nights" / started.strftime("%Y%m%dT%H%M%SZ"))
+    batch = _take_batch(
+        config, night_cfg, state, state_dir / "nights" / started.strftime("%Y%m%dT%H%M%SZ"), started
+    )
+    if not batch.runs:
+        log.info(
+            "%d runs pending, none due tonight (failed runs wait for their retry time)", len(state["pending"])
+        )
+        return "ok", None
+    night = {
+        "night": batch.night_id,
+        "since": str(since),
+        "listed": listed,
+        "new": new,
+        "batch": len(batch.runs),
+    }
     sheet = write_runs_sheet(batch.night_dir / "runs.tsv", batch.runs)
-    code = _run_snakemake(night_cfg, config_path, repo, workdir, sheet, batch, lock_fd, snakemake)
-    rows = _record_results(state, batch, workdir, code, int(night_cfg.get("max_attempts", 3)))
+    night_config = write_night_config(batch.night_dir / "config.yaml", sheet, batch)
+    try:
+        code = _run_snakemake(night_cfg, config_path, night_config, repo, workdir, batch, lock_fd, snakemake)
+    except RuntimeError as err:  # outside any job: the runs stay pending, the night is recorded as failed
+        state["nights"].append(
+            {**night, "processed": 0, "failed": 0, "status": f"error: {err}", "finished": _now().isoformat()}
+        )
+        write_json(state_path, state)
+        raise
+    rows = _record_results(state, batch, workdir, code, night_cfg, started)
     failed = sum(row["status"] == "failed" for row in rows)
     status = "ok" if failed == 0 else f"{failed} of {len(rows)} runs failed"
-    state["nights"].append(
-        {
-            "night": batch.night_id,
-            "since": str(since),
-            "listed": listed,
-            "new": new,
-            "batch": len(rows),
-            "processed": len(rows) - failed,
-            "failed": failed,
-            "status": status,
-            "finished": _now().isoformat(),
-        }
-    )
+    night.update(processed=len(rows) - failed, failed=failed, status=status, finished=_now().isoformat())
+    state["nights"].append(night)
+    backlog = backlog_estimate(state, started, batch.cost)
+    night["backlog"] = backlog
     report = write_report(
-        batch.night_dir, batch.night_id, str(since), rows, len(state["pending"]), batch.methods
+        batch.night_dir, batch.night_id, str(since), rows, len(state["pending"]), batch.methods, backlog
     )
     write_json(state_path, state)
     log.info("night %s: %s; report %s", batch.night_id, status, report)
@@ -421,19 +444,82 @@ def queue_runs(state: dict[str, Any], listed: list[dict[str, Any]], seen: str) -
     return new
 
 
-def _take_batch(
-    config: dict[str, Any], night_cfg: dict[str, Any], state: dict[str, Any], night_dir: Path
-) -> _Batch:
-    """Tonight's batch: the first `nightly.cap` pending runs by dataset and run id, with the methods to run."""
-    cap = int(night_cfg.get("cap", 50))
-    runs = sorted(state["pending"].items(), key=lambda kv: (kv[1]["dataset_id"], kv[1]["run_id"]))[:cap]
+def night_methods(config: dict[str, Any], night_cfg: dict[str, Any]) -> list[str]:
+    """The methods a nightly run needs: `nightly.methods`, else the config's `methods`."""
     methods = night_cfg.get("methods")
-    methods = list(config.get("methods") or []) if methods is None else list(methods)
+    return list(config.get("methods") or []) if methods is None else list(methods)
+
+
+def queue_order(pending: dict[str, dict[str, Any]], now: _dt.datetime) -> list[tuple[str, dict[str, Any]]]:
+    """Pending runs in the order nights take them: new runs by dataset and run id, then failed runs whose
+    retry time has come, longest waiting first (a failing run never holds up new work)."""
+    fresh = [(k, r) for k, r in pending.items() if not r.get("attempts")]
+    fresh.sort(key=lambda kv: (kv[1]["dataset_id"], kv[1]["run_id"]))
+    due = [
+        (k, r)
+        for k, r in pending.items()
+        if r.get("attempts") and _parse_date(r.get("retry_after") or "1970-01-01") <= now
+    ]
+    due.sort(key=lambda kv: (kv[1].get("retry_after") or "", kv[1]["dataset_id"], kv[1]["run_id"]))
+    return fresh + due
+
+
+def gpu_rules(methods: list[str]) -> list[str]:
+    """The GPU rules whose jobs make the methods' files (from the registry), each once."""
+    return list(dict.fromkeys(rule for name in methods for rule in method(name).gpu_rules))
+
+
+def run_cost(state: dict[str, Any], night_cfg: dict[str, Any], methods: list[str]) -> RunCost:
+    """GPU hours of one run: the median measured over recent runs, else `nightly.gpu_hours_per_run`.
+
+    Zero when the methods need no GPU rule (e.g. `methods: []`): the GPU budget then limits nothing.
+    """
+    if not gpu_rules(methods):
+        return RunCost(0.0, "no GPU rules", 0)
+    rules = sorted(gpu_rules(methods))
+    samples = [c["hours"] for c in state.get("costs", []) if sorted(c.get("rules", [])) == rules]
+    if samples:
+        return RunCost(float(np.median(samples)), "measured", len(samples))
+    return RunCost(float(night_cfg.get("gpu_hours_per_run", 0.5)), "assumed", 0)
+
+
+def batch_size(night_cfg: dict[str, Any], waiting: int, cost: RunCost) -> int:
+    """How many runs fit tonight: `cap` runs, and `gpu_hours` at `cost` per run (at least one run)."""
+    size = waiting
+    cap = night_cfg.get("cap", 50)
+    if cap is not None:
+        size = min(size, int(cap))
+    budget = night_cfg.get("gpu_hours")
+    if budget is not None and cost.hours > 0:
+        size = min(size, max(1, math.floor(float(budget) / cost.hours)))
+    return size
+
+
+def _take_batch(
+    config: dict[str, Any],
+    night_cfg: dict[str, Any],
+    state: dict[str, Any],
+    night_dir: Path,
+    now: _dt.datetime,
+) -> _Batch:
+    """Tonight's batch: pending runs in queue order (new first, then due retries), as many as the budget allows."""
+    methods = night_methods(config, night_cfg)
+    cost = run_cost(state, night_cfg, methods)
+    order = queue_order(state["pending"], now)
+    runs = order[: batch_size(night_cfg, len(order), cost)]
     metrics = bool(night_cfg.get("metrics", True))
     targets = {
         key: per_run_targets(tomo_key(run), run["has_membrane"], methods, metrics) for key, run in runs
     }
-    return _Batch(night_dir.name, night_dir, runs, methods, targets)
+    log.info(
+        "batch: %d of %d pending runs (%d due); %.2f GPU-hours per run (%s)",
+        len(runs),
+        len(state["pending"]),
+        len(order),
+        cost.hours,
+        cost.source,
+    )
+    return _Batch(night_dir.name, night_dir, runs, methods, targets, metrics, cost)
 
 
 def write_runs_sheet(sheet: Path, runs: list[tuple[str, dict[str, Any]]]) -> Path:
@@ -462,17 +548,34 @@ SNAKEMAKE_GRACE_S = 60.0
 """How long an interrupted night lets Snakemake end its jobs before killing its process group."""
 
 
+def write_night_config(path: Path, sheet: Path, batch: _Batch) -> Path:
+    """The config laid over the user's for one night: its runs sheet, its methods, and only per-run targets.
+
+    Snakemake's `rule all` then asks for exactly `per_run_targets` of every row of the sheet, so the
+    command line stays the same size however many runs the night has.
+    """
+    night = {
+        "runs": str(sheet.resolve()),
+        "splits": ["test"],
+        "methods": batch.methods,
+        "targets": {"scope": "runs", "metrics": batch.metrics},
+    }
+    with atomic_path(path) as tmp:
+        tmp.write_text(yaml.safe_dump(night, sort_keys=False))
+    return path
+
+
 def _run_snakemake(
     night_cfg: dict[str, Any],
     config_path: Path,
+    night_config: Path,
     repo: Path,
     workdir: Path,
-    sheet: Path,
     batch: _Batch,
     lock_fd: int,
     snakemake: str | None,
 ) -> int:
-    """Run the workflow on the batch's targets and return its exit code; raise when it failed outside any job."""
+    """Run the workflow on the night's config and return its exit code; raise when it failed outside any job."""
     snakemake = snakemake or shutil.which("snakemake") or str(Path(sys.executable).with_name("snakemake"))
     base = [
         snakemake,
@@ -482,14 +585,11 @@ def _run_snakemake(
         str(workdir),
         "--configfile",
         str(config_path.resolve()),
-        "--config",
-        f"runs={sheet}",
-        "splits=[test]",
+        str(night_config.resolve()),
     ]
     if any((workdir / ".snakemake" / "locks").glob("*")):
         # A killed night left Snakemake's directory lock; our flock guarantees no other night runs here.
         subprocess.run([*base, "--unlock"], cwd=workdir, check=False, pass_fds=(lock_fd,))
-    targets = sorted({t for ts in batch.targets.values() for t in ts})
     cmd = [
         *base,
         "--keep-going",
@@ -497,8 +597,6 @@ def _run_snakemake(
         "--cores",
         str(night_cfg.get("cores", 1)),
         *[str(a) for a in night_cfg.get("snakemake_args") or []],
-        "--",
-        *targets,
     ]
     log.info("running: %s", " ".join(cmd))
     snake_log = batch.night_dir / "snakemake.log"
@@ -516,20 +614,41 @@ def _run_snakemake(
             stop_group(proc, grace_s=SNAKEMAKE_GRACE_S)
             raise
     log.info("snakemake exited with %d", code)
-    text = snake_log.read_text(errors="replace")
-    if code != 0 and "Error in rule" not in text:
+    if code != 0 and not _log_has(snake_log, "Error in rule"):
         # Snakemake stopped before or outside any job (bad config, missing rule, ...): that is the night's
         # failure, not the runs'; they stay pending without using up an attempt.
-        tail = " | ".join([ln.strip() for ln in text.splitlines() if ln.strip()][-4:])
+        tail = " | ".join(_log_tail(snake_log, 4))
         raise RuntimeError(f"snakemake failed outside any job (exit {code}): {tail} (log: {snake_log})")
     return code
 
 
+def _log_has(path: Path, text: str) -> bool:
+    """Whether a (possibly large) log file contains `text`, read line by line."""
+    with open(path, errors="replace") as handle:
+        return any(text in line for line in handle)
+
+
+def _log_tail(path: Path, lines: int) -> list[str]:
+    """The last non-empty lines of a log file (only its end is read)."""
+    with open(path, "rb") as handle:
+        handle.seek(max(0, handle.seek(0, os.SEEK_END) - 16384))
+        tail = handle.read().decode(errors="replace")
+    return [ln.strip() for ln in tail.splitlines() if ln.strip()][-lines:]
+
+
 def _record_results(
-    state: dict[str, Any], batch: _Batch, workdir: Path, code: int, max_attempts: int
+    state: dict[str, Any],
+    batch: _Batch,
+    workdir: Path,
+    code: int,
+    night_cfg: dict[str, Any],
+    started: _dt.datetime,
 ) -> list[dict[str, Any]]:
-    """Move each finished run to `processed` (with statistics and a figure), count an attempt for the others."""
+    """Move each finished run to `processed` (with statistics, its GPU time and a figure), count an attempt
+    for the others."""
     unfinished = incomplete_outputs(workdir)
+    figures = int(night_cfg.get("report_figures", 50))
+    rules = gpu_rules(batch.methods)
     rows = []
     for key, run in batch.runs:
         tomo = tomo_key(run)
@@ -545,26 +664,90 @@ def _record_results(
             row.update(
                 status="processed", **run_statistics(workdir, tomo, batch.methods, run["has_membrane"])
             )
-            row["figure"] = run_figure(
-                workdir, tomo, batch.methods, batch.night_dir / "figures" / f"{tomo}.png"
-            )
+            hours = gpu_hours(workdir, tomo, rules)
+            if hours is not None:
+                row["gpu_hours"] = hours
+                state.setdefault("costs", []).append({"hours": hours, "rules": rules})
+            if figures > 0:
+                figures -= 1
+                row["figure"] = run_figure(
+                    workdir, tomo, batch.methods, batch.night_dir / "figures" / f"{tomo}.png"
+                )
         else:
             reason = failure_reason(workdir, tomo, missing, code)
+            retry = _count_attempt(state, key, reason, night_cfg, started)
             row.update(
-                status="failed", reason=reason, attempts=_count_attempt(state, key, reason, max_attempts)
+                status="failed",
+                reason=reason,
+                attempts=retry["attempts"],
+                retry_after=retry.get("retry_after"),
             )
         rows.append(row)
+    state["costs"] = state.get("costs", [])[-COST_SAMPLES:]
     return rows
 
 
-def _count_attempt(state: dict[str, Any], key: str, reason: str, max_attempts: int) -> int:
-    """Record a failed attempt of a pending run, giving it up after `max_attempts`; returns its attempts."""
+COST_SAMPLES = 200
+"""Measured runs kept in the state for the GPU-time estimate (the most recent)."""
+
+
+def gpu_hours(workdir: Path, tomo: str, rules: list[str]) -> float | None:
+    """GPU time of one run: the wall time of its GPU rules' jobs (Snakemake benchmark records), in hours.
+
+    None when a rule has no record (e.g. its outputs were made elsewhere): such runs are not measured.
+    """
+    if not rules:
+        return None
+    total = 0.0
+    for rule in rules:
+        record = workdir / "results" / "benchmarks" / rule / f"{tomo}.tsv"
+        try:
+            with open(record) as handle:
+                rows = list(csv.DictReader(handle, delimiter="\t"))
+            total += float(rows[-1]["s"])
+        except (OSError, KeyError, IndexError, ValueError):
+            return None
+    return total / 3600
+
+
+def _count_attempt(
+    state: dict[str, Any], key: str, reason: str, night_cfg: dict[str, Any], now: _dt.datetime
+) -> dict[str, Any]:
+    """Record a failed attempt of a pending run: it waits `retry_after_nights` x 2^(attempts-1) nights, or is
+    given up after `max_attempts`; returns its entry."""
     entry = state["pending"][key]
     entry["attempts"] = entry.get("attempts", 0) + 1
     entry["last_error"] = reason
-    if entry["attempts"] >= max_attempts:
+    wait = float(night_cfg.get("retry_after_nights", 1)) * 2 ** (entry["attempts"] - 1)
+    entry["retry_after"] = (now + _dt.timedelta(days=wait)).isoformat()
+    if entry["attempts"] >= int(night_cfg.get("max_attempts", 3)):
         state["failed"][key] = state["pending"].pop(key)
-    return entry["attempts"]
+        entry.pop("retry_after")
+    return entry
+
+
+RATE_NIGHTS = 7
+"""Nights averaged for the backlog's rate (the most recent ones that ran a batch)."""
+
+
+def backlog_estimate(state: dict[str, Any], now: _dt.datetime, cost: RunCost) -> dict[str, Any]:
+    """What is still pending and how long it takes at the current rate (runs processed a night, recently)."""
+    pending = state["pending"]
+    retrying = sum(1 for r in pending.values() if r.get("attempts"))
+    recent = [n for n in state["nights"] if n.get("batch")][-RATE_NIGHTS:]
+    rate = sum(n.get("processed", 0) for n in recent) / len(recent) if recent else 0.0
+    nights = math.ceil(len(pending) / rate) if rate > 0 else None
+    return {
+        "pending": len(pending),
+        "new": len(pending) - retrying,
+        "retrying": retrying,
+        "rate": round(rate, 2),
+        "rate_nights": len(recent),
+        "nights": nights,
+        "gpu_hours_per_run": round(cost.hours, 4),
+        "cost_source": cost.source,
+        "gpu_hours": round(len(pending) * cost.hours, 2),
+    }
 
 
 def incomplete_outputs(workdir: Path) -> set[str]:
@@ -667,9 +850,15 @@ def failure_reason(workdir: Path, tomo: str, missing: list[str], code: int) -> s
 
 
 def write_report(
-    night_dir: Path, night_id: str, since: str, rows: list[dict[str, Any]], pending: int, methods: list[str]
+    night_dir: Path,
+    night_id: str,
+    since: str,
+    rows: list[dict[str, Any]],
+    pending: int,
+    methods: list[str],
+    backlog: dict[str, Any] | None = None,
 ) -> Path:
-    """The night's report: a TSV of every run and a Markdown summary (processed with statistics, failures)."""
+    """The night's report: a TSV of every run and a Markdown summary (processed, failures, the backlog)."""
     columns = [
         "tomo",
         "dataset_id",
@@ -684,7 +873,7 @@ def write_report(
     ]
     for m in methods:
         columns += [f"{m}_fraction", f"{m}_dice", f"{m}_iou"]
-    columns += ["untrained", "figure", "attempts", "reason"]
+    columns += ["untrained", "gpu_hours", "figure", "attempts", "retry_after", "reason"]
     with atomic_path(night_dir / "report.tsv") as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(
             handle, fieldnames=columns, delimiter="\t", lineterminator="\n", extrasaction="ignore"
@@ -702,7 +891,7 @@ def write_report(
     shown = [
         c
         for c in columns
-        if c not in ("figure", "attempts", "reason", "status")
+        if c not in ("figure", "attempts", "retry_after", "reason", "status")
         and any(r.get(c) not in (None, "") for r in done)
     ]
     lines = [
@@ -719,6 +908,8 @@ def write_report(
             "(demo/test checkpoints); their masks and metrics are meaningless (column `untrained`).",
             "",
         ]
+    if backlog:
+        lines += ["## Backlog", "", backlog_sentence(backlog), ""]
     if done:
         lines += [
             "## Processed",
@@ -731,10 +922,17 @@ def write_report(
             lines.append("| " + " | ".join(fmt(r.get(c)) for c in shown) + f" | {figure} |")
         lines.append("")
     if failed:
-        lines += ["## Failed", "", "| tomo | dataset | run | attempts | reason |", "|---|---|---|---|---|"]
+        lines += [
+            "## Failed",
+            "",
+            "| tomo | dataset | run | attempts | next try | reason |",
+            "|---|---|---|---|---|---|",
+        ]
         for r in failed:
+            retry = r.get("retry_after") or "given up"
             lines.append(
-                f"| {r['tomo']} | {r['dataset_id']} | {r['name']} | {r['attempts']} | {str(r['reason']).replace('|', '/')} |"
+                f"| {r['tomo']} | {r['dataset_id']} | {r['name']} | {r['attempts']} | {retry} | "
+                f"{str(r['reason']).replace('|', '/')} |"
             )
         lines.append("")
     lines.append(
@@ -744,3 +942,24 @@ def write_report(
     with atomic_path(report) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     return report
+
+
+def backlog_sentence(backlog: dict[str, Any]) -> str:
+    """The report's line on the backlog: what is pending, the rate, how many nights it takes, its GPU time."""
+    text = f"{backlog['pending']:,} runs pending ({backlog['new']:,} new, {backlog['retrying']:,} waiting to retry). "
+    nights = backlog["rate_nights"]
+    rate = f"{backlog['rate']:g} runs a night (mean of the last {nights} night{'s' if nights != 1 else ''})"
+    if not backlog["pending"]:
+        text += f"Nothing left; the current rate is {rate}."
+    elif backlog["nights"] is None:
+        text += f"No run was processed recently ({rate}): at this rate the backlog does not drain."
+    else:
+        text += f"At the current rate of {rate} it takes about {backlog['nights']:,} more nights."
+    if backlog["gpu_hours_per_run"] > 0:
+        source = {"measured": "measured on recent runs", "assumed": "assumed, nothing measured yet"}
+        text += (
+            f" GPU time: {backlog['gpu_hours_per_run']:.3g} h a run "
+            f"({source.get(backlog['cost_source'], backlog['cost_source'])}), "
+            f"{backlog['gpu_hours']:,.1f} h for the backlog."
+        )
+    return text

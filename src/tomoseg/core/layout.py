@@ -5,6 +5,10 @@ Paths are relative to the workflow's working directory (`results/...`); helpers 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from tomoseg.core.methods import method
+
 RESULTS = "results"
 
 RUNS_COLUMNS: tuple[str, ...] = (
@@ -65,3 +69,18 @@ def metrics_path(method: str, tomo: str) -> str:
 def log_path(rule: str, tomo: str) -> str:
     """The log of one rule's job for one tomogram."""
     return f"{RESULTS}/logs/{rule}/{tomo}.log"
+
+
+def run_targets(tomo: str, truth: bool, methods: Iterable[str], metrics: bool) -> list[str]:
+    """The files that make one run done: normalized tomogram, ground truth, each method's mask (+ metrics).
+
+    What `targets: {scope: runs}` builds for every selected run, and what the nightly batch checks.
+    """
+    targets = [data_path(tomo, "normalized.mrc")]
+    if truth:
+        targets.append(data_path(tomo, "groundtruth.mrc"))
+    for name in methods:
+        targets.append(method(name).mask_path(tomo))
+        if truth and metrics:
+            targets.append(metrics_path(name, tomo))
+    return targets

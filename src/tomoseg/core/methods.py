@@ -26,6 +26,7 @@ class Method:
     colour: str
     baseline: bool = False
     paper_file: str | None = None  # stem of the paper's per-tomogram CSV (src/tomoseg/data/paper/)
+    gpu_rules: tuple[str, ...] = ()  # the GPU rules whose jobs make the method's files (their cost is its cost)
 
     def path(self, file: str, tomo: str = "{tomo}") -> str:
         """`results/{folder}/{tomo}/{file}` (a template with {tomo} unless `tomo` is given)."""
@@ -58,6 +59,7 @@ METHODS: dict[str, Method] = {
             "provenance.json",
             "#0072B2",
             paper_file="etsam",
+            gpu_rules=("etsam_stage1", "etsam_stage2"),
         ),
         Method(
             "etsam_stage1",
@@ -68,6 +70,7 @@ METHODS: dict[str, Method] = {
             "etsam-logits",
             "stage1_provenance.json",
             "#56B4E9",
+            gpu_rules=("etsam_stage1",),
         ),
         Method(
             "etsam_postprocessed",
@@ -78,6 +81,7 @@ METHODS: dict[str, Method] = {
             None,
             "provenance.json",
             "#009E73",
+            gpu_rules=("etsam_stage1", "etsam_stage2"),
         ),
         Method(
             "membrain",
@@ -90,6 +94,7 @@ METHODS: dict[str, Method] = {
             "#E69F00",
             baseline=True,
             paper_file="membrain_seg",
+            gpu_rules=("membrain",),
         ),
         Method(
             "tardis",
@@ -102,6 +107,7 @@ METHODS: dict[str, Method] = {
             "#D55E00",
             baseline=True,
             paper_file="tardis",
+            gpu_rules=("tardis",),
         ),
     )
 }
