@@ -176,7 +176,7 @@ def overlay_inputs(wildcards):
 
 def page_metrics(wildcards):
     """Metrics records shown on a tomogram's page: every configured method (allow_missing: those that exist or can be made)."""
-    if wildcards.tomo not in tomos(with_truth=True):
+    if wildcards.tomo not in TRUTH_KEYS:
         return {}
     return {
         m: metrics_json(m, wildcards.tomo)

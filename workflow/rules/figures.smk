@@ -92,8 +92,6 @@ rule tomogram_page:
         ),
     log:
         "results/logs/tomogram_page/{tomo}.log",
-    wildcard_constraints:
-        tomo=key_pattern(tomos()),
     conda:
         "../envs/tomoseg.yaml"
     params:
@@ -104,7 +102,7 @@ rule tomogram_page:
         },
         benchmark_rules=config["evaluate"]["benchmark_rules"],
         run=lambda wc: {
-            k: str(v) for k, v in runs.loc[wc.tomo].to_dict().items() if pd.notna(v)
+            k: str(v) for k, v in SELECTED[wc.tomo].items() if pd.notna(v)
         },
     script:
         "../scripts/tomogram_page.py"
