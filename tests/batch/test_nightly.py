@@ -535,7 +535,13 @@ def test_the_night_hands_its_runs_to_snakemake_in_files_not_arguments(tmp_path):
     stub.chmod(0o755)
     config = tmp_path / "config.yaml"
     config.write_text("{}")
-    code = nightly._run_snakemake({"cores": 2}, config, night_config, REPO, tmp_path, batch, 0, str(stub))
+    lock_fd = nightly.acquire_lock(tmp_path / "nightly.lock")  # the night records its Snakemake in the lock
+    try:
+        code = nightly._run_snakemake(
+            {"cores": 2}, config, night_config, REPO, tmp_path, batch, lock_fd, str(stub)
+        )
+    finally:
+        os.close(lock_fd)
     argv = (tmp_path / "argv.txt").read_text().splitlines()
     assert code == 0 and len("".join(argv)) < 2000
     assert argv[argv.index("--configfile") + 1 :][:2] == [str(config.resolve()), str(night_config.resolve())]
