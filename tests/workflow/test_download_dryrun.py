@@ -74,6 +74,7 @@ def test_dry_run_plans_exactly_the_ten_test_tomograms_offline(tmp_path):
         "membrain": 1,
         "tardis": 1,
         "overlay": 1,
+        "tomogram_page": 1,
         "evaluate_scored": 8,  # etsam, etsam_stage1, membrain, tardis + 4 computed ablation variants
         "evaluate_mask": 1,  # etsam_postprocessed
         "etsam_ablation_stage1": 1,  # grid_every_n (grid_first is the main Stage 1)
