@@ -96,7 +96,17 @@ def test_each_source_makes_its_own_rows_in_a_mixed_sheet(tmp_path):
     runs = write_runs(
         workdir,
         ["p1", "phantom", "", "1", "", "", "", "phantom", "test"],
-        ["l1", "local", "", "", "", str(tmp_path / "l1.mrc"), str(tmp_path / "l1_truth.mrc"), "local", "test"],
+        [
+            "l1",
+            "local",
+            "",
+            "",
+            "",
+            str(tmp_path / "l1.mrc"),
+            str(tmp_path / "l1_truth.mrc"),
+            "local",
+            "test",
+        ],
         ["l2", "local", "", "", "", str(tmp_path / "l2.mrc"), "", "none", "test"],
         ["c1", "cdp", "10000", "245", "", "", "", "cdp", "test"],
         ["c2", "cdp", "10000", "246", "", "", "", "none", "test"],
@@ -105,9 +115,7 @@ def test_each_source_makes_its_own_rows_in_a_mixed_sheet(tmp_path):
     proc = dry_run(workdir, extra=("--config", f"runs={runs}"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     makers = {
-        (rule, tomo)
-        for rule, tomo in planned_rules(proc.stdout)
-        if rule not in ("normalize", "overlay")
+        (rule, tomo) for rule, tomo in planned_rules(proc.stdout) if rule not in ("normalize", "overlay")
     }
     assert makers == {
         ("phantom", "p1"),

@@ -26,7 +26,9 @@ class Method:
     colour: str
     baseline: bool = False
     paper_file: str | None = None  # stem of the paper's per-tomogram CSV (src/tomoseg/data/paper/)
-    gpu_rules: tuple[str, ...] = ()  # the GPU rules whose jobs make the method's files (their cost is its cost)
+    gpu_rules: tuple[
+        str, ...
+    ] = ()  # the GPU rules whose jobs make the method's files (their cost is its cost)
 
     def path(self, file: str, tomo: str = "{tomo}") -> str:
         """`results/{folder}/{tomo}/{file}` (a template with {tomo} unless `tomo` is given)."""
