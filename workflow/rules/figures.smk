@@ -101,8 +101,6 @@ rule tomogram_page:
             m: PROVENANCE[m].format(tomo=wc.tomo) for m in OVERLAY_MASKS
         },
         benchmark_rules=config["evaluate"]["benchmark_rules"],
-        run=lambda wc: {
-            k: str(v) for k, v in SELECTED[wc.tomo].items() if pd.notna(v)
-        },
+        run=lambda wc: {k: str(v) for k, v in SELECTED[wc.tomo].items() if pd.notna(v)},
     script:
         "../scripts/tomogram_page.py"
