@@ -12,7 +12,12 @@ def test_paper_preset_is_the_published_code():
     assert (e["prompt_stage1"], e["prompt_stage2"]) == ("grid_first", "empty")
     assert (e["every_n"], e["grid_spacing"], e["stage1_threshold"], e["threshold"]) == (50, 50, 0.0, -0.25)
     assert e["split"] == 1
-    assert s["postprocess"] == {"steps": ["thin_noise"], "min_slices": 10, "max_bridge_len": 5, "max_spur_len": 0}
+    assert s["postprocess"] == {
+        "steps": ["thin_noise"],
+        "min_slices": 10,
+        "max_bridge_len": 5,
+        "max_spur_len": 0,
+    }
 
 
 def test_upstream_preset_differs_in_stage1_threshold_and_postprocessing_only():

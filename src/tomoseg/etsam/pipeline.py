@@ -14,11 +14,13 @@ import numpy as np
 import torch
 
 from tomoseg.core.io import InputError, read_volume, sha256sum, write_json, write_volume
+from tomoseg.core.presets import canonical_prompt
 from tomoseg.core.provenance import provenance_record, untrained_flag
-from tomoseg.etsam.engine import DTYPES, PropagationStats, propagate, propagate_bidirectional
+from tomoseg.etsam.engine import DTYPES, PropagationStats, fuse_passes, propagate_tiles
 from tomoseg.etsam.fusion import STAGE1_THRESHOLD, STAGE2_THRESHOLD, FusedVolume, threshold
 from tomoseg.etsam.model import ModelSpec, build_model, checkpoint_spec, config_name, load_checkpoint
 from tomoseg.etsam.prompts import STAGE1_MODES, STAGE2_MODES, build_prompts
+from tomoseg.etsam.tiles import tile_boxes
 from tomoseg.preprocess import normalize_volume
 
 log = logging.getLogger(__name__)
@@ -47,7 +49,14 @@ class EtsamOptions:
     keep_aspect: bool = False  # off = the paper (slices stretched to a square)
     bin: int = 1  # 1 = the paper; N > 1: slices block-averaged N x N before SAM2, logits upsampled back
     bidirectional: bool = False  # off = the paper (forward only); on: + backward pass from the last slice
+    split: int = 1  # 1 = the paper; N > 1: N XY tiles, each through both stages (upstream: 4 quadrants)
+    split_grid_spacing: int = 10  # grid dot spacing in the tiles (upstream --split-processing: 10)
+    split_every_n: int = 10  # slice interval of the *_every_n modes in the tiles (upstream: 10)
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.prompt_stage1 = canonical_prompt(self.prompt_stage1)
+        self.prompt_stage2 = canonical_prompt(self.prompt_stage2)
 
     def validate(self) -> None:
         """Reject unknown modes/dtypes/devices before any work is done."""
@@ -66,8 +75,18 @@ class EtsamOptions:
                 f"device {self.device!r} requested but this torch ({torch.__version__}) has no CUDA device; "
                 "use --device cpu (or etsam.device: cpu in the workflow config)"
             )
-        if self.every_n < 1 or self.grid_spacing < 1 or self.encoder_batch < 1 or self.bin < 1:
-            raise InputError("every_n, grid_spacing, encoder_batch and bin must be >= 1")
+        sizes = (self.every_n, self.grid_spacing, self.encoder_batch, self.bin)
+        if min(sizes + (self.split, self.split_grid_spacing, self.split_every_n)) < 1:
+            raise InputError(
+                "every_n, grid_spacing, encoder_batch, bin, split, split_grid_spacing and split_every_n "
+                "must be >= 1"
+            )
+
+    def prompt_spacing(self) -> tuple[int, int]:
+        """(every_n, grid_spacing) of the prompts: the split ones when the volume is split into tiles."""
+        if self.split > 1:
+            return self.split_every_n, self.split_grid_spacing
+        return self.every_n, self.grid_spacing
 
     def spec_for(self, checkpoint: str) -> tuple[ModelSpec, bool]:
         """The model spec for `checkpoint` (explicit config wins over its sidecar) and its untrained flag."""
@@ -132,6 +151,8 @@ def segment_tomogram(
     if opts.bin > 1:
         return _segment_binned(normalized, opts, stages, stage1_logits, name)
     normalized = np.asarray(normalized, dtype=np.float32)
+    boxes = _tiles(normalized.shape, opts.split, name)
+    every_n, spacing = opts.prompt_spacing()
     result, models = EtsamResult(), _Models(opts)
     common = dict(
         device=opts.device,
@@ -142,20 +163,19 @@ def segment_tomogram(
     )
     if "stage1" in stages:
         model, spec, untrained = models.get(opts.stage1_checkpoint)
+        vols1 = [b.of(normalized) for b in boxes]
 
-        def prompts1(reverse: bool) -> dict[int, np.ndarray]:
-            return build_prompts(
-                opts.prompt_stage1,
-                normalized.shape,
-                model.image_size,
-                opts.every_n,
-                opts.grid_spacing,
-                reverse=reverse,
-            )
+        def prompts1(reverse: bool) -> list[dict[int, np.ndarray]]:
+            return [
+                build_prompts(
+                    opts.prompt_stage1, v.shape, model.image_size, every_n, spacing, reverse=reverse
+                )
+                for v in vols1
+            ]
 
-        stage1_logits = _propagate_stage(
-            model, normalized, prompts1, "stage1", opts.bidirectional, result, common
-        )
+        stage1_logits = np.empty(normalized.shape, dtype=np.float32)
+        outs = [b.of(stage1_logits) for b in boxes]
+        _propagate_stage(model, vols1, prompts1, outs, "stage1", opts.bidirectional, result, common)
         result.stage1_logits, result.untrained = stage1_logits, result.untrained or untrained
         result.checkpoints["stage1"], result.specs["stage1"] = opts.stage1_checkpoint, asdict(spec)
     if "stage2" in stages:
@@ -163,40 +183,73 @@ def segment_tomogram(
             raise ValueError("Stage 2 needs the Stage 1 logits")
         check_volume(stage1_logits, f"{name} (Stage 1 logits)")
         model, spec, untrained = models.get(opts.stage2_checkpoint)
-        fused = FusedVolume(normalized, stage1_logits)
+        s1_tiles = [b.of(stage1_logits) for b in boxes]
+        # per tile, as upstream: the Stage 1 logits are min-max normalized over the tile
+        vols2 = [FusedVolume(b.of(normalized), s1) for b, s1 in zip(boxes, s1_tiles, strict=True)]
 
-        def prompts2(reverse: bool) -> dict[int, np.ndarray]:
-            return build_prompts(
-                opts.prompt_stage2,
-                normalized.shape,
-                model.image_size,
-                opts.every_n,
-                opts.grid_spacing,
-                stage1_logits=stage1_logits,
-                stage1_threshold=opts.stage1_threshold,
-                reverse=reverse,
-            )
+        def prompts2(reverse: bool) -> list[dict[int, np.ndarray]]:
+            return [
+                build_prompts(
+                    opts.prompt_stage2,
+                    v.shape,
+                    model.image_size,
+                    every_n,
+                    spacing,
+                    stage1_logits=s1,
+                    stage1_threshold=opts.stage1_threshold,
+                    reverse=reverse,
+                )
+                for v, s1 in zip(vols2, s1_tiles, strict=True)
+            ]
 
-        result.stage2_logits = _propagate_stage(
-            model, fused, prompts2, "stage2", opts.bidirectional, result, common
-        )
+        stage2_logits = np.empty(normalized.shape, dtype=np.float32)
+        outs = [b.of(stage2_logits) for b in boxes]
+        _propagate_stage(model, vols2, prompts2, outs, "stage2", opts.bidirectional, result, common)
+        result.stage2_logits = stage2_logits
         result.untrained = result.untrained or untrained
         result.checkpoints["stage2"], result.specs["stage2"] = opts.stage2_checkpoint, asdict(spec)
     return result
 
 
+def _tiles(shape: tuple[int, ...], count: int, name: str) -> list:
+    """The XY tiles of split processing (one box of the whole slice when count is 1)."""
+    boxes = tile_boxes(shape[1], shape[2], count)
+    if count > 1:
+        small = min(min(b.y1 - b.y0, b.x1 - b.x0) for b in boxes)
+        if small < MIN_SLICE:
+            raise InputError(
+                f"{name}: slices of {shape[1]}x{shape[2]} px split into {count} tiles give tiles of "
+                f"{small} px (ETSAM needs at least {MIN_SLICE})"
+            )
+        log.info(
+            "%s: split processing, %d tiles %s (off by default; the paper does not split)",
+            name,
+            count,
+            ", ".join(f"Y[{b.y0}:{b.y1}] X[{b.x0}:{b.x1}]" for b in boxes),
+        )
+    return boxes
+
+
 def _propagate_stage(
-    model, volume, prompts_for, stage: str, bidirectional: bool, result, common
-) -> np.ndarray:
-    """One stage's logits: forward from slice 0, or (bidirectional) fused with a backward pass from the last slice."""
+    model, volumes, prompts_for, outs, stage: str, bidirectional: bool, result, common
+) -> None:
+    """One stage's logits into `outs` (one per tile): forward from slice 0, or (bidirectional) fused with a
+    backward pass from the last slice."""
     desc = f"ETSAM stage {stage[-1]}"
     if not bidirectional:
-        logits, result.stats[stage] = propagate(model, volume, prompts_for(False), desc=desc, **common)
-        return logits
-    logits, result.stats[stage], result.stats[f"{stage}_backward"] = propagate_bidirectional(
-        model, volume, prompts_for(False), prompts_for(True), desc=desc, **common
+        _, result.stats[stage] = propagate_tiles(
+            model, volumes, prompts_for(False), outs, desc=desc, **common
+        )
+        return
+    forward, backward = prompts_for(False), prompts_for(True)
+    _, result.stats[stage] = propagate_tiles(
+        model, volumes, forward, outs, desc=f"{desc} (forward)", **common
     )
-    return logits
+    back, result.stats[f"{stage}_backward"] = propagate_tiles(
+        model, volumes, backward, None, desc=f"{desc} (backward)", reverse=True, **common
+    )
+    for out, b, fp, bp in zip(outs, back, forward, backward, strict=True):
+        fuse_passes(out, b, fp, bp, out=out)
 
 
 def bin_slices(volume: np.ndarray, factor: int) -> np.ndarray:
@@ -235,7 +288,12 @@ def _segment_binned(normalized, opts, stages, stage1_logits, name) -> EtsamResul
         *normalized.shape[1:],
         f,
     )
-    inner = replace(opts, bin=1, grid_spacing=max(1, round(opts.grid_spacing / f)))
+    inner = replace(
+        opts,
+        bin=1,
+        grid_spacing=max(1, round(opts.grid_spacing / f)),
+        split_grid_spacing=max(1, round(opts.split_grid_spacing / f)),
+    )
     s1 = None if stage1_logits is None else bin_slices(stage1_logits, f)
     result = segment_tomogram(bin_slices(normalized, f), inner, stages, s1, name)
     for key in ("stage1_logits", "stage2_logits"):
@@ -283,6 +341,7 @@ def _provenance(
                 "slices_per_second": round(s.frames_per_second, 3),
                 "encoder_batch": s.encoder_batch,
                 "slices_with_object": s.frames_with_object,
+                "tiles": s.tiles,
             }
             for k, s in result.stats.items()
         },

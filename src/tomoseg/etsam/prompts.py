@@ -8,11 +8,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tomoseg.core.presets import PROMPT_ALIASES, canonical_prompt
+
 log = logging.getLogger(__name__)
 
 PROMPT_MODES: tuple[str, ...] = ("grid_first", "grid_every_n", "empty", "stage1_mask_every_n")
 STAGE1_MODES: tuple[str, ...] = ("grid_first", "grid_every_n", "empty")
 STAGE2_MODES: tuple[str, ...] = PROMPT_MODES
+UPSTREAM_STAGE1_NAMES: tuple[str, ...] = tuple(k for k, v in PROMPT_ALIASES.items() if v in STAGE1_MODES)
+UPSTREAM_STAGE2_NAMES: tuple[str, ...] = tuple(PROMPT_ALIASES)
 
 
 def grid_mask(height: int, width: int, spacing: int = 50) -> np.ndarray:
@@ -35,8 +39,9 @@ def prompt_frames(mode: str, num_frames: int, every_n: int = 50, reverse: bool =
     """The frame indices that receive a mask prompt in `mode` (frame 0, or every n-th frame from 0).
 
     reverse: the same counted from the last frame (N-1, N-1-n, ...), for the backward pass of
-    bidirectional propagation (the mode applied to the Z-reversed volume).
+    bidirectional propagation (the mode applied to the Z-reversed volume). Upstream's mode names are accepted.
     """
+    mode = canonical_prompt(mode)
     if mode not in PROMPT_MODES:
         raise ValueError(f"unknown prompt mode {mode!r}; choose one of {PROMPT_MODES}")
     if every_n < 1:
@@ -59,6 +64,7 @@ def build_prompts(
 
     reverse: prompts for a backward pass (frames counted from the last one, see `prompt_frames`).
     """
+    mode = canonical_prompt(mode)
     n, h, w = shape
     frames = prompt_frames(mode, n, every_n, reverse)
     if mode == "empty":
