@@ -445,6 +445,7 @@ def run_segment(
     normalized: bool = False,
     normalization: str = "max_positive",
     store_logits: bool = False,
+    preset: str | None = None,
 ) -> EtsamResult:
     """`tomoseg segment`: both stages on one MRC; mask.mrc, provenance.json and optionally both logits."""
     volume, voxel = read_volume(tomogram, dtype=np.float32)
@@ -455,6 +456,8 @@ def run_segment(
     out_dir = Path(out_dir)
     outputs = {"mask": out_dir / "mask.mrc", "provenance": out_dir / "provenance.json"}
     params = {"normalized_input": normalized, "normalization": None if normalized else normalization}
+    if preset is not None:
+        params["preset"] = preset
     record = _provenance(result, opts, {"tomogram": str(tomogram)}, "etsam")
     record["parameters"].update(params)
     writers = {
