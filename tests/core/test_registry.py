@@ -68,3 +68,15 @@ def test_config_readme_documents_every_key_and_column():
         assert f"`{key}`" in readme, f"config/README.md does not mention the config key {key}"
     for column in layout.RUNS_COLUMNS:
         assert f"`{column}`" in readme, f"config/README.md does not mention the runs-sheet column {column}"
+
+
+def test_upstream_variants_are_registered_methods():
+    from tomoseg.core.presets import VARIANTS
+
+    registered = {n for n in methods.METHOD_NAMES if n.startswith("etsam_upstream")}
+    assert registered == set(VARIANTS)
+    for name, variant in VARIANTS.items():
+        m = methods.method(name)
+        assert m.folder == variant.run, name  # a post-processed variant lives in its base run's folder
+        assert m.compare_with in methods.METHODS and not m.baseline and not m.paper_file
+        assert (m.scores is None) == (variant.base is not None)

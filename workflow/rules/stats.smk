@@ -40,7 +40,7 @@ rule summarize:
             for t in tomos(with_truth=False)
         ],
         thresholds=config["evaluate"]["thresholds"],
-        benchmark_rules=config["evaluate"]["benchmark_rules"],
+        benchmark_rules=benchmark_rules(),
         method_inputs={m: method_files(m) for m in config["methods"]},
         runs=runs.to_dict("records"),
         run_columns=list(runs.columns),

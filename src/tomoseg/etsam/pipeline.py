@@ -381,8 +381,12 @@ def run_stage1(
     opts: EtsamOptions,
     provenance_out: Path | None = None,
     gpu_json: Path | None = None,
+    labels: dict[str, Any] | None = None,
 ) -> EtsamResult:
-    """Workflow step etsam_stage1: normalized MRC -> Stage 1 logits and mask (logits > stage1_threshold)."""
+    """Workflow step etsam_stage1: normalized MRC -> Stage 1 logits and mask (logits > stage1_threshold).
+
+    labels: extra entries of the provenance's parameters (e.g. the preset and variant that chose `opts`).
+    """
     volume, voxel = read_volume(normalized_path, dtype=np.float32)
     result = segment_tomogram(volume, opts, stages=("stage1",), name=str(normalized_path))
     outputs = {"logits": Path(logits_out), "mask": Path(mask_out)}
@@ -393,6 +397,7 @@ def run_stage1(
     if provenance_out:
         outputs["provenance"] = Path(provenance_out)
         record = _provenance(result, opts, {"normalized": str(normalized_path)}, "etsam_stage1")
+        record["parameters"].update(labels or {})
         writers["provenance"] = lambda p: write_json(p, record)
     if gpu_json:
         outputs["gpu"] = Path(gpu_json)
@@ -409,8 +414,13 @@ def run_stage2(
     provenance_out: Path,
     opts: EtsamOptions,
     gpu_json: Path | None = None,
+    labels: dict[str, Any] | None = None,
+    method: str = "etsam",
 ) -> EtsamResult:
-    """Workflow step etsam_stage2: normalized + Stage 1 logits -> Stage 2 logits, final mask, provenance."""
+    """Workflow step etsam_stage2: normalized + Stage 1 logits -> Stage 2 logits, final mask, provenance.
+
+    labels: extra entries of the provenance's parameters; method: the method name it records.
+    """
     volume, voxel = read_volume(normalized_path, dtype=np.float32)
     s1, _ = read_volume(stage1_logits_path, dtype=np.float32)
     if s1.shape != volume.shape:
@@ -422,8 +432,9 @@ def run_stage2(
     result.untrained = result.untrained or bool(s1_untrained)
     outputs = {"mask": Path(mask_out), "provenance": Path(provenance_out)}
     record = _provenance(
-        result, opts, {"normalized": str(normalized_path), "stage1_logits": str(stage1_logits_path)}, "etsam"
+        result, opts, {"normalized": str(normalized_path), "stage1_logits": str(stage1_logits_path)}, method
     )
+    record["parameters"].update(labels or {})
     writers = {
         "mask": lambda p: write_volume(p, threshold(result.stage2_logits, opts.threshold), voxel),
         "provenance": lambda p: write_json(p, record),
