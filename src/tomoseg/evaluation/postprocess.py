@@ -125,7 +125,7 @@ def cut_rungs_slice(mask: np.ndarray, max_bridge_len: int = 5, max_spur_len: int
     """One 2-D slice with its short skeleton bridges between two junctions (rungs), and spurs, cut out (bool)."""
     from skimage.morphology import skeletonize  # scikit-image: only this step needs it
 
-    m = np.asarray(mask) != 0
+    m: np.ndarray = np.asarray(mask) != 0
     if not m.any():
         return m
     skel = skeletonize(m)
@@ -140,7 +140,8 @@ def cut_rungs_slice(mask: np.ndarray, max_bridge_len: int = 5, max_spur_len: int
         return m
     nearest = ndimage.distance_transform_edt(~skel, return_distances=False, return_indices=True)
     owner = segments[tuple(nearest)]
-    return m & ~remove[owner]
+    out: np.ndarray = m & ~remove[owner]
+    return out
 
 
 def cut_rungs(mask: np.ndarray, max_bridge_len: int = 5, max_spur_len: int = 0) -> np.ndarray:
@@ -173,7 +174,7 @@ def postprocess_mask(
     chosen = canonical_steps(steps)
     if not chosen:
         raise ValueError(f"no post-processing step selected; choose from {POSTPROCESS_STEPS}")
-    out = (np.asarray(mask) != 0).astype(np.uint8)
+    out: np.ndarray = (np.asarray(mask) != 0).astype(np.uint8)
     if "thin_noise" in chosen:
         out = filter_components(out, min_slices)
     if "rungs" in chosen:
