@@ -69,3 +69,42 @@ def test_cli_bad_input_exits_nonzero_and_writes_nothing(tmp_path, capsys):
     assert "constant volume" in capsys.readouterr().err
     assert not (tmp_path / "n.mrc").exists()
     assert read_volume(tmp_path / "c.mrc")[0].shape == (2, 4, 4)
+
+
+def test_softplus_minmax_on_known_values():
+    # softplus(0) = ln 2, softplus(ln(e - 1)) = 1, softplus(ln(e^2 - 1)) = 2, softplus(25) = 25 (x above 20)
+    x = np.array([[[0.0, np.log(np.e - 1)], [np.log(np.e**2 - 1), 25.0]]], np.float32)
+    ln2 = np.log(2.0)
+    expected = (np.array([[[ln2, 1.0], [2.0, 25.0]]]) - ln2) / (25.0 - ln2)
+    out = normalize_volume(x, "softplus_minmax")
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-6)
+    assert out.min() == 0.0 and out.max() == 1.0
+
+
+def test_softplus_matches_torch_and_upstream_formula():
+    torch = pytest.importorskip("torch")
+    from tomoseg.preprocess import softplus
+
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.normal(scale=5, size=500), [-200.0, -20.0, 19.99, 20.0, 20.01, 300.0]])
+    x = x.astype(np.float32)
+    ref = torch.nn.functional.softplus(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(softplus(x), ref, rtol=2e-7, atol=1e-7)
+    # upstream etsam.py (58e8df8): softplus with torch, then (a - min) / (max - min)
+    vol = x[:-2].reshape(6, 7, 12)
+    ref_vol = torch.nn.functional.softplus(torch.from_numpy(vol)).numpy()
+    ref_vol = (ref_vol - ref_vol.min()) / (ref_vol.max() - ref_vol.min())
+    np.testing.assert_allclose(normalize_volume(vol, "softplus_minmax"), ref_vol, rtol=0, atol=1e-6)
+
+
+def test_upstream_normalization_name_is_an_alias():
+    volume = np.random.default_rng(4).normal(size=(2, 3, 4)).astype(np.float32)
+    np.testing.assert_array_equal(
+        normalize_volume(volume, "min_max_positive_values"), normalize_volume(volume, "max_positive")
+    )
+
+
+def test_softplus_of_a_volume_that_underflows_is_a_clear_error():
+    with pytest.raises(InputError, match="constant after softplus"):
+        normalize_volume(np.array([[[-300.0, -200.0]]], np.float32), "softplus_minmax", name="t.mrc")

@@ -61,6 +61,15 @@ def test_garbage_files_are_rejected_with_their_name(tmp_path, content, message):
     assert str(path) in str(err.value)
 
 
+@pytest.mark.parametrize("width", [60, 316, 828])
+def test_a_width_whose_first_header_byte_is_a_less_than_sign_is_an_mrc(tmp_path, width):
+    """NX = 60 + k * 256 starts the header with 0x3C ('<'): the MRC stamp says it is no HTML page."""
+    vol = np.arange(2 * 3 * width, dtype=np.float32).reshape(2, 3, width)
+    write_volume(tmp_path / "w.mrc", vol, 1.0)
+    assert (tmp_path / "w.mrc").read_bytes()[:1] == b"<"
+    np.testing.assert_array_equal(read_volume(tmp_path / "w.mrc")[0], vol)
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(InputError, match="file not found"):
         read_volume(tmp_path / "nope.mrc")

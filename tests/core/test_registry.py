@@ -95,3 +95,15 @@ def test_run_targets():
         "results/tardis/t/mask.mrc",
     ]
     assert layout.run_targets("t", True, ["tardis"], metrics=False)[-1] == "results/tardis/t/mask.mrc"
+
+
+def test_upstream_variants_are_registered_methods():
+    from tomoseg.core.presets import VARIANTS
+
+    registered = {n for n in methods.METHOD_NAMES if n.startswith("etsam_upstream")}
+    assert registered == set(VARIANTS)
+    for name, variant in VARIANTS.items():
+        m = methods.method(name)
+        assert m.folder == variant.run, name  # a post-processed variant lives in its base run's folder
+        assert m.compare_with in methods.METHODS and not m.baseline and not m.paper_file
+        assert (m.scores is None) == (variant.base is not None)

@@ -192,3 +192,58 @@ def test_bin_option(monkeypatch, tmp_path, tomogram, checkpoints):
     logits, _ = read_volume(out / "stage2_logits.mrc")
     assert logits.shape == (6, 40, 56)
     assert json.loads((out / "provenance.json").read_text())["parameters"]["bin"] == 2
+
+
+def test_preset_and_explicit_options_resolve(tmp_path):
+    """--preset gives the defaults; options given explicitly (upstream's names too) win."""
+    from tomoseg.cli.segment import options_from, settings_from
+
+    parse = cli.build_parser().parse_args
+    paper = parse(["segment", "t.mrc", "--out", str(tmp_path)])
+    o = options_from(paper)
+    assert (o.prompt_stage1, o.prompt_stage2, o.stage1_threshold, o.threshold, o.split) == (
+        "grid_first",
+        "empty",
+        0.0,
+        -0.25,
+        1,
+    )
+    assert settings_from(paper)["normalization"] == "max_positive"
+    up = parse(["segment", "t.mrc", "--out", str(tmp_path), "--preset", "upstream", "--split-processing"])
+    o = options_from(up)
+    assert (o.stage1_threshold, o.split, o.split_grid_spacing, o.split_every_n) == (-0.25, 4, 10, 10)
+    mixed = parse(
+        ["segment", "t.mrc", "--out", str(tmp_path), "--preset", "upstream", "--stage1-threshold", "0.5"]
+        + ["--prompt-stage1", "grid", "--prompt-stage2", "etsam_stage1_partial"]
+        + ["--normalization", "min_max_positive_values"]
+    )
+    o = options_from(mixed)
+    assert (o.stage1_threshold, o.prompt_stage1, o.prompt_stage2) == (
+        0.5,
+        "grid_every_n",
+        "stage1_mask_every_n",
+    )
+    assert settings_from(mixed)["normalization"] == "max_positive"
+
+
+def test_segment_upstream_options_end_to_end(monkeypatch, tmp_path, tomogram, checkpoints):
+    """--preset upstream with split processing, softplus normalization and the Stage 1 mask prompt."""
+    s1, s2 = checkpoints
+    out = tmp_path / "out"
+    extra = ["--preset", "upstream", "--split", "4", "--normalization", "softplus_minmax"]
+    extra += ["--prompt-stage2", "etsam_stage1_partial", "--split-every-n", "4", "--store-logits"]
+    assert run_cli(monkeypatch, *segment_args(tomogram, out, s1, s2, *extra)) == 0
+    prov = json.loads((out / "provenance.json").read_text())
+    p = prov["parameters"]
+    assert (p["preset"], p["normalization"], p["split"], p["prompt_stage2"]) == (
+        "upstream",
+        "softplus_minmax",
+        4,
+        "stage1_mask_every_n",
+    )
+    assert p["stage1_threshold"] == -0.25 and p["split_grid_spacing"] == 10
+    assert prov["timing"]["stage1"]["tiles"] == 4 and prov["timing"]["stage2"]["tiles"] == 4
+    mask, _ = read_mask(out / "mask.mrc")
+    logits2, _ = read_volume(out / "stage2_logits.mrc")
+    assert mask.shape == (6, 40, 56)
+    np.testing.assert_array_equal(mask, (logits2 > -0.25).astype(np.uint8))

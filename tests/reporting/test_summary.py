@@ -45,3 +45,44 @@ def test_single_method_with_empty_truth(tmp_path):
     assert json.loads((res / "tables" / "methods.json").read_text())["etsam"]["untrained"] is False
     written = build_figures(res, ["etsam"], res / "figures")
     assert len(written) == 12 and all(p.stat().st_size > 0 for p in written)  # 1a-1d, 4, threshold explorer
+
+
+def test_variants_table_pairs_each_variant_with_its_reference(tmp_path):
+    """etsam_upstream against etsam, an option variant against etsam_upstream; arithmetic of the means."""
+    res = tmp_path / "results"
+    rng = np.random.default_rng(1)
+    truths = {t: (rng.random((3, 12, 12)) < 0.2).astype(np.uint8) for t in "abcd"}
+    flips = {"etsam": 0.05, "etsam_upstream": 0.05, "etsam_upstream_split": 0.2}
+    dice = {}
+    for i, (method, p) in enumerate(flips.items()):
+        for j, (tomo, truth) in enumerate(truths.items()):
+            flip = np.random.default_rng(10 * i + j).random(truth.shape) < p
+            pred = np.where(flip, 1 - truth, truth).astype(np.uint8)
+            write_volume(tmp_path / f"t{tomo}.mrc", truth, 1.0)
+            write_volume(tmp_path / f"{method}{tomo}.mrc", pred, 1.0)
+            rec = evaluate_files(
+                tmp_path / f"{method}{tomo}.mrc",
+                tmp_path / f"t{tomo}.mrc",
+                res / "metrics" / method / f"{tomo}.json",
+                method=method,
+                tomo=tomo,
+                extra={"untrained": True},
+            )
+            dice.setdefault(method, []).append(rec["dice"])
+    runs = pd.DataFrame({"tomo": list("abcd")}).set_index("tomo", drop=False)
+    expected = [(m, t) for m in flips for t in "abcd"]
+    out = build_summaries(expected, list(flips), res, runs)
+    table = out["variants"]
+    assert list(zip(table["method_a"], table["method_b"], strict=True))[::4] == [
+        ("etsam (untrained)", "etsam_upstream (untrained)"),
+        ("etsam_upstream (untrained)", "etsam_upstream_split (untrained)"),
+    ]
+    row = table[(table["metric"] == "dice") & (table["method_b"] == "etsam_upstream_split (untrained)")].iloc[
+        0
+    ]
+    assert row["mean_a"] == np.mean(dice["etsam_upstream"]) and row["mean_b"] == np.mean(
+        dice["etsam_upstream_split"]
+    )
+    assert row["mean_difference"] == np.mean(dice["etsam_upstream_split"]) - np.mean(dice["etsam_upstream"])
+    assert row["n"] == 4
+    assert "Upstream ETSAM variants" in (res / "tables" / "upstream_variants.md").read_text()

@@ -18,7 +18,13 @@ import yaml
 from snakemake_helpers import snakemake_command
 
 REPO = Path(__file__).resolve().parents[2]
-GPU_RULES = ("etsam_stage1", "etsam_stage2", "membrain", "tardis")
+# Every rule that requests a GPU (`gpu=1` in its resources), read from the rules themselves.
+GPU_RULES = tuple(
+    name
+    for path in sorted((REPO / "workflow" / "rules").glob("*.smk"))
+    for name, body in re.findall(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)*)", path.read_text(), re.M)
+    if re.search(r"^\s+gpu=1,", body, re.M)
+)
 
 
 def load(path: str) -> dict:
@@ -26,6 +32,7 @@ def load(path: str) -> dict:
 
 
 def test_slurm_profile_routes_every_gpu_rule_to_a_gpu_partition():
+    assert {"etsam_stage1", "etsam_stage2", "membrain", "tardis", "etsam_ablation_stage1"} <= set(GPU_RULES)
     profile = load("profiles/slurm/config.yaml")
     assert profile["executor"] == "slurm"
     assert profile["retries"] >= 1
@@ -108,7 +115,7 @@ def test_slurm_profile_by_name_after_install(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Using profile slurm" in proc.stdout + proc.stderr
     resources = _job_resources(proc.stdout)
-    assert set(GPU_RULES) <= set(resources)
+    assert {"etsam_stage1", "etsam_stage2", "membrain", "tardis"} <= set(resources)  # the paper's methods
     for rule, lines in resources.items():
         for line in lines:
             partition = "slurm_partition=site_gpu" if rule in GPU_RULES else "slurm_partition=site_cpu"

@@ -97,10 +97,10 @@ rule ablation_summary:
         variants=ablation_variants(),
         tomos=tomos(with_truth=True),
         default_modes=[
-            config["etsam"]["prompt_stage1"],
-            config["etsam"]["prompt_stage2"],
+            SETTINGS["etsam"]["prompt_stage1"],
+            SETTINGS["etsam"]["prompt_stage2"],
         ],
-        stage1_threshold=config["etsam"]["stage1_threshold"],
+        stage1_threshold=SETTINGS["etsam"]["stage1_threshold"],
         thresholds=config["evaluate"]["thresholds"],
         method_inputs={m: method_files(m) for _, _, m in ablation_variants()},
     script:

@@ -7,8 +7,9 @@ import pandas as pd
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-# The only package imports at parse time: the method registry and the results-tree layout (light modules).
-from tomoseg.core import layout
+# The only package imports at parse time: the method registry, the results-tree layout and the presets
+# (light modules).
+from tomoseg.core import layout, presets
 from tomoseg.core.methods import METHODS
 
 # The conda environments' post-deploy scripts (workflow/envs/*.post-deploy.sh) install tomoseg from
@@ -92,6 +93,18 @@ def read_runs_sheet(sheet):
         )
     return table
 
+
+# What etsam.preset decides, with every key the config sets explicitly (not null) over it: the
+# normalization, the ETSAM options and the post-processing of the etsam* methods (tomoseg.core.presets).
+PRESET = config["etsam"].get("preset") or "paper"
+SETTINGS = presets.resolve(
+    PRESET,
+    {
+        "normalization": config.get("normalization"),
+        "etsam": config["etsam"],
+        "postprocess": config.get("postprocess") or {},
+    },
+)
 
 runs = read_runs_sheet(config["runs"])
 try:
@@ -215,25 +228,109 @@ def etsam_checkpoint(stage):
     return config["etsam"][f"stage{stage}_checkpoint"]
 
 
+# Engine options a preset decides (from SETTINGS) and those that only say how to run (from the config).
+PRESET_KEYS = [
+    "prompt_stage1",
+    "prompt_stage2",
+    "every_n",
+    "grid_spacing",
+    "stage1_threshold",
+    "threshold",
+    "split",
+    "split_grid_spacing",
+    "split_every_n",
+]
+ENGINE_KEYS = ["model_config", "device", "dtype", "encoder_batch"]
+
+
 def etsam_options():
-    """Engine options from the config (everything except checkpoints and resources)."""
-    e = config["etsam"]
-    keys = [
-        "model_config",
-        "device",
-        "dtype",
-        "prompt_stage1",
-        "prompt_stage2",
-        "every_n",
-        "grid_spacing",
-        "stage1_threshold",
-        "threshold",
+    """Engine options of the etsam* methods (everything except checkpoints and resources).
+
+    Without split processing the split keys are left out, so that the paper's jobs keep the params they
+    had before split processing existed (Snakemake reruns a job whose params change).
+    """
+    e = SETTINGS["etsam"]
+    keys = ["model_config", "device", "dtype"] + PRESET_KEYS
+    keys += [
         "encoder_batch",
         "keep_aspect",
         "bin",
         "bidirectional",
-    ]
+    ]  # the order they always had
+    if e["split"] == 1:
+        keys = [k for k in keys if not k.startswith("split")]
     return {k: e[k] for k in keys if e.get(k) is not None}
+
+
+# Upstream ETSAM variants (methods etsam_upstream*, tomoseg.core.presets.VARIANTS): each configured one
+# runs ETSAM under results/{run}/{tomo}/ with its preset and option; a post-processed variant reads its
+# base run's mask. Only the engine keys (device, dtype, ...) come from the config.
+VARIANTS = {m: presets.VARIANTS[m] for m in config["methods"] if m in presets.VARIANTS}
+VARIANT_RUNS = sorted({v.run for v in VARIANTS.values()})
+POSTPROCESSED_VARIANTS = {v.run: v for v in VARIANTS.values() if v.base}
+
+
+def variant_settings(run):
+    """The resolved settings (normalization, etsam, postprocess) of a variant's run."""
+    return presets.VARIANTS[run].settings()
+
+
+def variant_options(run):
+    """Engine options of a variant's run: its preset and option, the config's engine keys."""
+    e = variant_settings(run)["etsam"]
+    options = {k: e[k] for k in PRESET_KEYS}
+    options.update(
+        {
+            k: config["etsam"][k]
+            for k in ENGINE_KEYS
+            if config["etsam"].get(k) is not None
+        }
+    )
+    return options
+
+
+def variant_labels(run):
+    """Recorded in the variant's provenance: which variant and preset made it."""
+    return {"preset": presets.VARIANTS[run].preset, "variant": run}
+
+
+def variant_normalized(wildcards):
+    """The normalized tomogram a variant's run reads."""
+    mode = variant_settings(wildcards.variant)["normalization"]
+    return normalized_input(mode).format(tomo=wildcards.tomo)
+
+
+def normalized_input(mode):
+    """The normalized tomogram (with {tomo}) for a normalization: the main one when it is the configured one."""
+    if mode == SETTINGS["normalization"]:
+        return "results/data/{tomo}/normalized.mrc"
+    return f"results/data/{{tomo}}/normalized_{mode}.mrc"
+
+
+OTHER_NORMALIZATIONS = sorted(
+    {variant_settings(r)["normalization"] for r in VARIANT_RUNS}
+    - {SETTINGS["normalization"]}
+)
+
+
+def postprocess_params():
+    """Params of the postprocess rule, min_slices alone for the paper's thin_noise step (the params it always
+    had, so existing outputs are not rerun), all settings otherwise."""
+    p = SETTINGS["postprocess"]
+    if p["steps"] == ["thin_noise"]:
+        return {"min_slices": p["min_slices"]}
+    return {"settings": p}
+
+
+def benchmark_rules():
+    """evaluate.benchmark_rules, plus the rules of each configured variant the config does not list."""
+    rules = dict(config["evaluate"]["benchmark_rules"])
+    for name, v in VARIANTS.items():
+        own = [f"etsam_variant_stage1/{v.run}", f"etsam_variant_stage2/{v.run}"]
+        rules.setdefault(
+            name, own + ([f"postprocess_variant/{v.run}"] if v.base else [])
+        )
+    return rules
 
 
 # The folder holding workflow/: relative tool paths in the config (e.g. venvs/) start here.
@@ -289,6 +386,9 @@ def all_targets():
         )
     if "etsam_stage1" in config["methods"]:
         targets += expand("results/etsam/{tomo}/stage1_mask.mrc", tomo=tomos())
+    for name in VARIANTS:
+        m = METHODS[name]
+        targets += expand([m.mask_path(), m.provenance_path()], tomo=tomos())
     for method in ("membrain", "tardis"):
         if method in config["methods"]:
             targets += expand(

@@ -88,3 +88,64 @@ rule etsam_stage2:
         options=etsam_options(),
     script:
         "../scripts/etsam_stage2.py"
+
+
+# Upstream ETSAM variants (methods etsam_upstream*, see common.smk): the same two stages under
+# results/{variant}/{tomo}/ with the variant's preset and option (e.g. split processing).
+rule etsam_variant_stage1:
+    input:
+        normalized=lambda wc: variant_normalized(wc),
+        checkpoint=etsam_checkpoint(1),
+    output:
+        logits="results/{variant}/{tomo}/stage1_logits.mrc",
+        mask="results/{variant}/{tomo}/stage1_mask.mrc",
+        provenance="results/{variant}/{tomo}/stage1_provenance.json",
+        gpu="results/benchmarks/etsam_variant_stage1/{variant}/{tomo}.gpu.json",
+    log:
+        "results/logs/etsam_variant_stage1/{variant}/{tomo}.log",
+    benchmark:
+        "results/benchmarks/etsam_variant_stage1/{variant}/{tomo}.tsv"
+    wildcard_constraints:
+        variant=one_of(VARIANT_RUNS),
+    conda:
+        "../envs/tomoseg.yaml"
+    resources:
+        gpu=1,
+        mem_mb=config["etsam"]["mem_mb"],
+        runtime=config["etsam"]["runtime"],
+    params:
+        options=lambda wc: variant_options(wc.variant),
+        labels=lambda wc: variant_labels(wc.variant),
+    script:
+        "../scripts/etsam_stage1.py"
+
+
+rule etsam_variant_stage2:
+    input:
+        normalized=lambda wc: variant_normalized(wc),
+        stage1_logits="results/{variant}/{tomo}/stage1_logits.mrc",
+        stage1_provenance="results/{variant}/{tomo}/stage1_provenance.json",
+        checkpoint=etsam_checkpoint(2),
+    output:
+        logits="results/{variant}/{tomo}/stage2_logits.mrc",
+        mask="results/{variant}/{tomo}/mask.mrc",
+        provenance="results/{variant}/{tomo}/provenance.json",
+        gpu="results/benchmarks/etsam_variant_stage2/{variant}/{tomo}.gpu.json",
+    log:
+        "results/logs/etsam_variant_stage2/{variant}/{tomo}.log",
+    benchmark:
+        "results/benchmarks/etsam_variant_stage2/{variant}/{tomo}.tsv"
+    wildcard_constraints:
+        variant=one_of(VARIANT_RUNS),
+    conda:
+        "../envs/tomoseg.yaml"
+    resources:
+        gpu=1,
+        mem_mb=config["etsam"]["mem_mb"],
+        runtime=config["etsam"]["runtime"],
+    params:
+        options=lambda wc: variant_options(wc.variant),
+        labels=lambda wc: variant_labels(wc.variant),
+        method=lambda wc: wc.variant,
+    script:
+        "../scripts/etsam_stage2.py"

@@ -23,7 +23,7 @@ ABLATIONS = bool(config["evaluate"].get("ablations")) and "etsam" in config["met
 
 def ablation_reuses_main(stage, mode):
     """Whether the variant is the configured ETSAM run itself (so its outputs are reused)."""
-    e = config["etsam"]
+    e = SETTINGS["etsam"]
     if stage == 1:
         return mode == e["prompt_stage1"]
     return (
@@ -92,10 +92,13 @@ ALLOW_MISSING = config["evaluate"]["allow_missing"]
 
 def method_files(method):
     """Files a method's scoring needs that other stages make (templates with {tomo});
-    etsam_postprocessed is made here from the ETSAM mask, so that mask is what must exist.
+    etsam_postprocessed (and a post-processed variant) is made here from the ETSAM mask (its base run's),
+    so that mask is what must exist.
     """
     if method == "etsam_postprocessed":
         return [EVAL_INPUTS["etsam"][0]]
+    if method in VARIANTS and VARIANTS[method].base:
+        return [EVAL_INPUTS[VARIANTS[method].base][0]]
     return [p for p in EVAL_INPUTS[method][:2] if p]
 
 

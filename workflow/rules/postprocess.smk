@@ -1,5 +1,7 @@
-# Post-processing of the ETSAM mask (method etsam_postprocessed): keep 26-connected components whose
-# Z bounding-box span (stop - start) is >= postprocess.min_slices (paper: 10).
+# Post-processing of the ETSAM mask (method etsam_postprocessed): the steps of postprocess.steps (or the
+# preset's): thin_noise keeps 26-connected components whose Z bounding-box span (stop - start) is
+# >= min_slices (paper: 10); rungs cuts short skeleton bridges between parallel membranes (upstream).
+# A post-processed upstream variant post-processes its base run's mask with the upstream preset's steps.
 
 
 rule postprocess:
@@ -15,6 +17,26 @@ rule postprocess:
     conda:
         "../envs/tomoseg.yaml"
     params:
-        min_slices=config["postprocess"]["min_slices"],
+        **postprocess_params(),
+    script:
+        "../scripts/postprocess.py"
+
+
+rule postprocess_variant:
+    input:
+        "results/{variant}/{tomo}/mask.mrc",
+    output:
+        mask="results/{variant}/{tomo}/mask_postprocessed.mrc",
+        provenance="results/{variant}/{tomo}/mask_postprocessed.json",
+    log:
+        "results/logs/postprocess_variant/{variant}/{tomo}.log",
+    benchmark:
+        "results/benchmarks/postprocess_variant/{variant}/{tomo}.tsv"
+    wildcard_constraints:
+        variant=one_of(sorted(POSTPROCESSED_VARIANTS)),
+    conda:
+        "../envs/tomoseg.yaml"
+    params:
+        settings=lambda wc: POSTPROCESSED_VARIANTS[wc.variant].settings()["postprocess"],
     script:
         "../scripts/postprocess.py"

@@ -1,5 +1,5 @@
 # Summary tables from the per-tomogram metrics: Table 1, paired tests, Supplementary Tables 1-3,
-# thresholds, calibration, AUPRC, single vs two stage, paper comparison and the failures table.
+# thresholds, calibration, AUPRC, single vs two stage, paper comparison, failures and upstream variants.
 
 # What each table is called in the report (its HTML page is the entry; the CSV is named beside it).
 TABLE_TITLES = {
@@ -15,6 +15,7 @@ TABLE_TITLES = {
     "stages": "Supp. Table 9: one vs two stages",
     "paper_comparison": "Paper vs ours",
     "failures": "Failures",
+    "variants": "Upstream ETSAM variants",
 }
 
 
@@ -50,7 +51,7 @@ rule summarize:
             for t in tomos(with_truth=False)
         ],
         thresholds=config["evaluate"]["thresholds"],
-        benchmark_rules=config["evaluate"]["benchmark_rules"],
+        benchmark_rules=benchmark_rules(),
         method_inputs={m: method_files(m) for m in config["methods"]},
         runs=runs.to_dict("records"),
         run_columns=list(runs.columns),

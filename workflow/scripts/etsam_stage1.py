@@ -12,4 +12,5 @@ run_stage1(
     EtsamOptions(stage1_checkpoint=snakemake.input.checkpoint, progress=False, **snakemake.params.options),
     provenance_out=Path(out.provenance),
     gpu_json=Path(out.gpu),
+    labels=snakemake.params.get("labels"),
 )

@@ -13,4 +13,6 @@ run_stage2(
     Path(out.provenance),
     EtsamOptions(stage2_checkpoint=snakemake.input.checkpoint, progress=False, **snakemake.params.options),
     gpu_json=Path(out.gpu),
+    labels=snakemake.params.get("labels"),
+    method=snakemake.params.get("method", "etsam"),
 )

@@ -5,9 +5,29 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tomoseg.etsam.fusion import STAGE1_THRESHOLD, STAGE2_THRESHOLD
-from tomoseg.etsam.options import DTYPE_NAMES, STAGE1_MODES, STAGE2_MODES, EtsamOptions
+from tomoseg.core.presets import NORMALIZATION_ALIASES, PRESET_NAMES, resolve
+from tomoseg.etsam.options import (
+    DTYPE_NAMES,
+    STAGE1_MODES,
+    STAGE2_MODES,
+    UPSTREAM_STAGE1_NAMES,
+    UPSTREAM_STAGE2_NAMES,
+    EtsamOptions,
+)
 from tomoseg.preprocess import NORMALIZATION_MODES
+
+# the options a preset decides (default None = the preset's value)
+PRESET_OPTIONS = (
+    "prompt_stage1",
+    "prompt_stage2",
+    "every_n",
+    "grid_spacing",
+    "stage1_threshold",
+    "threshold",
+    "split",
+    "split_grid_spacing",
+    "split_every_n",
+)
 
 
 def add_engine_options(p: argparse.ArgumentParser) -> None:
@@ -42,13 +62,62 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
         default="float32",
         help="float32, or bfloat16 autocast (the published code uses bf16 on GPU)",
     )
-    p.add_argument("--prompt-stage1", choices=STAGE1_MODES, default=d.prompt_stage1)
-    p.add_argument("--prompt-stage2", choices=STAGE2_MODES, default=d.prompt_stage2)
-    p.add_argument("--every-n", type=int, default=d.every_n, help="slice interval of the *_every_n modes")
-    p.add_argument("--grid-spacing", type=int, default=d.grid_spacing, help="px between grid dots")
-    p.add_argument("--stage1-threshold", type=float, default=STAGE1_THRESHOLD)
     p.add_argument(
-        "--threshold", type=float, default=STAGE2_THRESHOLD, help="Stage 2 logit threshold of mask.mrc"
+        "--preset",
+        choices=PRESET_NAMES,
+        default="paper",
+        help="paper (default): the paper's published code; upstream: current upstream ETSAM's defaults "
+        "(docs/etsam.md). Options given explicitly win over the preset",
+    )
+    p.add_argument(
+        "--prompt-stage1",
+        choices=STAGE1_MODES + UPSTREAM_STAGE1_NAMES,
+        default=None,
+        help="Stage 1 prompt (paper grid_first; upstream's names grid_zero, grid, zero accepted)",
+    )
+    p.add_argument(
+        "--prompt-stage2",
+        choices=STAGE2_MODES + UPSTREAM_STAGE2_NAMES,
+        default=None,
+        help="Stage 2 prompt (paper empty; upstream's etsam_stage1_partial = stage1_mask_every_n)",
+    )
+    p.add_argument("--every-n", type=int, default=None, help="slice interval of the *_every_n modes (50)")
+    p.add_argument("--grid-spacing", type=int, default=None, help="px between grid dots (50)")
+    p.add_argument(
+        "--stage1-threshold",
+        type=float,
+        default=None,
+        help="Stage 1 logit threshold (paper 0.0, upstream -0.25)",
+    )
+    p.add_argument(
+        "--threshold", type=float, default=None, help="Stage 2 logit threshold of mask.mrc (-0.25)"
+    )
+    p.add_argument(
+        "--split",
+        type=int,
+        default=None,
+        metavar="N",
+        help="split processing: N XY tiles (4 = upstream's quadrants), each through both stages, "
+        "merged back (default 1 = the paper: no split)",
+    )
+    p.add_argument(
+        "--split-processing",
+        dest="split",
+        action="store_const",
+        const=4,
+        help="upstream's name: --split 4",
+    )
+    p.add_argument(
+        "--split-grid-spacing",
+        type=int,
+        default=None,
+        help="px between grid dots in split tiles (10, upstream's)",
+    )
+    p.add_argument(
+        "--split-every-n",
+        type=int,
+        default=None,
+        help="slice interval of the *_every_n modes in split tiles (10, upstream's)",
     )
     p.add_argument(
         "--encoder-batch", type=int, default=d.encoder_batch, help="frames per image-encoder batch"
@@ -83,8 +152,15 @@ def _resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def settings_from(a: argparse.Namespace) -> dict:
+    """The preset's settings with the options given on the command line over them (tomoseg.core.presets)."""
+    given = {k: getattr(a, k) for k in PRESET_OPTIONS}
+    return resolve(a.preset, {"normalization": getattr(a, "normalization", None), "etsam": given})
+
+
 def options_from(a: argparse.Namespace) -> EtsamOptions:
     """EtsamOptions from parsed arguments."""
+    e = settings_from(a)["etsam"]
     return EtsamOptions(
         stage1_checkpoint=a.stage1_checkpoint,
         stage2_checkpoint=a.stage2_checkpoint,
@@ -92,17 +168,12 @@ def options_from(a: argparse.Namespace) -> EtsamOptions:
         model_overrides=a.model_override,
         device=_resolve_device(a.device),
         dtype=a.dtype,
-        prompt_stage1=a.prompt_stage1,
-        prompt_stage2=a.prompt_stage2,
-        every_n=a.every_n,
-        grid_spacing=a.grid_spacing,
-        stage1_threshold=a.stage1_threshold,
-        threshold=a.threshold,
         encoder_batch=a.encoder_batch,
         keep_aspect=a.keep_aspect,
         bin=a.bin,
         bidirectional=a.bidirectional,
         progress=not a.no_progress,
+        **{k: e[k] for k in PRESET_OPTIONS},
     )
 
 
@@ -114,8 +185,9 @@ def _run(a: argparse.Namespace) -> int:
         a.out,
         options_from(a),
         normalized=a.normalized,
-        normalization=a.normalization,
+        normalization=settings_from(a)["normalization"],
         store_logits=a.store_logits,
+        preset=a.preset,
     )
     return 0
 
@@ -131,6 +203,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--store-logits", action="store_true", help="also write stage1_logits.mrc and stage2_logits.mrc"
     )
     p.add_argument("--normalized", action="store_true", help="the input is already normalized to [0, 1]")
-    p.add_argument("--normalization", choices=NORMALIZATION_MODES, default="max_positive")
+    p.add_argument(
+        "--normalization",
+        choices=NORMALIZATION_MODES + tuple(NORMALIZATION_ALIASES),
+        default=None,
+        help="max_positive (the paper's code, default), minmax (the paper's text), softplus_minmax (an "
+        "upstream option); upstream's min_max_positive_values = max_positive",
+    )
     add_engine_options(p)
     p.set_defaults(func=_run)

@@ -196,7 +196,10 @@ def _open_checked(path: Path, mode: str = "r") -> mrcfile.mrcfile.MrcFile:
         raise InputError(f"{path}: empty file (0 bytes)")
     with open(path, "rb") as handle:
         head = handle.read(1024)
-    if head.lstrip()[:1] == b"<" or b"<html" in head[:512].lower():
+    # an MRC header starts with NX as int32, so a width of 60 (+ k * 256) px begins with the byte "<":
+    # only a file without the MRC stamp can be an HTML/XML page
+    looks_like_markup = head.lstrip()[:1] == b"<" or b"<html" in head[:512].lower()
+    if looks_like_markup and head[208:212] != b"MAP ":
         raise InputError(f"{path}: not an MRC file (looks like an HTML/XML page, e.g. a failed download)")
     if len(head) < 1024:
         raise InputError(f"{path}: not an MRC file (only {len(head)} bytes, shorter than an MRC header)")

@@ -36,6 +36,7 @@ TABLE_FILES: dict[str, str] = {
     "calibration": "tables/calibration.csv",
     "auprc": "tables/auprc.csv",
     "stages": "tables/stages.csv",
+    "variants": "tables/upstream_variants.csv",
     "paper_comparison": "tables/paper_comparison.csv",
     "failures": "tables/failures.csv",
 }

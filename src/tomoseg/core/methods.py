@@ -29,6 +29,7 @@ class Method:
     gpu_rules: tuple[
         str, ...
     ] = ()  # the GPU rules whose jobs make the method's files (their cost is its cost)
+    compare_with: str | None = None  # a variant's reference method in the variants table (what it changes)
 
     def path(self, file: str, tomo: str = "{tomo}") -> str:
         """`results/{folder}/{tomo}/{file}` (a template with {tomo} unless `tomo` is given)."""
@@ -47,7 +48,7 @@ class Method:
         return self.path(self.provenance, tomo)
 
 
-# Okabe-Ito colour-blind-safe palette: one fixed colour per method in every figure.
+# Okabe-Ito colour-blind-safe palette (the upstream variants: Paul Tol's): one fixed colour per method.
 METHODS: dict[str, Method] = {
     m.name: m
     for m in (
@@ -110,6 +111,67 @@ METHODS: dict[str, Method] = {
             baseline=True,
             paper_file="tardis",
             gpu_rules=("tardis",),
+        ),
+        # upstream ETSAM variants (tomoseg.core.presets.VARIANTS): its current defaults, one option each
+        Method(
+            "etsam_upstream",
+            "ETSAM, upstream defaults",
+            "etsam_upstream",
+            "mask.mrc",
+            "stage2_logits.mrc",
+            "etsam-logits",
+            "provenance.json",
+            "#332288",
+            compare_with="etsam",
+            gpu_rules=("etsam_variant_stage1", "etsam_variant_stage2"),
+        ),
+        Method(
+            "etsam_upstream_postprocessed",
+            "ETSAM, upstream defaults, upstream post-processing",
+            "etsam_upstream",
+            "mask_postprocessed.mrc",
+            None,
+            None,
+            "provenance.json",
+            "#117733",
+            compare_with="etsam_upstream",
+            gpu_rules=("etsam_variant_stage1", "etsam_variant_stage2"),
+        ),
+        Method(
+            "etsam_upstream_softplus",
+            "ETSAM, upstream, softplus_minmax normalization",
+            "etsam_upstream_softplus",
+            "mask.mrc",
+            "stage2_logits.mrc",
+            "etsam-logits",
+            "provenance.json",
+            "#44AA99",
+            compare_with="etsam_upstream",
+            gpu_rules=("etsam_variant_stage1", "etsam_variant_stage2"),
+        ),
+        Method(
+            "etsam_upstream_stage1_partial",
+            "ETSAM, upstream, Stage 2 prompted with the Stage 1 mask",
+            "etsam_upstream_stage1_partial",
+            "mask.mrc",
+            "stage2_logits.mrc",
+            "etsam-logits",
+            "provenance.json",
+            "#882255",
+            compare_with="etsam_upstream",
+            gpu_rules=("etsam_variant_stage1", "etsam_variant_stage2"),
+        ),
+        Method(
+            "etsam_upstream_split",
+            "ETSAM, upstream, split processing",
+            "etsam_upstream_split",
+            "mask.mrc",
+            "stage2_logits.mrc",
+            "etsam-logits",
+            "provenance.json",
+            "#AA4499",
+            compare_with="etsam_upstream",
+            gpu_rules=("etsam_variant_stage1", "etsam_variant_stage2"),
         ),
     )
 }

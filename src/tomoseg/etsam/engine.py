@@ -3,6 +3,11 @@
 It calls the `sam2` model's own modules (forward_image, _prepare_backbone_features, track_step,
 _encode_new_memory) in the order the upstream SAM2VideoPredictor does for one object propagated forward,
 but keeps only what memory attention reads and streams logits into a preallocated array.
+
+Several volumes with the same number of slices (the XY tiles of split processing) can run as one batch:
+SAM2 batches objects along the batch dimension of every module (image features, memories, object
+pointers, decoder), so each tile is one batch entry with its own image features; nothing couples the
+entries (`non_overlap_masks_for_mem_enc` is off in the SAM2.1 configs).
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,6 +51,7 @@ class PropagationStats:
     conditioning_frames: list[int] = field(default_factory=list)
     max_stored_frames: int = 0  # non-conditioning frames held at once (object pointers)
     max_stored_memories: int = 0  # non-conditioning frames whose memory features were held at once
+    tiles: int = 1  # volumes propagated together as one batch (split processing)
 
     @property
     def frames_per_second(self) -> float:
@@ -124,14 +130,24 @@ class Propagator:
         return out
 
     # -- image encoder -------------------------------------------------------------------------------
-    def _encode(self, slices: np.ndarray) -> list[tuple]:
-        """Encode frames in batches (shrinking the batch on CUDA out-of-memory); per-frame SAM2 features."""
-        feats, i = [], 0
-        while i < len(slices):
-            b = min(self.encoder_batch, len(slices) - i)
+    def _backbone(self, tiles: Sequence[np.ndarray]) -> list[list[dict]]:
+        """Encode the slices of every tile (same count each) in batches of at most `encoder_batch` frames.
+
+        Returns per tile, per slice, the backbone outputs with batch 1. The batch shrinks on CUDA
+        out-of-memory. Tiles of different sizes are resized separately and encoded together.
+        """
+        items = [(k, j) for k in range(len(tiles)) for j in range(len(tiles[0]))]
+        out: list[list[dict]] = [[] for _ in tiles]
+        i = 0
+        while i < len(items):
+            batch = items[i : i + self.encoder_batch]
             try:
-                frames = make_frames(self._pad(slices[i : i + b]), self.model.image_size, self.device)
-                backbone = self.model.forward_image(frames)
+                groups = []
+                for k in dict.fromkeys(k for k, _ in batch):
+                    js = [j for kk, j in batch if kk == k]
+                    groups.append(self._pad(tiles[k][js[0] : js[-1] + 1]))
+                frames = [make_frames(g, self.model.image_size, self.device) for g in groups]
+                backbone = self.model.forward_image(frames[0] if len(frames) == 1 else torch.cat(frames))
             except OUT_OF_MEMORY:
                 if self.encoder_batch == 1:
                     raise
@@ -141,20 +157,37 @@ class Propagator:
                     "CUDA out of memory in the image encoder: encoder batch size now %d", self.encoder_batch
                 )
                 continue
-            for j in range(b):
+            for b, (k, _) in enumerate(batch):
+                out[k].append(
+                    {
+                        "backbone_fpn": [x[b : b + 1] for x in backbone["backbone_fpn"]],
+                        "vision_pos_enc": [x[b : b + 1] for x in backbone["vision_pos_enc"]],
+                    }
+                )
+            i += len(batch)
+        return out
+
+    def _encode(self, tiles: Sequence[np.ndarray]) -> list[tuple]:
+        """Per slice, SAM2's prepared features of all tiles as one batch (batch entry k = tile k)."""
+        per_tile = self._backbone(tiles)
+        feats = []
+        for j in range(len(per_tile[0])):
+            if len(per_tile) == 1:
+                one = per_tile[0][j]
+            else:
                 one = {
-                    "backbone_fpn": [x[j : j + 1] for x in backbone["backbone_fpn"]],
-                    "vision_pos_enc": [x[j : j + 1] for x in backbone["vision_pos_enc"]],
+                    key: [torch.cat(level) for level in zip(*(t[j][key] for t in per_tile), strict=True)]
+                    for key in ("backbone_fpn", "vision_pos_enc")
                 }
-                _, vision_feats, vision_pos, feat_sizes = self.model._prepare_backbone_features(one)
-                feats.append((vision_feats, vision_pos, feat_sizes))
-            i += b
+            _, vision_feats, vision_pos, feat_sizes = self.model._prepare_backbone_features(one)
+            feats.append((vision_feats, vision_pos, feat_sizes))
         return feats
 
     def _compact(self, out: dict, maskmem_features: torch.Tensor | None, maskmem_pos_enc) -> dict:
         """The part of a frame's output later frames read (memory stored in bf16, as upstream stores it)."""
         if maskmem_pos_enc is not None and self.maskmem_pos_enc is None:
-            self.maskmem_pos_enc = [x[0:1].clone() for x in maskmem_pos_enc]
+            # the same for every batch entry (it depends on the feature size only), as upstream caches it
+            self.maskmem_pos_enc = [x[0:1].clone().expand(len(x), -1, -1, -1) for x in maskmem_pos_enc]
         return {
             "maskmem_features": None if maskmem_features is None else maskmem_features.to(torch.bfloat16),
             "maskmem_pos_enc": self.maskmem_pos_enc,
@@ -164,13 +197,16 @@ class Propagator:
         }
 
     # -- conditioning frames ---------------------------------------------------------------------------
-    def _condition(self, volume: np.ndarray, prompts: dict[int, np.ndarray], state: dict) -> None:
+    def _condition(
+        self, volumes: Sequence[np.ndarray], prompts: Sequence[dict[int, np.ndarray]], state: dict
+    ) -> None:
         """Run every prompted frame as an initial conditioning frame (mask as output) and encode its memory."""
         m, s = self.model, self.model.image_size
-        idx = sorted(prompts)
-        feats = self._encode(volume[idx])
+        idx = sorted(prompts[0])
+        feats = self._encode([v[idx] for v in volumes])
         for f, (vf, vp, fs) in zip(idx, feats, strict=True):
-            mask = resize_mask_prompt(self._pad(prompts[f][None], fill=False)[0], s).to(self.device)
+            masks = [resize_mask_prompt(self._pad(p[f][None], fill=False)[0], s) for p in prompts]
+            mask = (masks[0] if len(masks) == 1 else torch.cat(masks)).to(self.device)
             out = m.track_step(
                 frame_idx=f,
                 is_init_cond_frame=True,
@@ -180,7 +216,7 @@ class Propagator:
                 point_inputs=None,
                 mask_inputs=mask,
                 output_dict=state,
-                num_frames=len(volume),
+                num_frames=len(volumes[0]),
                 track_in_reverse=False,
                 run_mem_encoder=False,
             )
@@ -205,34 +241,60 @@ class Propagator:
         start_frame_idx=N - 1, reverse=True)` does on a fresh state holding the same prompts: SAM2's
         `track_in_reverse`, memories and object pointers of the frames after the current one.
         """
+        return self.run_tiles([volume], [prompts], [out], reverse)
+
+    @torch.inference_mode()
+    def run_tiles(
+        self,
+        volumes: Sequence[np.ndarray],
+        prompts: Sequence[dict[int, np.ndarray]],
+        outs: Sequence[np.ndarray],
+        reverse: bool = False,
+    ) -> PropagationStats:
+        """`run` for several volumes of N slices each (sizes may differ) as one SAM2 batch, one entry per volume.
+
+        Every volume needs prompts on the same frames. Each chunk of slices encodes at most
+        `encoder_batch` frames at once over all volumes.
+        """
         m = self.model
-        n, h, w = volume.shape
-        if out.shape != volume.shape:
-            raise ValueError(f"output shape {out.shape} differs from the volume's {volume.shape}")
+        tiles = len(volumes)
+        if not (tiles == len(prompts) == len(outs)) or tiles == 0:
+            raise ValueError("one prompt dict and one output array per volume")
+        n = len(volumes[0])
+        for volume, out in zip(volumes, outs, strict=True):
+            if out.shape != volume.shape:
+                raise ValueError(f"output shape {out.shape} differs from the volume's {volume.shape}")
+            if len(volume) != n:
+                raise ValueError(
+                    f"volumes propagated together need the same slice count ({len(volume)} != {n})"
+                )
+        if any(set(p) != set(prompts[0]) for p in prompts):
+            raise ValueError("volumes propagated together need prompts on the same frames")
         first = n - 1 if reverse else 0
-        if not prompts or first not in prompts or not all(0 <= f < n for f in prompts):
+        if not prompts[0] or first not in prompts[0] or not all(0 <= f < n for f in prompts[0]):
             raise ValueError(
                 f"the engine propagates {'backward' if reverse else 'forward'} from frame {first}: "
                 f"frame {first} needs a prompt (and every prompt frame must lie in 0..{n - 1})"
             )
         step = -1 if reverse else 1
         order = range(n - 1, -1, -1) if reverse else range(n)
+        per_chunk = self.encoder_batch if tiles == 1 else max(1, self.encoder_batch // tiles)
         t0 = time.perf_counter()
-        stats = PropagationStats(conditioning_frames=sorted(prompts))
+        stats = PropagationStats(conditioning_frames=sorted(prompts[0]), tiles=tiles)
         state: dict = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
         non_cond = state["non_cond_frame_outputs"]
         # what memory attention reads: the last (num_maskmem - 1) frames' memories (with the eval stride) and
         # the object pointers of the last (max_obj_ptrs_in_encoder - 1) frames
         keep_mem = (m.num_maskmem - 1) * max(1, m.memory_temporal_stride_for_eval) + 1
         keep_ptr = max(m.max_obj_ptrs_in_encoder, keep_mem)
-        sink = _Sink(out, self.device)
+        sinks = [_Sink(out, self.device) for out in outs]
         bar = tqdm(total=n, desc=self.desc, unit="slice", disable=not self.progress)
         with _autocast(self.device, self.dtype):
-            self._condition(volume, prompts, state)
-            for c in range(0, n, self.encoder_batch):
-                chunk = order[c : c + self.encoder_batch]
+            self._condition(volumes, prompts, state)
+            for c in range(0, n, per_chunk):
+                chunk = order[c : c + per_chunk]
                 todo = [t for t in chunk if t not in state["cond_frame_outputs"]]
-                feats = dict(zip(todo, self._encode(volume[todo]), strict=True)) if todo else {}
+                feats = dict(zip(todo, self._encode([v[todo] for v in volumes]), strict=True)) if todo else {}
                 low = []
                 for t in chunk:
                     if t in state["cond_frame_outputs"]:
@@ -265,24 +327,29 @@ class Propagator:
                             sum(v["maskmem_features"] is not None for v in non_cond.values()),
                         )
                     bar.update(1)
-                side = max(h, w) if self.keep_aspect else None
-                logits = F.interpolate(
-                    torch.cat(low).float(), size=(side or h, side or w), mode="bilinear", align_corners=False
-                )
-                if reverse:  # chunk runs N-1 -> 0: store it in slice order
-                    sink.put(chunk[-1], logits[:, 0, :h, :w].flip(0))
-                else:
-                    sink.put(chunk[0], logits[:, 0, :h, :w])
-        sink.flush()
+                for k, (volume, sink) in enumerate(zip(volumes, sinks, strict=True)):
+                    _, h, w = volume.shape
+                    side = max(h, w) if self.keep_aspect else None
+                    low_k = torch.cat(low) if tiles == 1 else torch.cat([x[k : k + 1] for x in low])
+                    logits = F.interpolate(
+                        low_k.float(), size=(side or h, side or w), mode="bilinear", align_corners=False
+                    )
+                    if reverse:  # chunk runs N-1 -> 0: store it in slice order
+                        sink.put(chunk[-1], logits[:, 0, :h, :w].flip(0))
+                    else:
+                        sink.put(chunk[0], logits[:, 0, :h, :w])
+        for sink in sinks:
+            sink.flush()
         bar.close()
         stats.frames = n
         stats.seconds = time.perf_counter() - t0
         stats.encoder_batch = self.encoder_batch
-        stats.frames_with_object = int(sum(has_object(out[i]) for i in range(n)))
+        stats.frames_with_object = int(sum(any(has_object(out[i]) for out in outs) for i in range(n)))
         log.info(
-            "%s: %d slices in %.1f s (%.2f slices/s), encoder batch %d, %d slices with an object",
+            "%s: %d slices%s in %.1f s (%.2f slices/s), encoder batch %d, %d slices with an object",
             self.desc,
             n,
+            f" x {tiles} tiles" if tiles > 1 else "",
             stats.seconds,
             stats.frames_per_second,
             stats.encoder_batch,
@@ -315,6 +382,32 @@ def propagate(
         volume, prompts, out, reverse=reverse
     )
     return out, stats
+
+
+def propagate_tiles(
+    model: torch.nn.Module,
+    volumes: Sequence[np.ndarray],
+    prompts: Sequence[dict[int, np.ndarray]],
+    outs: Sequence[np.ndarray] | None = None,
+    device: str | torch.device = "cpu",
+    dtype: str = "float32",
+    encoder_batch: int = 8,
+    progress: bool = True,
+    desc: str = "propagate",
+    keep_aspect: bool = False,
+    reverse: bool = False,
+) -> tuple[list[np.ndarray], PropagationStats]:
+    """`propagate` for several volumes with the same slice count as one SAM2 batch (split processing).
+
+    Each volume gets its own logits (written into `outs` when given, e.g. views of one merged array); the
+    result equals propagating each volume alone up to float rounding of the batched kernels.
+    """
+    if outs is None:
+        outs = [np.empty(v.shape, dtype=np.float32) for v in volumes]
+    stats = Propagator(model, device, dtype, encoder_batch, progress, desc, keep_aspect).run_tiles(
+        volumes, prompts, outs, reverse=reverse
+    )
+    return list(outs), stats
 
 
 def fuse_passes(

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tomoseg.core.errors import InputError
+from tomoseg.core.presets import PROMPT_ALIASES, canonical_prompt
 from tomoseg.etsam.fusion import STAGE1_THRESHOLD, STAGE2_THRESHOLD
 
 if TYPE_CHECKING:
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
 PROMPT_MODES: tuple[str, ...] = ("grid_first", "grid_every_n", "empty", "stage1_mask_every_n")
 STAGE1_MODES: tuple[str, ...] = ("grid_first", "grid_every_n", "empty")
 STAGE2_MODES: tuple[str, ...] = PROMPT_MODES
+UPSTREAM_STAGE1_NAMES: tuple[str, ...] = tuple(k for k, v in PROMPT_ALIASES.items() if v in STAGE1_MODES)
+UPSTREAM_STAGE2_NAMES: tuple[str, ...] = tuple(PROMPT_ALIASES)
 DTYPE_NAMES: tuple[str, ...] = ("float32", "bfloat16")  # float32, or bf16 autocast (engine.DTYPES)
 MIN_SLICE = 16  # smaller slices cannot hold a 50-px grid nor survive SAM2's 4x-downsampled decoder output
 DEFAULT_WEIGHTS_DIR = Path("resources/etsam")
@@ -44,7 +47,14 @@ class EtsamOptions:
     keep_aspect: bool = False  # off = the paper (slices stretched to a square)
     bin: int = 1  # 1 = the paper; N > 1: slices block-averaged N x N before SAM2, logits upsampled back
     bidirectional: bool = False  # off = the paper (forward only); on: + backward pass from the last slice
+    split: int = 1  # 1 = the paper; N > 1: N XY tiles, each through both stages (upstream: 4 quadrants)
+    split_grid_spacing: int = 10  # grid dot spacing in the tiles (upstream --split-processing: 10)
+    split_every_n: int = 10  # slice interval of the *_every_n modes in the tiles (upstream: 10)
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.prompt_stage1 = canonical_prompt(self.prompt_stage1)
+        self.prompt_stage2 = canonical_prompt(self.prompt_stage2)
 
     def validate(self) -> None:
         """Reject unknown modes/dtypes/devices before any work is done."""
@@ -65,8 +75,18 @@ class EtsamOptions:
             )
         if self.device.startswith("cuda"):
             self._check_cuda()
-        if self.every_n < 1 or self.grid_spacing < 1 or self.encoder_batch < 1 or self.bin < 1:
-            raise InputError("every_n, grid_spacing, encoder_batch and bin must be >= 1")
+        sizes = (self.every_n, self.grid_spacing, self.encoder_batch, self.bin)
+        if min(sizes + (self.split, self.split_grid_spacing, self.split_every_n)) < 1:
+            raise InputError(
+                "every_n, grid_spacing, encoder_batch, bin, split, split_grid_spacing and split_every_n "
+                "must be >= 1"
+            )
+
+    def prompt_spacing(self) -> tuple[int, int]:
+        """(every_n, grid_spacing) of the prompts: the split ones when the volume is split into tiles."""
+        if self.split > 1:
+            return self.split_every_n, self.split_grid_spacing
+        return self.every_n, self.grid_spacing
 
     def _check_cuda(self) -> None:
         import torch

@@ -28,11 +28,12 @@ from tomoseg.core.io import (
     write_volume,
 )
 from tomoseg.core.provenance import provenance_record, untrained_flag
-from tomoseg.etsam.engine import PropagationStats, propagate, propagate_bidirectional
+from tomoseg.etsam.engine import PropagationStats, fuse_passes, propagate_tiles
 from tomoseg.etsam.fusion import FusedVolume, threshold
 from tomoseg.etsam.model import ModelSpec, build_model, load_checkpoint, read_checkpoint
 from tomoseg.etsam.options import MIN_SLICE, EtsamOptions
 from tomoseg.etsam.prompts import build_prompts
+from tomoseg.etsam.tiles import tile_boxes
 from tomoseg.preprocess import normalize_volume
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,8 @@ def segment_tomogram(
     if opts.bin > 1:
         return _segment_binned(normalized, opts, stages, stage1_logits, name)
     normalized = np.asarray(normalized, dtype=np.float32)
+    boxes = _tiles(normalized.shape, opts.split, name)
+    every_n, spacing = opts.prompt_spacing()
     result, models = EtsamResult(), _Models(opts)
     if "stage1" in stages and "stage2" in stages:
         models.check(opts.stage2_checkpoint)  # a bad Stage 2 checkpoint fails before Stage 1 runs
@@ -114,20 +117,19 @@ def segment_tomogram(
     )
     if "stage1" in stages:
         model, spec, untrained = models.get(opts.stage1_checkpoint)
+        vols1 = [b.of(normalized) for b in boxes]
 
-        def prompts1(reverse: bool) -> dict[int, np.ndarray]:
-            return build_prompts(
-                opts.prompt_stage1,
-                normalized.shape,
-                model.image_size,
-                opts.every_n,
-                opts.grid_spacing,
-                reverse=reverse,
-            )
+        def prompts1(reverse: bool) -> list[dict[int, np.ndarray]]:
+            return [
+                build_prompts(
+                    opts.prompt_stage1, v.shape, model.image_size, every_n, spacing, reverse=reverse
+                )
+                for v in vols1
+            ]
 
-        stage1_logits = _propagate_stage(
-            model, normalized, prompts1, "stage1", opts.bidirectional, result, common
-        )
+        stage1_logits = np.empty(normalized.shape, dtype=np.float32)
+        outs = [b.of(stage1_logits) for b in boxes]
+        _propagate_stage(model, vols1, prompts1, outs, "stage1", opts.bidirectional, result, common)
         result.stage1_logits, result.untrained = stage1_logits, result.untrained or untrained
         result.checkpoints["stage1"], result.specs["stage1"] = opts.stage1_checkpoint, asdict(spec)
     if "stage2" in stages:
@@ -135,40 +137,73 @@ def segment_tomogram(
             raise ValueError("Stage 2 needs the Stage 1 logits")
         check_volume(stage1_logits, f"{name} (Stage 1 logits)")
         model, spec, untrained = models.get(opts.stage2_checkpoint)
-        fused = FusedVolume(normalized, stage1_logits)
+        s1_tiles = [b.of(stage1_logits) for b in boxes]
+        # per tile, as upstream: the Stage 1 logits are min-max normalized over the tile
+        vols2 = [FusedVolume(b.of(normalized), s1) for b, s1 in zip(boxes, s1_tiles, strict=True)]
 
-        def prompts2(reverse: bool) -> dict[int, np.ndarray]:
-            return build_prompts(
-                opts.prompt_stage2,
-                normalized.shape,
-                model.image_size,
-                opts.every_n,
-                opts.grid_spacing,
-                stage1_logits=stage1_logits,
-                stage1_threshold=opts.stage1_threshold,
-                reverse=reverse,
-            )
+        def prompts2(reverse: bool) -> list[dict[int, np.ndarray]]:
+            return [
+                build_prompts(
+                    opts.prompt_stage2,
+                    v.shape,
+                    model.image_size,
+                    every_n,
+                    spacing,
+                    stage1_logits=s1,
+                    stage1_threshold=opts.stage1_threshold,
+                    reverse=reverse,
+                )
+                for v, s1 in zip(vols2, s1_tiles, strict=True)
+            ]
 
-        result.stage2_logits = _propagate_stage(
-            model, fused, prompts2, "stage2", opts.bidirectional, result, common
-        )
+        stage2_logits = np.empty(normalized.shape, dtype=np.float32)
+        outs = [b.of(stage2_logits) for b in boxes]
+        _propagate_stage(model, vols2, prompts2, outs, "stage2", opts.bidirectional, result, common)
+        result.stage2_logits = stage2_logits
         result.untrained = result.untrained or untrained
         result.checkpoints["stage2"], result.specs["stage2"] = opts.stage2_checkpoint, asdict(spec)
     return result
 
 
+def _tiles(shape: tuple[int, ...], count: int, name: str) -> list:
+    """The XY tiles of split processing (one box of the whole slice when count is 1)."""
+    boxes = tile_boxes(shape[1], shape[2], count)
+    if count > 1:
+        small = min(min(b.y1 - b.y0, b.x1 - b.x0) for b in boxes)
+        if small < MIN_SLICE:
+            raise InputError(
+                f"{name}: slices of {shape[1]}x{shape[2]} px split into {count} tiles give tiles of "
+                f"{small} px (ETSAM needs at least {MIN_SLICE})"
+            )
+        log.info(
+            "%s: split processing, %d tiles %s (off by default; the paper does not split)",
+            name,
+            count,
+            ", ".join(f"Y[{b.y0}:{b.y1}] X[{b.x0}:{b.x1}]" for b in boxes),
+        )
+    return boxes
+
+
 def _propagate_stage(
-    model, volume, prompts_for, stage: str, bidirectional: bool, result, common
-) -> np.ndarray:
-    """One stage's logits: forward from slice 0, or (bidirectional) fused with a backward pass from the last slice."""
+    model, volumes, prompts_for, outs, stage: str, bidirectional: bool, result, common
+) -> None:
+    """One stage's logits into `outs` (one per tile): forward from slice 0, or (bidirectional) fused with a
+    backward pass from the last slice."""
     desc = f"ETSAM stage {stage[-1]}"
     if not bidirectional:
-        logits, result.stats[stage] = propagate(model, volume, prompts_for(False), desc=desc, **common)
-        return logits
-    logits, result.stats[stage], result.stats[f"{stage}_backward"] = propagate_bidirectional(
-        model, volume, prompts_for(False), prompts_for(True), desc=desc, **common
+        _, result.stats[stage] = propagate_tiles(
+            model, volumes, prompts_for(False), outs, desc=desc, **common
+        )
+        return
+    forward, backward = prompts_for(False), prompts_for(True)
+    _, result.stats[stage] = propagate_tiles(
+        model, volumes, forward, outs, desc=f"{desc} (forward)", **common
     )
-    return logits
+    back, result.stats[f"{stage}_backward"] = propagate_tiles(
+        model, volumes, backward, None, desc=f"{desc} (backward)", reverse=True, **common
+    )
+    for out, b, fp, bp in zip(outs, back, forward, backward, strict=True):
+        fuse_passes(out, b, fp, bp, out=out)
 
 
 def bin_slices(volume: np.ndarray, factor: int) -> np.ndarray:
@@ -207,7 +242,12 @@ def _segment_binned(normalized, opts, stages, stage1_logits, name) -> EtsamResul
         *normalized.shape[1:],
         f,
     )
-    inner = replace(opts, bin=1, grid_spacing=max(1, round(opts.grid_spacing / f)))
+    inner = replace(
+        opts,
+        bin=1,
+        grid_spacing=max(1, round(opts.grid_spacing / f)),
+        split_grid_spacing=max(1, round(opts.split_grid_spacing / f)),
+    )
     s1 = None if stage1_logits is None else bin_slices(stage1_logits, f)
     result = segment_tomogram(bin_slices(normalized, f), inner, stages, s1, name)
     for key in ("stage1_logits", "stage2_logits"):
@@ -255,6 +295,7 @@ def _provenance(
                 "slices_per_second": round(s.frames_per_second, 3),
                 "encoder_batch": s.encoder_batch,
                 "slices_with_object": s.frames_with_object,
+                "tiles": s.tiles,
             }
             for k, s in result.stats.items()
         },
@@ -315,8 +356,12 @@ def run_stage1(
     opts: EtsamOptions,
     provenance_out: Path | None = None,
     gpu_json: Path | None = None,
+    labels: dict[str, Any] | None = None,
 ) -> EtsamResult:
-    """Workflow step etsam_stage1: normalized MRC -> Stage 1 logits and mask (logits > stage1_threshold)."""
+    """Workflow step etsam_stage1: normalized MRC -> Stage 1 logits and mask (logits > stage1_threshold).
+
+    labels: extra entries of the provenance's parameters (e.g. the preset and variant that chose `opts`).
+    """
     volume, voxel = read_volume(normalized_path, dtype=np.float32)
     write = partial(write_volume, voxel_size=voxel, placement=read_placement(normalized_path))
     result = segment_tomogram(volume, opts, stages=("stage1",), name=str(normalized_path))
@@ -328,6 +373,7 @@ def run_stage1(
     if provenance_out:
         outputs["provenance"] = Path(provenance_out)
         record = _provenance(result, opts, {"normalized": str(normalized_path)}, "etsam_stage1")
+        record["parameters"].update(labels or {})
         writers["provenance"] = lambda p: write_json(p, record)
     if gpu_json:
         outputs["gpu"] = Path(gpu_json)
@@ -344,8 +390,13 @@ def run_stage2(
     provenance_out: Path,
     opts: EtsamOptions,
     gpu_json: Path | None = None,
+    labels: dict[str, Any] | None = None,
+    method: str = "etsam",
 ) -> EtsamResult:
-    """Workflow step etsam_stage2: normalized + Stage 1 logits -> Stage 2 logits, final mask, provenance."""
+    """Workflow step etsam_stage2: normalized + Stage 1 logits -> Stage 2 logits, final mask, provenance.
+
+    labels: extra entries of the provenance's parameters; method: the method name it records.
+    """
     volume, voxel = read_volume(normalized_path, dtype=np.float32)
     write = partial(write_volume, voxel_size=voxel, placement=read_placement(normalized_path))
     s1, _ = read_volume(stage1_logits_path, dtype=np.float32)
@@ -358,8 +409,9 @@ def run_stage2(
     result.untrained = result.untrained or bool(s1_untrained)
     outputs = {"mask": Path(mask_out), "provenance": Path(provenance_out)}
     record = _provenance(
-        result, opts, {"normalized": str(normalized_path), "stage1_logits": str(stage1_logits_path)}, "etsam"
+        result, opts, {"normalized": str(normalized_path), "stage1_logits": str(stage1_logits_path)}, method
     )
+    record["parameters"].update(labels or {})
     writers = {
         "mask": lambda p: write(p, threshold(result.stage2_logits, opts.threshold)),
         "provenance": lambda p: write_json(p, record),
@@ -384,6 +436,7 @@ def run_segment(
     normalized: bool = False,
     normalization: str = "max_positive",
     store_logits: bool = False,
+    preset: str | None = None,
 ) -> EtsamResult:
     """`tomoseg segment`: both stages on one MRC; mask.mrc, provenance.json and optionally both logits.
 
@@ -414,6 +467,8 @@ def run_segment(
         volume = normalize_volume(volume, normalization, name=str(tomogram))  # type: ignore[arg-type]
     result = segment_tomogram(volume, opts, name=str(tomogram))
     params = {"normalized_input": normalized, "normalization": None if normalized else normalization}
+    if preset is not None:
+        params["preset"] = preset
     record = _provenance(result, opts, {"tomogram": str(tomogram)}, "etsam")
     record["parameters"].update(params)
     writers = {

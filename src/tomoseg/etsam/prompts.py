@@ -8,6 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tomoseg.core.presets import canonical_prompt
 from tomoseg.etsam.options import PROMPT_MODES
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,9 @@ def prompt_frames(mode: str, num_frames: int, every_n: int = 50, reverse: bool =
     """The frame indices that receive a mask prompt in `mode` (frame 0, or every n-th frame from 0).
 
     reverse: the same counted from the last frame (N-1, N-1-n, ...), for the backward pass of
-    bidirectional propagation (the mode applied to the Z-reversed volume).
+    bidirectional propagation (the mode applied to the Z-reversed volume). Upstream's mode names are accepted.
     """
+    mode = canonical_prompt(mode)
     if mode not in PROMPT_MODES:
         raise ValueError(f"unknown prompt mode {mode!r}; choose one of {PROMPT_MODES}")
     if every_n < 1:
@@ -57,6 +59,7 @@ def build_prompts(
 
     reverse: prompts for a backward pass (frames counted from the last one, see `prompt_frames`).
     """
+    mode = canonical_prompt(mode)
     n, h, w = shape
     frames = prompt_frames(mode, n, every_n, reverse)
     if mode == "empty":

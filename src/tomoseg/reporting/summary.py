@@ -22,7 +22,7 @@ import pandas as pd
 
 from tomoseg.core.io import read_json, write_json
 from tomoseg.core.layout import METHODS_JSON, PR_CURVES, TABLE_FILES
-from tomoseg.core.methods import PAPER_METHODS, label
+from tomoseg.core.methods import METHODS, PAPER_METHODS, label
 from tomoseg.core.runlog import last_error_line
 from tomoseg.evaluation.metrics import (
     ScoreHistogram,
@@ -420,7 +420,8 @@ def _write_per_tomogram(summary: _Summary, methods: Sequence[str], runs: pd.Data
 
 
 def _write_stage_pairs(summary: _Summary) -> None:
-    """Supplementary Table 2 (ETSAM before/after post-processing) and single- vs two-stage ETSAM."""
+    """Supplementary Table 2 (ETSAM before/after post-processing), single- vs two-stage ETSAM, and the
+    upstream variants against their references (tomoseg.core.methods: compare_with)."""
     summary.write(
         "supp_table2",
         _pair_table(summary, "etsam", "etsam_postprocessed"),
@@ -428,6 +429,21 @@ def _write_stage_pairs(summary: _Summary) -> None:
     )
     summary.write(
         "stages", _pair_table(summary, "etsam", "etsam_stage1"), "Single (Stage 1) vs two-stage ETSAM"
+    )
+    pairs = [
+        _pair_table(summary, m.compare_with, m.name)
+        for m in METHODS.values()
+        if m.compare_with and m.name in summary.frames and m.compare_with in summary.frames
+    ]
+    summary.write(
+        "variants",
+        pd.concat(pairs, ignore_index=True) if pairs else pd.DataFrame(columns=PAIR_COLUMNS),
+        "Upstream ETSAM variants: each against its reference (what the preset or the option changes)",
+        [
+            "method_a: the reference (etsam for etsam_upstream, else etsam_upstream); method_b: the variant",
+            "variants: upstream ETSAM's current defaults (preset upstream) with one upstream option each "
+            "(docs/etsam.md)",
+        ],
     )
 
 
