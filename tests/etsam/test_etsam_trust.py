@@ -161,7 +161,7 @@ def no_compute(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("the ETSAM engine ran before the error")
 
-    monkeypatch.setattr(pipeline, "propagate", forbidden)
+    monkeypatch.setattr(pipeline, "propagate_tiles", forbidden)
     monkeypatch.setattr(pipeline, "normalize_volume", forbidden)
 
 
@@ -216,7 +216,7 @@ def test_bad_stage2_checkpoint_fails_before_stage1_runs(tmp_path, capsys, checkp
     sidecar_path(bad).write_text(sidecar_path(s2).read_text())
     ran = []
     monkeypatch.setattr(
-        pipeline, "propagate", lambda *a, **k: ran.append(1) or (_ for _ in ()).throw(AssertionError)
+        pipeline, "propagate_tiles", lambda *a, **k: ran.append(1) or (_ for _ in ()).throw(AssertionError)
     )
     code, err = _segment(capsys, _tomogram(tmp_path / "t.mrc"), tmp_path / "out", s1, bad)
     assert code == 2 and "bad2.pt: checkpoint does not match" in err and ran == []
