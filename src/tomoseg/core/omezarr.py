@@ -241,7 +241,7 @@ def write_ome_zarr(
         array = array.astype(np.float32)
     if isinstance(voxel_size, int | float):
         voxel_size = (float(voxel_size),) * 3
-    zarr, _, _ = _require_packages(path)
+    zarr, ome_io, _ = _require_packages(path)
     from ome_zarr.writer import write_multiscale
 
     is_mask = np.issubdtype(array.dtype, np.integer)
@@ -260,7 +260,8 @@ def write_ome_zarr(
         )  # fmt: skip
     axes = [{"name": a, "type": "space", "unit": "angstrom"} for a in _SPATIAL]
     with atomic_folder(path) as tmp:
-        group = zarr.open_group(str(tmp), mode="w")
+        # ome-zarr's own store: nested chunk keys ("0/1/2"), as the portal and copick write and read them
+        group = zarr.group(store=ome_io.parse_url(str(tmp), mode="w").store, overwrite=True)
         write_multiscale(
             pyramid,
             group,
