@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
 	$(BIN)/pip install -q torch==2.13.0
 	SAM2_BUILD_CUDA=0 $(BIN)/pip install -q --no-build-isolation --no-deps sam2==1.1.0
-	$(BIN)/pip install -q -e ".[etsam,workflow,test]" "torch==2.13.0"
+	$(BIN)/pip install -q -e ".[etsam,workflow,zarr,copick,test]" "torch==2.13.0"
 	@if $(BIN)/python -c "import torchvision" 2>/dev/null; then echo "torchvision must not be installed on CPU" >&2; exit 1; fi
 	touch $@
 

@@ -67,3 +67,24 @@ def test_mismatched_local_truth_stops_the_tomogram_before_any_compute(tmp_path):
         if (path := logs / rule / "pair.log").exists()
     )
     assert "truth.mrc: ground truth shape (6, 20, 24) differs from its tomogram" in text
+
+
+def test_an_ome_zarr_tomogram_is_imported_at_the_configured_level_and_normalized(tmp_path):
+    pytest.importorskip("ome_zarr")
+    from tomoseg.core.io import read_placement
+    from tomoseg.core.omezarr import write_ome_zarr
+
+    tomogram = np.random.default_rng(6).normal(size=(8, 24, 20)).astype(np.float32)
+    write_ome_zarr(tmp_path / "mine.zarr", tomogram, 7.0, origin=(70.0, 140.0, 210.0), levels=2)
+    workdir = make_workdir(tmp_path, methods=[])
+    (workdir / "config" / "runs_zarr.tsv").write_text(
+        HEADER + f"zarr\tlocal\t\t\t\t{tmp_path / 'mine.zarr'}\t\tnone\ttest\n"
+    )
+    with open(workdir / "config" / "config.yaml", "a") as config:
+        config.write("\nome_zarr: {voxel_size: 14.0}\n")
+    run_snakemake(workdir, "--cores", "1", "--config", "runs=config/runs_zarr.tsv")
+    data = workdir / "results" / "data" / "zarr"
+    normalized, voxel_size = read_volume(data / "normalized.mrc")
+    assert normalized.shape == (4, 12, 10) and voxel_size == pytest.approx((14.0,) * 3)
+    assert read_placement(data / "normalized.mrc").origin == pytest.approx((73.5, 143.5, 213.5))
+    assert read_json(data / "tomogram.source.json")["parameters"]["target_voxel_size"] == 14.0

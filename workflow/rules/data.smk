@@ -35,6 +35,7 @@ rule import_local_tomogram:
     params:
         # its ground truth's shape is checked here, before any job segments the tomogram
         counterpart=lambda wc: local_truth_path(wc.tomo),
+        zarr_voxel_size=config.get("ome_zarr", {}).get("voxel_size"),
     script:
         "../scripts/import_local.py"
 
@@ -53,5 +54,6 @@ rule import_local_truth:
     params:
         binarize=True,
         counterpart=lambda wc: runs.loc[wc.tomo, "path"],
+        zarr_voxel_size=config.get("ome_zarr", {}).get("voxel_size"),
     script:
         "../scripts/import_local.py"

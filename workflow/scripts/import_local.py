@@ -9,4 +9,5 @@ import_local(
     Path(snakemake.output[0]),
     binarize=snakemake.params.get("binarize", False),
     counterpart=Path(snakemake.params.counterpart) if snakemake.params.get("counterpart") else None,
+    target_voxel_size=snakemake.params.get("zarr_voxel_size"),
 )

@@ -1,4 +1,4 @@
-"""Bringing a user's own MRC files into the workflow: validated copies with provenance."""
+"""Bringing a user's own MRC files (or local OME-Zarr images) into the workflow: validated copies with provenance."""
 
 from __future__ import annotations
 
@@ -16,19 +16,20 @@ from tomoseg.core.io import (
     write_json,
     write_volume,
 )
+from tomoseg.core.omezarr import is_zarr
 from tomoseg.core.provenance import provenance_record
 
 log = logging.getLogger(__name__)
 
 
-def check_pair(tomogram: Path, truth: Path) -> None:
+def check_pair(tomogram: Path, truth: Path, target_voxel_size: float | None = None) -> None:
     """A local ground truth must have its tomogram's shape (Z, Y, X); differing voxel sizes are warned about.
 
     Only the headers are read, so the check costs nothing and runs when either file is imported: a
     mismatch stops the import before any segmentation of the tomogram runs.
     """
-    shape, _, voxel = read_header(tomogram)
-    truth_shape, _, truth_voxel = read_header(truth)
+    shape, _, voxel = read_header(tomogram, target_voxel_size)
+    truth_shape, _, truth_voxel = read_header(truth, target_voxel_size)
     if truth_shape != shape:
         raise InputError(
             f"{truth}: ground truth shape {truth_shape} differs from its tomogram {tomogram}'s {shape} (Z, Y, X); "
@@ -51,28 +52,43 @@ def _voxel_sizes_differ(a: VoxelSize, b: VoxelSize, rel: float = 0.01) -> bool:
     )
 
 
-def import_local(source: Path, out: Path, binarize: bool = False, counterpart: Path | None = None) -> None:
-    """Copy a local tomogram (or ground truth, binarized > 0 to uint8) into the results tree.
+def import_local(
+    source: Path,
+    out: Path,
+    binarize: bool = False,
+    counterpart: Path | None = None,
+    target_voxel_size: float | None = None,
+) -> None:
+    """Copy a local tomogram (or ground truth, binarized > 0 to uint8) into the results tree as MRC.
 
     `counterpart` is the other file of the pair (the ground truth when importing a tomogram, and the
-    other way round): their shapes are compared first (`check_pair`).
+    other way round): their shapes are compared first (`check_pair`). An OME-Zarr source (a `.zarr`
+    folder) is read at the level nearest `target_voxel_size` (default level 0), its translation as origin.
     """
     if counterpart is not None:
         tomogram, truth = (Path(counterpart), Path(source)) if binarize else (Path(source), Path(counterpart))
-        check_pair(tomogram, truth)
-    volume, voxel_size = read_mask(source) if binarize else read_volume(source)
+        check_pair(tomogram, truth, target_voxel_size)
     if binarize:
+        volume, voxel_size = read_mask(source, target_voxel_size)
         log.info("%s: ground truth binarized (> 0), %d foreground voxels", source, int(volume.sum()))
-    write_volume(out, volume, voxel_size, placement=read_placement(source))
+    else:
+        volume, voxel_size = read_volume(source, target_voxel_size=target_voxel_size)
+    write_volume(out, volume, voxel_size, placement=read_placement(source, target_voxel_size))
+    zarr_source = is_zarr(source)
     write_json(
         out.with_name(out.stem + ".source.json"),
         provenance_record(
             "import_local",
-            {"binarize": binarize},
+            {"binarize": binarize, "target_voxel_size": target_voxel_size},
             {"path": str(Path(source).resolve())},
-            sha256=sha256sum(source),
-            size_bytes=Path(source).stat().st_size,
+            # an OME-Zarr image is a folder of chunk files: no single checksum, its total size instead
+            sha256=None if zarr_source else sha256sum(source),
+            size_bytes=_folder_size(Path(source)) if zarr_source else Path(source).stat().st_size,
             shape=list(volume.shape),
             voxel_size=list(voxel_size),
         ),
     )
+
+
+def _folder_size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())

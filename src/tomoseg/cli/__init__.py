@@ -41,6 +41,9 @@ OPTIONAL_PACKAGES = {
     "sam2": _SAM2,
     "snakemake": _WORKFLOW,
     "cryoet_data_portal": _WORKFLOW,
+    "zarr": "the zarr extra: pip install 'tomoseg[zarr]'",
+    "ome_zarr": "the zarr extra: pip install 'tomoseg[zarr]'",
+    "copick": "the copick extra: pip install 'tomoseg[copick]'",
     "napari": "the view extra: pip install 'tomoseg[view]' (napari with a Qt backend)",
 }
 

@@ -1,4 +1,4 @@
-"""MRC volumes and JSON records: validated reads and atomic writes."""
+"""MRC (and OME-Zarr) volumes and JSON records: validated reads and atomic writes."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import numpy as np
 
 from tomoseg.core.errors import InputError as InputError  # re-exported: every reader of files raises it
 from tomoseg.core.errors import OutputError
+from tomoseg.core.omezarr import is_zarr, open_zarr_volume
 
 log = logging.getLogger(__name__)
 
@@ -178,9 +179,14 @@ def _set_placement(mrc: mrcfile.mrcfile.MrcFile, placement: Placement) -> None:
     h.mapc, h.mapr, h.maps = placement.axes
 
 
-def read_placement(path: str | os.PathLike) -> Placement:
-    """The origin, grid start and axis order of a 3-D MRC file (after header and size checks)."""
+def read_placement(path: str | os.PathLike, target_voxel_size: float | None = None) -> Placement:
+    """The origin, grid start and axis order of a 3-D MRC file (after header and size checks).
+
+    For an OME-Zarr image: the chosen level's translation as origin (see `open_volume`), standard axes.
+    """
     path = Path(path)
+    if is_zarr(path):
+        return Placement(origin=open_zarr_volume(path, target_voxel_size).level.origin)
     mrc = _open_checked(path)
     try:
         return _placement_of(mrc)
@@ -265,50 +271,71 @@ def _expected_bytes(mrc: mrcfile.mrcfile.MrcFile) -> str:
 
 
 @contextlib.contextmanager
-def open_volume(path: str | os.PathLike) -> Iterator[tuple[np.ndarray, VoxelSize]]:
-    """Memory-map a 3-D MRC volume read-only for chunked processing, checking header and size."""
+def open_volume(
+    path: str | os.PathLike, target_voxel_size: float | None = None
+) -> Iterator[tuple[np.ndarray, VoxelSize]]:
+    """Memory-map a 3-D MRC volume read-only for chunked processing, checking header and size.
+
+    A local OME-Zarr image (a `.zarr` folder) is opened lazily at the resolution level whose voxel size
+    is nearest `target_voxel_size` in Angstrom (default: level 0, full resolution); MRC files have one
+    level and ignore it.
+    """
     path = Path(path)
+    if is_zarr(path):
+        volume = open_zarr_volume(path, target_voxel_size)
+        _check_shape(volume.data, path)
+        yield volume.data, volume.level.voxel_size
+        return
     mrc = _open_checked(path)
     try:
         data = mrc.data
-        if data.ndim != 3:
-            raise InputError(f"{path}: expected a 3-D volume, found {data.ndim}-D with shape {data.shape}")
-        if min(data.shape) < 1 or data.size == 0:
-            raise InputError(f"{path}: empty volume (shape {data.shape})")
+        _check_shape(data, path)
         yield data, _voxel_size_of(mrc)
     finally:
         mrc.close()
 
 
+def _check_shape(data: np.ndarray, path: Path) -> None:
+    if data.ndim != 3:
+        raise InputError(f"{path}: expected a 3-D volume, found {data.ndim}-D with shape {data.shape}")
+    if min(data.shape) < 1 or data.size == 0:
+        raise InputError(f"{path}: empty volume (shape {data.shape})")
+
+
 def read_volume(
-    path: str | os.PathLike, dtype: np.dtype | type | None = None, check_finite: bool = True
+    path: str | os.PathLike,
+    dtype: np.dtype | type | None = None,
+    check_finite: bool = True,
+    target_voxel_size: float | None = None,
 ) -> tuple[np.ndarray, VoxelSize]:
-    """Read a whole 3-D MRC volume into memory, validated (3-D, non-empty, finite).
+    """Read a whole 3-D MRC volume (or OME-Zarr level, see `open_volume`) into memory, validated (3-D, non-empty, finite).
 
     Masks are stored as MRC mode 0 (int8 0/1); read them with dtype=np.uint8 or use read_mask.
     """
     path = Path(path)
-    with open_volume(path) as (data, voxel_size):
-        array = np.array(data, dtype=dtype if dtype is not None else data.dtype, copy=True)
+    with open_volume(path, target_voxel_size) as (data, voxel_size):
+        array = np.array(data[...], dtype=dtype if dtype is not None else data.dtype, copy=True)
     if check_finite and np.issubdtype(array.dtype, np.floating):
         check_finite_volume(array, path)
     return array, voxel_size
 
 
-def read_mask(path: str | os.PathLike) -> tuple[np.ndarray, VoxelSize]:
+def read_mask(
+    path: str | os.PathLike, target_voxel_size: float | None = None
+) -> tuple[np.ndarray, VoxelSize]:
     """Read a segmentation or ground-truth volume as uint8 0/1 (values > 0 are foreground).
 
     Mode-0 files are read as int8 by mrcfile although many tools write them unsigned (0/255 reads as
     0/-1), so for int8 data every non-zero value is foreground.
     """
     path = Path(path)
-    with open_volume(path) as (data, voxel_size):
+    with open_volume(path, target_voxel_size) as (data, voxel_size):
         mask = np.empty(data.shape, np.uint8)
         is_foreground = np.not_equal if data.dtype == np.int8 else np.greater
         for z in range(0, data.shape[0], 32):
             if np.issubdtype(data.dtype, np.floating):
                 check_finite_volume(data[z : z + 32], path, first_slice=z)
-            is_foreground(data[z : z + 32], 0, out=mask[z : z + 32].view(bool))
+            is_foreground(np.asarray(data[z : z + 32]), 0, out=mask[z : z + 32].view(bool))
     return mask, voxel_size
 
 
@@ -329,9 +356,11 @@ def check_finite_volume(
             )
 
 
-def read_header(path: str | os.PathLike) -> tuple[tuple[int, int, int], np.dtype, VoxelSize]:
-    """Return (shape, dtype, voxel size) of a 3-D MRC file after header and size checks."""
-    with open_volume(path) as (data, voxel_size):
+def read_header(
+    path: str | os.PathLike, target_voxel_size: float | None = None
+) -> tuple[tuple[int, int, int], np.dtype, VoxelSize]:
+    """Return (shape, dtype, voxel size) of a 3-D MRC file (or OME-Zarr level) after header and size checks."""
+    with open_volume(path, target_voxel_size) as (data, voxel_size):
         z, y, x = data.shape  # open_volume has checked that the volume is 3-D
         return (int(z), int(y), int(x)), data.dtype, voxel_size
 
