@@ -12,13 +12,23 @@ from copick.models import PickableObject  # noqa: E402
 
 from tomoseg.acquisition.copick import (  # noqa: E402
     export_mask,
+    find_segmentation,
     find_tomogram,
     import_copick,
+    import_copick_truth,
     project_runs,
     read_tomogram,
     write_segmentation,
 )
-from tomoseg.core.io import InputError, Placement, read_json, read_placement, read_volume, write_volume  # noqa: E402
+from tomoseg.core.io import (  # noqa: E402
+    InputError,
+    Placement,
+    read_json,
+    read_mask,
+    read_placement,
+    read_volume,
+    write_volume,
+)
 
 
 @pytest.fixture
@@ -120,3 +130,53 @@ def test_segmentation_needs_a_known_object_an_existing_spacing_and_one_voxel_siz
         write_segmentation(config, "TS_001", mask, 5.0, "membrane", "tomoseg", "etsam")
     with pytest.raises(InputError, match="one voxel size"):
         write_segmentation(config, "TS_001", mask, (10.0, 10.0, 12.0), "membrane", "tomoseg", "etsam")
+
+
+def test_truth_segmentation_is_imported_and_tomoseg_own_is_never_chosen(project, tmp_path):
+    config, volumes = project
+    truth = (volumes["TS_001"] > 0.5).astype(np.uint8)
+    root = copick.from_file(str(config))
+    segmentation = root.get_run("TS_001").new_segmentation(10.0, "membrane", "1", user_id="annotator")
+    segmentation.from_numpy(truth)
+    # tomoseg's own mask of the same name, written back earlier, must not become the ground truth
+    write_segmentation(config, "TS_001", np.ones_like(truth), 10.0, "membrane", "tomoseg-etsam", "0")
+    tomogram = tmp_path / "data" / "tomogram.mrc"
+    import_copick(config, "TS_001", 10.0, "wbp", tomogram)
+    out = tmp_path / "data" / "groundtruth.mrc"
+    import_copick_truth(
+        config, "TS_001", 10.0, "membrane", out, exclude_user_ids=("tomoseg-etsam",), tomogram=tomogram
+    )
+    mask, voxel = read_mask(out)
+    np.testing.assert_array_equal(mask, truth)
+    assert voxel == pytest.approx((10.0,) * 3)
+    source = read_json(out.with_name("groundtruth.source.json"))
+    assert source["segmentation"] == {"user_id": "annotator", "session_id": "1"}
+    # without the exclusion the choice is ambiguous: an error listing both, never a guess
+    with pytest.raises(InputError, match="has 2 of segmentation 'membrane'.*set the user and session ids"):
+        find_segmentation(config, "TS_001", 10.0, "membrane")
+    with pytest.raises(InputError, match="run 'TS_002' has no segmentation 'membrane'.*has none"):
+        find_segmentation(config, "TS_002", 10.0, "membrane")
+
+
+def test_truth_of_another_shape_is_refused(project, tmp_path):
+    config, _ = project
+    root = copick.from_file(str(config))
+    root.get_run("TS_002").new_segmentation(10.0, "membrane", "1", user_id="annotator").from_numpy(
+        np.ones((8, 24, 10), np.uint8)
+    )
+    tomogram = tmp_path / "tomogram.mrc"
+    import_copick(config, "TS_002", 10.0, "wbp", tomogram)
+    with pytest.raises(InputError, match=r"has shape \(8, 24, 10\), its tomogram .* \(8, 24, 20\)"):
+        import_copick_truth(config, "TS_002", 10.0, "membrane", tmp_path / "gt.mrc", tomogram=tomogram)
+    assert not (tmp_path / "gt.mrc").exists()
+
+
+def test_export_writes_a_record(project, tmp_path):
+    config, volumes = project
+    mask_path = tmp_path / "mask.mrc"
+    write_volume(mask_path, (volumes["TS_002"] > 1).astype(np.uint8), 10.0)
+    record = tmp_path / "copick" / "etsam" / "TS_002.json"
+    export_mask(config, "TS_002", mask_path, "membrane", "tomoseg-etsam", "0", record=record)
+    written = read_json(record)
+    assert written["parameters"] == {"name": "membrane", "user_id": "tomoseg-etsam", "session_id": "0"}
+    assert written["inputs"]["run"] == "TS_002"

@@ -18,6 +18,7 @@ from tomoseg.core.io import (
     InputError,
     Placement,
     VoxelSize,
+    read_header,
     read_mask,
     read_placement,
     read_volume,
@@ -70,7 +71,8 @@ def find_tomogram(config: str | os.PathLike, run: str, voxel_spacing: float, tom
     if spacing is None:
         have = sorted(vs.voxel_size for vs in copick_run.voxel_spacings)
         raise InputError(f"{config}: run {run!r} has no voxel spacing {voxel_spacing} A (has {have})")
-    tomogram = spacing.get_tomogram(tomo_type)
+    found = spacing.get_tomograms(tomo_type)
+    tomogram = found[0] if found else None
     if tomogram is None:
         have_types = sorted(t.tomo_type for t in spacing.tomograms)
         raise InputError(
@@ -120,6 +122,96 @@ def import_copick(
             shape=list(volume.shape),
             voxel_size=list(voxel),
             origin=list(placement.origin),
+        ),
+    )
+
+
+def find_segmentation(
+    config: str | os.PathLike,
+    run: str,
+    voxel_spacing: float,
+    name: str,
+    user_id: str | None = None,
+    session_id: str | None = None,
+    exclude_user_ids: tuple[str, ...] = (),
+) -> Any:
+    """The one binary or multilabel copick segmentation of `run` named `name` at `voxel_spacing`.
+
+    `user_id` and `session_id` narrow the choice (None = any); segmentations of `exclude_user_ids` (e.g.
+    tomoseg's own, written back into the project) are never chosen. None or several candidates is an
+    InputError listing what the run has, so that a ground truth is never picked by chance.
+    """
+    config = Path(config)
+    copick_run = _run(open_project(config), config, run)
+    every = copick_run.get_segmentations()
+    found = [
+        s
+        for s in every
+        if s.name == name
+        and abs(float(s.voxel_size) - float(voxel_spacing)) < 1e-3
+        and (user_id is None or s.user_id == user_id)
+        and (session_id is None or s.session_id == session_id)
+        and s.user_id not in exclude_user_ids
+    ]
+    have = sorted(f"{s.name} {s.user_id}/{s.session_id} at {s.voxel_size} A" for s in every)
+    wanted = (
+        f"segmentation {name!r} (user {user_id or 'any'}, session {session_id or 'any'}) at {voxel_spacing} A"
+    )
+    if not found:
+        raise InputError(f"{config}: run {run!r} has no {wanted} (has {have or 'none'})")
+    if len(found) > 1:
+        raise InputError(
+            f"{config}: run {run!r} has {len(found)} of {wanted}; set the user and session ids (has {have})"
+        )
+    return found[0]
+
+
+def import_copick_truth(
+    config: str | os.PathLike,
+    run: str,
+    voxel_spacing: float,
+    name: str,
+    out: str | os.PathLike,
+    user_id: str | None = None,
+    session_id: str | None = None,
+    exclude_user_ids: tuple[str, ...] = (),
+    tomogram: str | os.PathLike | None = None,
+) -> None:
+    """Write a copick segmentation into the results tree as ground truth (uint8 0/1, > 0 is foreground).
+
+    With `tomogram` (the imported MRC), its shape must match and the truth takes its voxel size and
+    placement, so that evaluation compares like with like.
+    """
+    out = Path(out)
+    segmentation = find_segmentation(config, run, voxel_spacing, name, user_id, session_id, exclude_user_ids)
+    local = _local_store(segmentation)
+    if local is not None:
+        volume, voxel = read_mask(local)
+        placement = read_placement(local)
+    else:
+        try:
+            volume = (np.asarray(segmentation.numpy()) > 0).astype(np.uint8)
+        except Exception as err:
+            raise InputError(f"{config}: cannot read run {run!r} segmentation {name!r} ({err})") from None
+        voxel, placement = (float(voxel_spacing),) * 3, Placement()
+    if tomogram is not None:
+        shape, _, voxel = read_header(tomogram)
+        if tuple(volume.shape) != shape:
+            raise InputError(
+                f"{config}: run {run!r} segmentation {name!r} ({segmentation.user_id}/{segmentation.session_id}) "
+                f"has shape {tuple(volume.shape)}, its tomogram {tomogram} {shape} (Z, Y, X)"
+            )
+        placement = read_placement(tomogram)
+    write_volume(out, volume, voxel, placement=placement)
+    write_json(
+        out.with_name(out.stem + ".source.json"),
+        provenance_record(
+            "import_copick_truth",
+            {"voxel_spacing": voxel_spacing, "name": name, "user_id": user_id, "session_id": session_id},
+            {"config": str(Path(config).resolve()), "run": run},
+            segmentation={"user_id": segmentation.user_id, "session_id": segmentation.session_id},
+            shape=list(volume.shape),
+            foreground_voxels=int(volume.sum()),
         ),
     )
 
@@ -177,8 +269,29 @@ def export_mask(
     name: str,
     user_id: str,
     session_id: str,
+    record: str | os.PathLike | None = None,
 ) -> Any:
-    """Write a tomoseg mask file (MRC or OME-Zarr) into a copick run as a segmentation, keeping voxel size and origin."""
+    """Write a tomoseg mask file (MRC or OME-Zarr) into a copick run as a segmentation, keeping voxel size and origin.
+
+    With `record`, a provenance JSON of the export is written there (the workflow's marker of the job).
+    """
     mask, voxel = read_mask(mask_path)
     origin = read_placement(mask_path).origin
-    return write_segmentation(config, run, mask, voxel, name, user_id, session_id, origin=origin)
+    segmentation = write_segmentation(config, run, mask, voxel, name, user_id, session_id, origin=origin)
+    if record is not None:
+        write_json(
+            record,
+            provenance_record(
+                "export_copick",
+                {
+                    "name": segmentation.name,
+                    "user_id": segmentation.user_id,
+                    "session_id": segmentation.session_id,
+                },
+                {"config": str(Path(config).resolve()), "run": run, "mask": str(mask_path)},
+                voxel_size=list(voxel),
+                origin=list(origin),
+                foreground_voxels=int(mask.sum()),
+            ),
+        )
+    return segmentation
