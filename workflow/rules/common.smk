@@ -164,6 +164,7 @@ SOURCE_TRUTHS = {
     "phantom": ("phantom",),
     "local": ("local",),
     "cdp": ("dataverse", "cdp"),
+    "copick": ("copick",),
 }
 
 
@@ -370,10 +371,100 @@ def portal_row(wildcards):
     return {key: row[key] for key in keys}
 
 
+# copick rows (source copick; copick.smk): `path` is the project's config file, `run_id` the run's name.
+COPICK = config["copick"]
+COPICK_TRUTH = {"name": "membrane", "user_id": None, "session_id": None}
+COPICK_TRUTH.update(COPICK.get("truth") or {})
+COPICK_SEGMENTATION = {
+    "write": False,
+    "methods": None,
+    "name": "membrane",
+    "user_id": "tomoseg-{method}",
+    "session_id": "0",
+}
+COPICK_SEGMENTATION.update(COPICK.get("segmentation") or {})
+if tomos(source="copick") and not COPICK.get("voxel_spacing"):
+    raise WorkflowError(
+        f"invalid configuration: {config['runs']} has copick rows but copick.voxel_spacing is not set; "
+        "give the voxel spacing (Angstrom) of the runs' tomograms to segment (config/README.md)"
+    )
+
+
+def copick_ids(method):
+    """Name, user id and session id of `method`'s copick segmentation ({method} filled in; copick names have no `_`)."""
+    fill = method.replace("_", "-")
+    return {
+        key: str(COPICK_SEGMENTATION[key]).replace("{method}", fill)
+        for key in ("name", "user_id", "session_id")
+    }
+
+
+COPICK_METHODS = []
+if COPICK_SEGMENTATION["write"]:
+    COPICK_METHODS = [
+        m
+        for m in config["methods"]
+        if COPICK_SEGMENTATION["methods"] is None or m in COPICK_SEGMENTATION["methods"]
+    ]
+    _ids = [tuple(copick_ids(m).values()) for m in COPICK_METHODS]
+    if len(set(_ids)) < len(_ids):
+        raise WorkflowError(
+            "invalid configuration: copick.segmentation gives several methods the same name, user id and "
+            f"session id ({COPICK_SEGMENTATION['name']}, {COPICK_SEGMENTATION['user_id']}, "
+            f"{COPICK_SEGMENTATION['session_id']}); put {{method}} into one of them"
+        )
+# tomoseg's own user ids: a copick ground truth is never one of them (masks written back by an earlier run).
+TOMOSEG_USER_IDS = sorted({copick_ids(m)["user_id"] for m in METHODS})
+
+
+def copick_row(wildcards):
+    """The copick fields of `{tomo}`'s row (a copick row; rules of other sources never ask)."""
+    row = selected_row(wildcards.tomo)
+    return {"config": row["path"], "run": row["run_id"]}
+
+
+def copick_truth_input(wildcards):
+    """Inputs of import_copick_truth: the project's config and the imported tomogram (shape and placement)."""
+    inputs = source_check("copick", truth=True, project="path")(wildcards)
+    if "project" in inputs:
+        inputs["tomogram"] = f"results/data/{wildcards.tomo}/tomogram.mrc"
+    return inputs
+
+
+def copick_export_input(wildcards):
+    """Inputs of copick_export: the method's mask of a copick row and the project's config."""
+    inputs = source_check("copick", project="path")(wildcards)
+    if "project" in inputs:
+        inputs["mask"] = METHODS[wildcards.method].mask_path(wildcards.tomo)
+    return inputs
+
+
+# output_format ome-zarr or both: each configured method's mask and scores also as OME-Zarr (rule ome_zarr).
+OME_ZARR_OUT = config["output_format"] != "mrc"
+MASK_FILES = sorted({METHODS[m].mask for m in METHODS})
+SCORE_FILES = sorted({METHODS[m].scores for m in METHODS if METHODS[m].scores})
+
+
+def format_targets():
+    """Masks written into copick projects (copick.segmentation.write) and OME-Zarr copies (output_format)."""
+    targets = [
+        f"results/copick/{m}/{t}.json"
+        for m in COPICK_METHODS
+        for t in tomos(source="copick")
+    ]
+    if OME_ZARR_OUT:
+        for m in config["methods"]:
+            files = [METHODS[m].mask_path(), METHODS[m].scores_path()]
+            targets += expand(
+                [f.removesuffix(".mrc") + ".zarr" for f in files if f], tomo=tomos()
+            )
+    return targets
+
+
 def all_targets():
     """Everything `rule all` builds; each stage adds its outputs here as it lands."""
     if config["targets"]["scope"] == "runs":
-        return run_targets()
+        return run_targets() + format_targets()
     targets = expand("results/data/{tomo}/normalized.mrc", tomo=tomos())
     targets += expand(
         "results/data/{tomo}/groundtruth.mrc", tomo=tomos(with_truth=True)
@@ -400,6 +491,7 @@ def all_targets():
                 tomo=tomos(),
             )
     targets += evaluation_targets()
+    targets += format_targets()
     return targets
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from tomoseg.core.errors import InputError as InputError  # re-exported: every reader of files raises it
 from tomoseg.core.errors import OutputError
-from tomoseg.core.omezarr import is_zarr, open_zarr_volume
+from tomoseg.core.omezarr import is_zarr, open_zarr_volume, write_ome_zarr
 
 log = logging.getLogger(__name__)
 
@@ -444,6 +444,21 @@ def _create_volume(
             mrc.update_header_stats()
         finally:
             mrc.close()
+
+
+def copy_as_ome_zarr(source: str | os.PathLike, out: str | os.PathLike, mask: bool) -> None:
+    """Write an MRC volume as a multiscale OME-Zarr image: the same array, voxel size and origin.
+
+    `mask` reads it as 0/1 (uint8, levels by block maximum so thin membranes survive); otherwise the
+    values (logits, probabilities) as stored, levels by block mean. Written atomically.
+    """
+    if mask:
+        volume, voxel_size = read_mask(source)
+    else:
+        volume, voxel_size = read_volume(source, check_finite=False)
+    origin = read_placement(source).origin
+    write_ome_zarr(out, volume, voxel_size, origin=origin, name=Path(source).stem)
+    log.info("%s: written as OME-Zarr %s (shape %s, voxel size %s A)", source, out, volume.shape, voxel_size)
 
 
 def sha256sum(path: str | os.PathLike, block: int = 1 << 22) -> str:

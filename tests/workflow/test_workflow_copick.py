@@ -1,0 +1,120 @@
+"""copick source and OME-Zarr output through the real workflow: a local copick project made with copick's API
+(a phantom tomogram placed at an origin, its membranes as an annotator's segmentation), ETSAM with tiny
+untrained checkpoints, the masks written back into the project and read through copick, and the OME-Zarr
+copies compared with their MRCs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+from snakemake_helpers import REPO, make_workdir, run_snakemake
+
+from tomoseg.acquisition.phantoms import make_phantom
+from tomoseg.core.io import read_json, read_mask, read_placement, read_volume
+
+copick = pytest.importorskip("copick")
+pytest.importorskip("ome_zarr")
+
+HEADER = "tomo\tsource\tdataset_id\trun_id\ttomogram_id\tpath\ttruth_path\ttruth\tsplit\n"
+ORIGIN = (100.0, 200.0, 300.0)
+
+
+def make_project(tmp):
+    """A local-filesystem copick project: run TS_1 with a 10 A wbp phantom tomogram and its truth segmentation."""
+    from copick.impl.filesystem import CopickConfigFSSpec
+    from copick.models import PickableObject
+
+    from tomoseg.core.omezarr import write_ome_zarr
+
+    config = CopickConfigFSSpec(
+        name="tomoseg test",
+        overlay_root=f"local://{tmp / 'overlay'}",
+        overlay_fs_args={"auto_mkdir": True},
+        pickable_objects=[PickableObject(name="membrane", is_particle=False, label=1)],
+        user_id="someone",
+    )
+    path = tmp / "copick.json"
+    path.write_text(config.model_dump_json(indent=2))
+    phantom = make_phantom(7, (16, 64, 64), voxel_size=10.0)
+    root = copick.from_file(str(path))
+    run = root.new_run("TS_1")
+    tomogram = run.new_voxel_spacing(10.0).new_tomogram("wbp")
+    # written as an OME-Zarr image with a translation, so that the origin has to survive every step
+    write_ome_zarr(tomogram.overlay_path, phantom.tomogram, 10.0, origin=ORIGIN)
+    run.new_segmentation(10.0, "membrane", "1", user_id="annotator").from_numpy(phantom.truth)
+    return path, phantom
+
+
+@pytest.fixture(scope="module")
+def copick_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("copick")
+    project, phantom = make_project(tmp)
+    ci = yaml.safe_load((REPO / "config/demo/ci.yaml").read_text())
+    wd = make_workdir(
+        tmp,
+        runs="config/runs_copick.tsv",
+        methods=["etsam"],
+        targets={"scope": "runs", "metrics": True},
+        evaluate={**ci["evaluate"], "overlays": False},
+        copick={
+            "voxel_spacing": 10.0,
+            "tomo_type": "wbp",
+            "segmentation": {"write": True},
+        },
+        output_format="ome-zarr",
+    )
+    (wd / "config" / "runs_copick.tsv").write_text(
+        HEADER + f"cp-TS_1\tcopick\t\tTS_1\t\t{project}\t\tcopick\ttest\n"
+    )
+    plan_all = run_snakemake(wd, "-n", "--config", "targets={'scope': 'all'}").stdout
+    run_snakemake(wd, "--cores", "2", "--resources", "gpu=1", timeout=300)
+    return wd, project, phantom, plan_all
+
+
+def test_plan_of_scope_all_exports_and_converts(copick_run):
+    *_, plan = copick_run
+    for rule in (
+        "import_copick_tomogram",
+        "import_copick_truth",
+        "copick_export",
+        "ome_zarr",
+        "evaluate_scored",
+    ):
+        assert rule in plan, rule
+
+
+def test_tomogram_and_truth_come_from_the_project(copick_run):
+    wd, project, phantom, _ = copick_run
+    data = wd / "results" / "data" / "cp-TS_1"
+    tomogram, voxel = read_volume(data / "tomogram.mrc")
+    np.testing.assert_allclose(tomogram, phantom.tomogram)
+    assert voxel == pytest.approx((10.0,) * 3)
+    assert read_placement(data / "tomogram.mrc").origin == pytest.approx(ORIGIN)
+    truth, _ = read_mask(data / "groundtruth.mrc")
+    np.testing.assert_array_equal(truth, phantom.truth)
+    assert read_json(data / "groundtruth.source.json")["segmentation"]["user_id"] == "annotator"
+    assert read_json(wd / "results" / "metrics" / "etsam" / "cp-TS_1.json")
+
+
+def test_masks_are_written_back_and_read_through_copick(copick_run):
+    wd, project, _, _ = copick_run
+    mask, _ = read_mask(wd / "results" / "etsam" / "cp-TS_1" / "mask.mrc")
+    root = copick.from_file(str(project))
+    written = root.get_run("TS_1").get_segmentations(user_id="tomoseg-etsam")
+    assert [(s.name, s.session_id, s.voxel_size) for s in written] == [("membrane", "0", 10.0)]
+    np.testing.assert_array_equal(written[0].numpy(), mask)
+    assert read_placement(written[0].path).origin == pytest.approx(ORIGIN)
+    record = read_json(wd / "results" / "copick" / "etsam" / "cp-TS_1.json")
+    assert record["parameters"]["user_id"] == "tomoseg-etsam" and record["inputs"]["run"] == "TS_1"
+
+
+def test_ome_zarr_outputs_match_their_mrc(copick_run):
+    wd, *_ = copick_run
+    folder = wd / "results" / "etsam" / "cp-TS_1"
+    for name, reader in (("mask", read_mask), ("stage2_logits", read_volume)):
+        mrc, mrc_voxel = reader(folder / f"{name}.mrc")
+        image, image_voxel = reader(folder / f"{name}.zarr")
+        np.testing.assert_array_equal(image, mrc)
+        assert image_voxel == pytest.approx(mrc_voxel)
+        assert read_placement(folder / f"{name}.zarr").origin == pytest.approx(ORIGIN)
