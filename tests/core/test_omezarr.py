@@ -14,6 +14,7 @@ from tomoseg.core.io import (  # noqa: E402
     InputError,
     OutputError,
     Placement,
+    copy_as_ome_zarr,
     read_header,
     read_mask,
     read_placement,
@@ -190,3 +191,23 @@ def test_a_file_in_the_way_is_an_output_error(tmp_path):
     with pytest.raises(OutputError, match="in the way"):
         write_ome_zarr(path, np.ones((2, 2, 2), np.uint8), 1.0)
     assert path.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("mask", [True, False])
+def test_copy_as_ome_zarr_keeps_array_voxel_size_and_origin(tmp_path, mask):
+    rng = np.random.default_rng(11)
+    volume = (
+        (rng.random((9, 70, 66)) > 0.9).astype(np.uint8)
+        if mask
+        else rng.normal(size=(9, 70, 66)).astype(np.float32)
+    )
+    placement = Placement(origin=(12.0, -40.0, 300.5))
+    write_volume(tmp_path / "v.mrc", volume, (8.0, 8.0, 8.0), placement=placement)
+    copy_as_ome_zarr(tmp_path / "v.mrc", tmp_path / "v.zarr", mask=mask)
+    read = read_mask if mask else read_volume
+    image, voxel = read(tmp_path / "v.zarr")
+    np.testing.assert_array_equal(image, volume)
+    assert voxel == pytest.approx((8.0,) * 3)
+    assert read_placement(tmp_path / "v.zarr").origin == pytest.approx(placement.origin)
+    levels = zarr_levels(tmp_path / "v.zarr")
+    assert len(levels) == 2 and levels[1].voxel_size == pytest.approx((16.0,) * 3)

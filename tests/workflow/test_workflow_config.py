@@ -32,6 +32,10 @@ def test_demo_config_plans_phantom_and_normalize_jobs(tmp_path):
         (["c1", "cdp", "abc", "245", "", "", "", "dataverse", "test"], "dataset_id"),
         (["l1", "local", "", "", "", "", "", "none", "test"], "path"),
         (["l1", "local", "", "", "", "/x.mrc", "", "local", "test"], "truth_path"),
+        (["c1", "cdp", "10000", "TS_1", "", "", "", "dataverse", "test"], "run_id"),
+        (["k1", "copick", "", "", "", "/p.json", "", "none", "test"], "run_id"),
+        (["k1", "copick", "", "TS_1", "", "", "", "none", "test"], "path"),
+        (["k1", "copick", "", "TS_1", "", "/p.json", "", "local", "test"], "truth"),
     ],
 )
 def test_malformed_runs_sheet_is_rejected_naming_the_field(tmp_path, row, field):
@@ -90,8 +94,8 @@ def planned_rules(output):
 
 def test_each_source_makes_its_own_rows_in_a_mixed_sheet(tmp_path):
     # No per-key wildcard constraints: the rule of each row's source is chosen by its input function.
-    workdir = make_workdir(tmp_path, methods=[])
-    for name in ("l1.mrc", "l1_truth.mrc", "l2.mrc"):
+    workdir = make_workdir(tmp_path, methods=[], copick={"voxel_spacing": 10.0})
+    for name in ("l1.mrc", "l1_truth.mrc", "l2.mrc", "copick.json"):
         (tmp_path / name).touch()
     runs = write_runs(
         workdir,
@@ -111,6 +115,8 @@ def test_each_source_makes_its_own_rows_in_a_mixed_sheet(tmp_path):
         ["c1", "cdp", "10000", "245", "", "", "", "cdp", "test"],
         ["c2", "cdp", "10000", "246", "", "", "", "none", "test"],
         ["c3", "cdp", "10000", "247", "", "", "", "cdp", "train"],
+        ["k1", "copick", "", "TS_001", "", str(tmp_path / "copick.json"), "", "copick", "test"],
+        ["k2", "copick", "", "16193", "", str(tmp_path / "copick.json"), "", "none", "test"],
     )
     proc = dry_run(workdir, extra=("--config", f"runs={runs}"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -125,6 +131,9 @@ def test_each_source_makes_its_own_rows_in_a_mixed_sheet(tmp_path):
         ("download_tomogram", "c1"),
         ("download_groundtruth", "c1"),
         ("download_tomogram", "c2"),
+        ("import_copick_tomogram", "k1"),
+        ("import_copick_truth", "k1"),
+        ("import_copick_tomogram", "k2"),
     }
     assert "Warning" not in proc.stdout + proc.stderr
 
@@ -132,3 +141,35 @@ def test_each_source_makes_its_own_rows_in_a_mixed_sheet(tmp_path):
     proc = dry_run(workdir, extra=("--config", f"runs={runs}", "--", "results/data/c3/normalized.mrc"))
     assert proc.returncode != 0
     assert f"'c3' is not a row of {runs} in the selected splits ['test']" in proc.stdout + proc.stderr
+
+
+def test_copick_rows_need_a_voxel_spacing_and_methods_distinct_segmentations(tmp_path):
+    (tmp_path / "copick.json").touch()
+    row = ["k1", "copick", "", "TS_1", "", str(tmp_path / "copick.json"), "", "none", "test"]
+
+    def plan(name, **overrides):
+        workdir = make_workdir(tmp_path / name, methods=["etsam", "etsam_stage1"], **overrides)
+        proc = dry_run(workdir, extra=("--config", f"runs={write_runs(workdir, row)}"))
+        return proc.returncode, proc.stdout + proc.stderr
+
+    code, output = plan("unset")
+    assert code != 0 and "has copick rows but copick.voxel_spacing is not set" in output
+    code, output = plan(
+        "same", copick={"voxel_spacing": 10.0, "segmentation": {"write": True, "user_id": "tomoseg"}}
+    )
+    assert code != 0
+    assert "copick.segmentation gives several methods the same name, user id and session id" in output
+    # with the default ids ({method} in the user id) both masks are exported, and OME-Zarr copies planned
+    code, output = plan(
+        "fine", copick={"voxel_spacing": 10.0, "segmentation": {"write": True}}, output_format="both"
+    )
+    assert code == 0, output[-3000:]
+    for path in (
+        "results/copick/etsam/k1.json",
+        "results/copick/etsam_stage1/k1.json",
+        "results/etsam/k1/mask.zarr",
+        "results/etsam/k1/stage1_logits.zarr",
+        "results/etsam/k1/stage2_logits.zarr",
+        "results/etsam/k1/stage1_mask.zarr",
+    ):
+        assert path in output, path
