@@ -154,6 +154,11 @@ def test_truth_segmentation_is_imported_and_tomoseg_own_is_never_chosen(project,
     # without the exclusion the choice is ambiguous: an error listing both, never a guess
     with pytest.raises(InputError, match="has 2 of segmentation 'membrane'.*set the user and session ids"):
         find_segmentation(config, "TS_001", 10.0, "membrane")
+    # a user id named explicitly is taken even when it is one of tomoseg's own
+    chosen = find_segmentation(
+        config, "TS_001", 10.0, "membrane", "tomoseg-etsam", exclude_user_ids=("tomoseg-etsam",)
+    )
+    assert chosen.user_id == "tomoseg-etsam"
     with pytest.raises(InputError, match="run 'TS_002' has no segmentation 'membrane'.*has none"):
         find_segmentation(config, "TS_002", 10.0, "membrane")
 

@@ -137,8 +137,9 @@ def find_segmentation(
 ) -> Any:
     """The one binary or multilabel copick segmentation of `run` named `name` at `voxel_spacing`.
 
-    `user_id` and `session_id` narrow the choice (None = any); segmentations of `exclude_user_ids` (e.g.
-    tomoseg's own, written back into the project) are never chosen. None or several candidates is an
+    `user_id` and `session_id` narrow the choice (None = any); without a `user_id`, segmentations of
+    `exclude_user_ids` (e.g. tomoseg's own, written back into the project) are never chosen, while a
+    `user_id` named explicitly is taken whoever wrote it. None or several candidates is an
     InputError listing what the run has, so that a ground truth is never picked by chance.
     """
     config = Path(config)
@@ -151,7 +152,7 @@ def find_segmentation(
         and abs(float(s.voxel_size) - float(voxel_spacing)) < 1e-3
         and (user_id is None or s.user_id == user_id)
         and (session_id is None or s.session_id == session_id)
-        and s.user_id not in exclude_user_ids
+        and (user_id is not None or s.user_id not in exclude_user_ids)
     ]
     have = sorted(f"{s.name} {s.user_id}/{s.session_id} at {s.voxel_size} A" for s in every)
     wanted = (
