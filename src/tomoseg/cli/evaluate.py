@@ -55,6 +55,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=float,
         nargs="+",
         default=list(DEFAULT_THRESHOLDS),
-        help="logit thresholds for the threshold table (default: %(default)s)",
+        help="logit thresholds for the threshold table",
     )
     p.set_defaults(func=_run)
