@@ -24,7 +24,7 @@ DOCUMENTS = [REPO / "README.md", REPO / "config" / "README.md", *sorted((REPO / 
 MARKER = re.compile(r"<!--\s*options:\s*tomoseg\s+([\w -]+?)\s*-->")
 FLAG = re.compile(r"--[a-z0-9][\w-]*")
 # Commands whose every option is in an option table.
-FULLY_DOCUMENTED = ("segment", "evaluate")
+FULLY_DOCUMENTED = ("segment", "evaluate", "threshold")
 
 
 def _parsers(

@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "tomoseg.cli.nightly",
     "tomoseg.cli.postprocess",
     "tomoseg.cli.evaluate",
+    "tomoseg.cli.threshold",
     "tomoseg.cli.stats",
     "tomoseg.cli.baselines",
     "tomoseg.cli.profile",

@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--provenance",
         type=Path,
         help="the prediction's provenance record, whose untrained flag goes into the JSON and the console "
-        "line (default: provenance.json beside --pred, if there is one)",
+        "line (default: <stem>.provenance.json or provenance.json beside --pred, if there is one)",
     )
     p.add_argument("--method", help="method name recorded in the JSON")
     p.add_argument("--tomo", help="tomogram key recorded in the JSON")
