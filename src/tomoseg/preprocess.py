@@ -91,3 +91,5 @@ def normalize_file(tomogram: Path, out: Path, mode: str) -> None:
         out.with_suffix(".json"),
         provenance_record("normalize", {"mode": mode}, {"tomogram": str(tomogram)}, shape=list(volume.shape)),
     )
+    log.info("wrote %s (%s)", out, mode)
+    log.info("wrote %s", out.with_suffix(".json"))

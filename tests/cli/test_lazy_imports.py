@@ -27,7 +27,7 @@ HEAVY = (
 ABSENT = ("torch", "sam2", "hydra", "pandas", "matplotlib")  # what a base install may lack
 COMMANDS = (
     "phantom", "normalize", "segment", "fetch-weights", "make-test-checkpoints", "pin-runs", "nightly",
-    "postprocess", "evaluate", "stats", "make-baseline-checkpoints", "baseline", "profile", "view",
+    "postprocess", "evaluate", "threshold", "stats", "make-baseline-checkpoints", "baseline", "profile", "view",
 )  # fmt: skip
 
 # Runs `tomoseg.cli.main(argv)` with imports of BLOCKED failing like absent packages, then prints the

@@ -491,3 +491,5 @@ def write_phantom(out_dir: Path, seed: int, shape: Sequence[int], voxel_size: fl
         ),
     }
     write_json(out_dir / "phantom.json", record)
+    for name in ("tomogram.mrc", "groundtruth.mrc", "phantom.json"):
+        log.info("wrote %s", out_dir / name)

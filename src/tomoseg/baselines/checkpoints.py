@@ -207,7 +207,10 @@ def make_baseline_checkpoint(
         }
         os.replace(tmp, target)
     write_json(_marker_path(target), marker)
-    log.info("%s: tiny untrained %s checkpoint (%d parameters)", target, tool, marker["parameters"] or -1)
+    log.info(
+        "wrote %s: tiny untrained %s checkpoint (%d parameters)", target, tool, marker["parameters"] or -1
+    )
+    log.info("wrote %s", _marker_path(target))
     return target
 
 

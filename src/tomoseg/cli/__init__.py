@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "tomoseg.cli.nightly",
     "tomoseg.cli.postprocess",
     "tomoseg.cli.evaluate",
+    "tomoseg.cli.threshold",
     "tomoseg.cli.stats",
     "tomoseg.cli.baselines",
     "tomoseg.cli.profile",
@@ -61,10 +62,48 @@ def exit_code(error: BaseException) -> int:
     return next(code for kind, code in EXIT_CODES if isinstance(error, kind))
 
 
+def format_default(value: object) -> str:
+    """A default as `--help` shows it: list items separated by spaces, as they are typed."""
+    if isinstance(value, list | tuple):
+        return " ".join(str(item) for item in value)
+    return str(value)
+
+
+def shows_default(action: argparse.Action) -> bool:
+    """Whether `--help` shows this option's default: not for None, False, empty values or -h/--version."""
+    default = action.default
+    if default is None or default is False or default == argparse.SUPPRESS:
+        return False
+    if isinstance(default, list | tuple | str) and not default:
+        return False
+    return not isinstance(action, argparse._HelpAction | argparse._VersionAction | argparse._SubParsersAction)
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Help that ends every option's text with its default (when it has a meaningful one)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if shows_default(action):
+            shown = format_default(action.default).replace("%", "%%")
+            text = f"{text} (default: {shown})" if text else f"default: {shown}"
+        return text
+
+
+class Parser(argparse.ArgumentParser):
+    """ArgumentParser whose help shows defaults; sub-parsers (nested ones too) inherit the class."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every registered sub-command."""
-    parser = argparse.ArgumentParser(prog="tomoseg", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"tomoseg {__version__}")
+    parser = Parser(prog="tomoseg", description=__doc__)
+    parser.add_argument(
+        "--version", action="version", version=f"tomoseg {__version__}", help="print the version and exit"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:

@@ -72,17 +72,23 @@ def _add_checkpoints(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--tardis-python", default="venvs/tardis/bin/python", help="Python of the TARDIS environment"
     )
-    p.add_argument("--tools", nargs="+", choices=("membrain", "tardis"), default=["membrain", "tardis"])
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--tools",
+        nargs="+",
+        choices=("membrain", "tardis"),
+        default=["membrain", "tardis"],
+        help="which tools",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed of the initial weights")
     p.set_defaults(func=_run_checkpoints)
 
 
 def _add_common(p: argparse.ArgumentParser, outputs: str, python: str, env_name: str) -> None:
-    p.add_argument("tomogram", type=Path)
+    p.add_argument("tomogram", type=Path, help="input tomogram (MRC)")
     p.add_argument(
         "--out", type=Path, required=True, help=f"output folder ({outputs}, mask.mrc, provenance.json)"
     )
-    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--checkpoint", type=Path, required=True, help=f"{env_name} checkpoint")
     p.add_argument(
         "--allow-unverified-checkpoint",
         action="store_true",
@@ -100,9 +106,19 @@ def _add_labels(p: argparse.ArgumentParser) -> None:
 def _add_membrain(tools: argparse._SubParsersAction) -> None:
     m = tools.add_parser("membrain", help="Membrain-Seg 0.0.10 with its defaults unless told otherwise")
     _add_common(m, "scores.mrc", "venvs/membrain/bin/python", "Membrain-Seg")
-    m.add_argument("--sliding-window-size", type=int, default=MEMBRAIN_DEFAULTS["sliding_window_size"])
-    m.add_argument("--test-time-augmentation", type=_bool, default=True)
-    m.add_argument("--segmentation-threshold", type=float, default=0.0)
+    m.add_argument(
+        "--sliding-window-size",
+        type=int,
+        default=MEMBRAIN_DEFAULTS["sliding_window_size"],
+        help="sliding-window edge in voxels (a multiple of 32)",
+    )
+    m.add_argument(
+        "--test-time-augmentation",
+        type=_bool,
+        default=True,
+        help="true or false: the tool's test-time augmentation",
+    )
+    m.add_argument("--segmentation-threshold", type=float, default=0.0, help="mask.mrc = logits > this")
     _add_labels(m)
     m.set_defaults(func=_run_membrain)
 
@@ -113,12 +129,21 @@ def _add_tardis(tools: argparse._SubParsersAction) -> None:
     )
     _add_common(t, "probabilities.mrc", "venvs/tardis/bin/python", "TARDIS")
     t.add_argument("--pixel-size", type=float, help="Angstrom per pixel (default: the MRC header)")
-    t.add_argument("--patch-size", type=int, default=TARDIS_DEFAULTS["patch_size"])
-    t.add_argument("--rotate", type=_bool, default=True)
+    t.add_argument(
+        "--patch-size", type=int, default=TARDIS_DEFAULTS["patch_size"], help="patch edge in voxels"
+    )
+    t.add_argument(
+        "--rotate", type=_bool, default=True, help="true or false: average 4 rotations (the tool's)"
+    )
     t.add_argument(
         "--normalize-px", type=float, help="rescale to this pixel size (default: the tool's, 15 A)"
     )
-    t.add_argument("--threshold", type=float, default=TARDIS_DEFAULTS["threshold"])
+    t.add_argument(
+        "--threshold",
+        type=float,
+        default=TARDIS_DEFAULTS["threshold"],
+        help="mask.mrc = probabilities >= this",
+    )
     t.add_argument("--device", default="auto", help="auto, cpu or a GPU index")
     t.add_argument(
         "--tool-mask", action="store_true", help="also run the tool's own thresholding (tool_mask.mrc)"

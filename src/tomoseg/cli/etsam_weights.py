@@ -20,15 +20,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "fetch-weights", help=f"download etsam_stage1_v1.pt / etsam_stage2_v1.pt (Zenodo {ZENODO_RECORD})"
     )
-    p.add_argument("--out", type=Path, default=Path("resources/etsam"), help="folder (default %(default)s)")
-    p.add_argument("--record", default=ZENODO_RECORD)
+    p.add_argument("--out", type=Path, default=Path("resources/etsam"), help="output folder")
+    p.add_argument("--record", default=ZENODO_RECORD, help="Zenodo record to download from")
     p.set_defaults(func=lambda a: fetch_weights(a.out, a.record) and 0)
 
     q = sub.add_parser(
         "make-test-checkpoints", help="write tiny randomly initialised (untrained) ETSAM checkpoints"
     )
-    q.add_argument("--out", type=Path, required=True)
     q.add_argument(
-        "--image-size", type=int, default=128, help="model image size, multiple of 32 (default 128)"
+        "--out", type=Path, required=True, help="output folder (etsam_stage1/2 checkpoints and sidecar JSONs)"
     )
+    q.add_argument("--image-size", type=int, default=128, help="model image size, a multiple of 32")
     q.set_defaults(func=_make_test_checkpoints)

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from tomoseg.core.errors import InputError
+from tomoseg.core.provenance import provenance_beside, untrained_flag
 from tomoseg.evaluation.metrics import DEFAULT_THRESHOLDS, SCORE_KINDS, evaluate_files
 
 log = logging.getLogger(__name__)
@@ -15,6 +16,8 @@ log = logging.getLogger(__name__)
 def _run(a: argparse.Namespace) -> int:
     if (a.scores is None) != (a.score_kind is None):
         raise InputError("--scores and --score-kind go together")
+    provenance = provenance_beside(a.pred, a.provenance)
+    untrained = untrained_flag(provenance)
     record = evaluate_files(
         a.pred,
         a.truth,
@@ -24,11 +27,12 @@ def _run(a: argparse.Namespace) -> int:
         method=a.method,
         tomo=a.tomo,
         thresholds=a.thresholds,
+        extra={"untrained": untrained, "provenance": str(provenance) if provenance else None},
     )
     summary = ", ".join(
         f"{k}={record[k]:.4f}" for k in ("dice", "iou", "precision", "recall", "auprc") if k in record
     )
-    log.info("%s: %s", a.json, summary)
+    log.info("wrote %s: %s%s", a.json, summary, " (untrained)" if untrained else "")
     return 0
 
 
@@ -48,6 +52,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--json", type=Path, required=True, help="output metrics JSON (histogram beside it: <stem>.hist.npz)"
     )
+    p.add_argument(
+        "--provenance",
+        type=Path,
+        help="the prediction's provenance record, whose untrained flag goes into the JSON and the console "
+        "line (default: <stem>.provenance.json or provenance.json beside --pred, if there is one)",
+    )
     p.add_argument("--method", help="method name recorded in the JSON")
     p.add_argument("--tomo", help="tomogram key recorded in the JSON")
     p.add_argument(
@@ -55,6 +65,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=float,
         nargs="+",
         default=list(DEFAULT_THRESHOLDS),
-        help="logit thresholds for the threshold table (default: %(default)s)",
+        help="logit thresholds for the threshold table",
     )
     p.set_defaults(func=_run)

@@ -44,15 +44,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--shape", type=_side, nargs=3, required=True, metavar=("Z", "Y", "X"), help="size in voxels"
     )
-    p.add_argument(
-        "--voxel-size", type=_positive, default=13.48, metavar="A", help="Angstrom per voxel (default 13.48)"
-    )
+    p.add_argument("--voxel-size", type=_positive, default=13.48, metavar="A", help="Angstrom per voxel")
     p.add_argument(
         "--snr",
         type=_positive,
         default=0.5,
         metavar="S",
-        help="signal variance / noise variance, both after the missing-wedge filter (default 0.5)",
+        help="signal variance / noise variance, both after the missing-wedge filter",
     )
     p.set_defaults(func=_run)
 

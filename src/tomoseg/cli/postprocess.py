@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--preset",
         choices=PRESET_NAMES,
         default="paper",
-        help="paper (default): thin_noise only; upstream: thin_noise then rungs (upstream ETSAM's --post-process)",
+        help="paper: thin_noise only; upstream: thin_noise then rungs (upstream ETSAM's --post-process)",
     )
     p.add_argument(
         "--steps",
@@ -54,18 +54,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--min-slices",
         type=int,
         default=None,
-        help="thin_noise: minimum Z span in slices (default 10, the paper's)",
+        help="thin_noise: minimum Z span in slices (default: the preset's, paper 10)",
     )
     p.add_argument(
         "--max-bridge-len",
         type=int,
         default=None,
-        help="rungs: longest skeleton bridge (px) between two junctions that is cut (default 5, upstream's)",
+        help="rungs: longest skeleton bridge (px) between two junctions that is cut (default: the preset's, 5 as upstream's)",
     )
     p.add_argument(
         "--max-spur-len",
         type=int,
         default=None,
-        help="rungs: also prune dead-end spurs up to this length in px when > 0 (default 0 = off, upstream's)",
+        help="rungs: also prune dead-end spurs up to this length in px when > 0 (default: the preset's, 0 = off as upstream's)",
     )
     p.set_defaults(func=_run)

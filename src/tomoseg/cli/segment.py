@@ -33,12 +33,8 @@ PRESET_OPTIONS = (
 def add_engine_options(p: argparse.ArgumentParser) -> None:
     """Options shared by every command that runs the ETSAM engine (defaults = the paper)."""
     d = EtsamOptions()
-    p.add_argument(
-        "--stage1-checkpoint", default=d.stage1_checkpoint, help="Stage 1 checkpoint (default %(default)s)"
-    )
-    p.add_argument(
-        "--stage2-checkpoint", default=d.stage2_checkpoint, help="Stage 2 checkpoint (default %(default)s)"
-    )
+    p.add_argument("--stage1-checkpoint", default=d.stage1_checkpoint, help="Stage 1 checkpoint")
+    p.add_argument("--stage2-checkpoint", default=d.stage2_checkpoint, help="Stage 2 checkpoint")
     p.add_argument(
         "--model-config",
         default=None,
@@ -54,7 +50,7 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--device",
         default="auto",
-        help="auto (cuda when available, else cpu), cpu, cuda or cuda:N (default auto)",
+        help="auto (cuda when available, else cpu), cpu, cuda or cuda:N",
     )
     p.add_argument(
         "--dtype",
@@ -66,31 +62,45 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
         "--preset",
         choices=PRESET_NAMES,
         default="paper",
-        help="paper (default): the paper's published code; upstream: current upstream ETSAM's defaults "
+        help="paper: the paper's published code; upstream: current upstream ETSAM's defaults "
         "(docs/etsam.md). Options given explicitly win over the preset",
     )
     p.add_argument(
         "--prompt-stage1",
         choices=STAGE1_MODES + UPSTREAM_STAGE1_NAMES,
         default=None,
-        help="Stage 1 prompt (paper grid_first; upstream's names grid_zero, grid, zero accepted)",
+        help="Stage 1 prompt; upstream's names grid_zero, grid, zero accepted (default: the preset's, paper grid_first)",
     )
     p.add_argument(
         "--prompt-stage2",
         choices=STAGE2_MODES + UPSTREAM_STAGE2_NAMES,
         default=None,
-        help="Stage 2 prompt (paper empty; upstream's etsam_stage1_partial = stage1_mask_every_n)",
+        help="Stage 2 prompt; upstream's etsam_stage1_partial = stage1_mask_every_n (default: the preset's, "
+        "paper empty)",
     )
-    p.add_argument("--every-n", type=int, default=None, help="slice interval of the *_every_n modes (50)")
-    p.add_argument("--grid-spacing", type=int, default=None, help="px between grid dots (50)")
+    p.add_argument(
+        "--every-n",
+        type=int,
+        default=None,
+        help="slice interval of the *_every_n modes (default: the preset's, paper 50)",
+    )
+    p.add_argument(
+        "--grid-spacing",
+        type=int,
+        default=None,
+        help="px between grid dots (default: the preset's, paper 50)",
+    )
     p.add_argument(
         "--stage1-threshold",
         type=float,
         default=None,
-        help="Stage 1 logit threshold (paper 0.0, upstream -0.25)",
+        help="Stage 1 logit threshold (default: the preset's, paper 0.0, upstream -0.25)",
     )
     p.add_argument(
-        "--threshold", type=float, default=None, help="Stage 2 logit threshold of mask.mrc (-0.25)"
+        "--threshold",
+        type=float,
+        default=None,
+        help="Stage 2 logit threshold of mask.mrc (default: the preset's, paper -0.25)",
     )
     p.add_argument(
         "--split",
@@ -98,26 +108,26 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
         default=None,
         metavar="N",
         help="split processing: N XY tiles (4 = upstream's quadrants), each through both stages, "
-        "merged back (default 1 = the paper: no split)",
+        "merged back (default: the preset's, paper 1 = no split)",
     )
     p.add_argument(
         "--split-processing",
         dest="split",
         action="store_const",
         const=4,
-        help="upstream's name: --split 4",
+        help="upstream's name for --split 4",
     )
     p.add_argument(
         "--split-grid-spacing",
         type=int,
         default=None,
-        help="px between grid dots in split tiles (10, upstream's)",
+        help="px between grid dots in split tiles (default: the preset's, 10 as upstream's)",
     )
     p.add_argument(
         "--split-every-n",
         type=int,
         default=None,
-        help="slice interval of the *_every_n modes in split tiles (10, upstream's)",
+        help="slice interval of the *_every_n modes in split tiles (default: the preset's, 10 as upstream's)",
     )
     p.add_argument(
         "--encoder-batch", type=int, default=d.encoder_batch, help="frames per image-encoder batch"
@@ -131,8 +141,8 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
         "--bin",
         type=int,
         default=1,
-        help="block-average slices N x N before SAM2 and upsample the logits back (default 1 = the paper); "
-        "helps when grid dots vanish in SAM2's mask resize of large slices",
+        help="block-average slices N x N before SAM2 and upsample the logits back (1 = the paper); helps "
+        "when grid dots vanish in SAM2's mask resize of large slices",
     )
     p.add_argument(
         "--bidirectional",
@@ -195,7 +205,7 @@ def _run(a: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `segment` sub-command."""
     p = sub.add_parser("segment", help="segment membranes in one tomogram with two-stage ETSAM")
-    p.add_argument("tomogram", type=Path)
+    p.add_argument("tomogram", type=Path, help="input tomogram (MRC)")
     p.add_argument(
         "--out", type=Path, required=True, help="output folder (mask.mrc, provenance.json, logits)"
     )
@@ -207,8 +217,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--normalization",
         choices=NORMALIZATION_MODES + tuple(NORMALIZATION_ALIASES),
         default=None,
-        help="max_positive (the paper's code, default), minmax (the paper's text), softplus_minmax (an "
-        "upstream option); upstream's min_max_positive_values = max_positive",
+        help="max_positive (the paper's code), minmax (the paper's text), softplus_minmax (an upstream "
+        "option); upstream's min_max_positive_values = max_positive (default: the preset's, paper max_positive)",
     )
     add_engine_options(p)
     p.set_defaults(func=_run)

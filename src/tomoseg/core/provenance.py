@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tomoseg import __version__
+from tomoseg.core.errors import InputError
 from tomoseg.core.io import read_json
 
 DEFAULT_PACKAGES = ("tomoseg", "numpy", "scipy", "mrcfile", "torch", "sam2", "snakemake")
@@ -70,6 +71,29 @@ def provenance_record(
     }
     record.update(extra)
     return record
+
+
+PROVENANCE_NAME = "provenance.json"
+"""The provenance record's name in an output folder (segment, the baselines and the workflow's method folders)."""
+
+
+def provenance_beside(path: str | os.PathLike, given: str | os.PathLike | None = None) -> Path | None:
+    """The provenance record of the output `path`: `given` (it must exist), else `<stem>.provenance.json` or
+    provenance.json beside it (the first that exists), else None."""
+    if given is not None:
+        if not Path(given).is_file():
+            raise InputError(f"{given}: provenance file not found")
+        return Path(given)
+    for beside in (own_provenance_path(path), Path(path).parent / PROVENANCE_NAME):
+        if beside.is_file():
+            return beside
+    return None
+
+
+def own_provenance_path(path: str | os.PathLike) -> Path:
+    """`<stem>.provenance.json` beside `path`: the record of a single file written into a shared folder."""
+    p = Path(path)
+    return p.with_name(p.name.split(".")[0] + ".provenance.json")
 
 
 def untrained_flag(provenance: str | os.PathLike | None) -> bool | None:

@@ -243,6 +243,8 @@ def write_untrained_checkpoint(path: str | os.PathLike, spec: ModelSpec, seed: i
             "object_score_bias": TEST_OBJECT_SCORE_BIAS,
         },
     )
+    log.info("wrote %s (untrained, seed %d)", path, seed)
+    log.info("wrote %s", sidecar_path(path))
     return path
 
 

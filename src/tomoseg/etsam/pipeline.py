@@ -320,6 +320,7 @@ def _publish(staging: Path, staged: dict[str, Path], outputs: dict[str, Path]) -
             os.replace(staged[key], path)
         except OSError as err:
             raise write_error(path, err) from None
+        log.info("wrote %s", path)
     shutil.rmtree(staging, ignore_errors=True)
 
 

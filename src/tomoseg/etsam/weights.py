@@ -67,4 +67,5 @@ def fetch_weights(
         sums[name] = sha256sum(dest)
         log.info("%s sha256 %s", dest, sums[name])
     write_json(out_dir / "weights.json", {"zenodo_record": record, "sha256": sums})
+    log.info("wrote %s", out_dir / "weights.json")
     return sums

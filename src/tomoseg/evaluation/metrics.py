@@ -241,7 +241,8 @@ class Evaluation:
     histogram: ScoreHistogram | None
 
 
-def _to_logits(block: np.ndarray, kind: str, floor: float | None, path: Path, z: int) -> np.ndarray:
+def to_logits(block: np.ndarray, kind: str, floor: float | None, path: Path, z: int) -> np.ndarray:
+    """Scores of `kind` as float64 logits (etsam-logits raised to `floor`); non-finite or out-of-range is an InputError."""
     x = np.asarray(block, dtype=np.float64)
     if not np.isfinite(x).all():
         raise InputError(f"{path}: non-finite scores (NaN or inf) in slices starting at {z}")
@@ -268,7 +269,8 @@ def _nonzero(block: np.ndarray, path: Path, z: int) -> np.ndarray:
     return nonzero
 
 
-def _max_of(data: np.ndarray, chunk: int) -> float:
+def max_of(data: np.ndarray, chunk: int) -> float:
+    """The maximum of a memory-mapped volume, read Z-chunk by Z-chunk."""
     return float(max(np.max(data[z : z + chunk]) for z in range(0, data.shape[0], chunk)))
 
 
@@ -305,7 +307,7 @@ def evaluate_volumes(
                         f"ground truth {truth_path} has shape {truth.shape}"
                     )
                 if score_kind == "etsam-logits":
-                    floor = -_max_of(scores, chunk)
+                    floor = -max_of(scores, chunk)
                 scored = (hist, scores, score_kind, Path(scores_path))
             tp = fp = fn = 0
             n = 0
@@ -319,7 +321,7 @@ def evaluate_volumes(
                 fn += int(np.count_nonzero(t)) - ptp
                 if scored is not None:
                     into, scores, kind, where = scored
-                    _accumulate(into, _to_logits(scores[z : z + chunk], kind, floor, where, z), t, floor)
+                    _accumulate(into, to_logits(scores[z : z + chunk], kind, floor, where, z), t, floor)
     tn = n - tp - fp - fn
     values, reasons = scores_from_counts(tp, fp, fn, tn)
     record: dict[str, Any] = {

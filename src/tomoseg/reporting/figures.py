@@ -6,6 +6,7 @@ runtime/memory (1d), post-processing before/after (4), per-tomogram slice overla
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -23,6 +24,8 @@ from tomoseg.core.layout import METHODS_JSON, PR_CURVES, TABLE_FILES  # noqa: E4
 from tomoseg.core.methods import PAPER_METHODS, UNTRAINED_MARK, colour, label  # noqa: E402
 from tomoseg.evaluation.metrics import ScoreHistogram  # noqa: E402
 from tomoseg.evaluation.stats import METRICS  # noqa: E402
+
+log = logging.getLogger(__name__)
 
 # Below this many paired tomograms a paired t-test means nothing: Figure 1b draws no marker (its caption says so).
 MIN_TEST_N = 5
@@ -42,6 +45,7 @@ def save(fig: plt.Figure, stem: str | os.PathLike, formats: Sequence[str] = ("pn
         path = stem.with_suffix(f".{ext}")
         with atomic_path(path, suffix=f".part.{ext}") as tmp:
             fig.savefig(tmp, dpi=150, bbox_inches="tight", format=ext)
+        log.info("wrote %s", path)
         paths.append(path)
     plt.close(fig)
     return paths

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import logging
 import math
 import numbers
 import os
@@ -15,6 +16,8 @@ import pandas as pd
 from tomoseg.core.io import atomic_path
 from tomoseg.core.methods import METHODS, label
 from tomoseg.evaluation.stats import METRICS
+
+log = logging.getLogger(__name__)
 
 
 def paper_file(name: str) -> Path:
@@ -173,6 +176,8 @@ def write_table(
         tmp.write_text(to_markdown(df, title, notes))
     with atomic_path(csv_path.with_suffix(".html")) as tmp:
         tmp.write_text(to_html(df, title or csv_path.stem, notes))
+    for path in (csv_path, csv_path.with_suffix(".md"), csv_path.with_suffix(".html")):
+        log.info("wrote %s", path)
 
 
 def paper_comparison(ours: pd.DataFrame, paper_csv: str | os.PathLike | None = None) -> pd.DataFrame:
