@@ -65,8 +65,18 @@ lint: setup
 	$(BIN)/snakefmt --check workflow/Snakefile workflow/rules
 	$(SNAKEMAKE) --lint --configfile config/config.yaml
 
+# The Slurm cluster test spends most of its ~3 minutes waiting on Slurm's scheduler and status polls,
+# so it runs beside the rest of the suite (its own pytest session and temporary folder); its output is
+# shown after the rest. The target fails if either session fails.
+SLURM_TMP ?= /tmp/tomoseg-slurm-tests
 test: setup lint
-	$(BIN)/pytest -ra
+	@rm -rf $(SLURM_TMP); mkdir -p $(SLURM_TMP); \
+	$(BIN)/pytest -ra -m slurm -p no:cacheprovider --basetemp=$(SLURM_TMP)/tmp > $(SLURM_TMP)/pytest.log 2>&1 & \
+	slurm_pid=$$!; \
+	$(BIN)/pytest -ra -m "not slurm"; rest=$$?; \
+	wait $$slurm_pid; slurm=$$?; \
+	echo "--- Slurm cluster tests (pytest -m slurm, run beside the others) ---"; cat $(SLURM_TMP)/pytest.log; \
+	test $$rest -eq 0 -a $$slurm -eq 0
 	$(MAKE) ci-demo
 
 # The CI variant of the demo, end to end, in a scratch directory.
