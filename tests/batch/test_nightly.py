@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -185,6 +186,11 @@ def test_night_with_new_runs_then_a_night_with_none(portal, tmp_path):
     fractions = {r.split("\t")[0]: r.split("\t")[header.index("truth_fraction")] for r in rows[1:]}
     assert float(fractions["cdp-10000-245"]) == float(a["masks"]["GO:0016020"].mean())
     assert (night / "figures" / "cdp-10000-245.png").stat().st_size > 0
+    index = _Html(night / "index.html")  # the night's HTML page links each processed run to its page
+    pages = ["pages/cdp-10000-245.html", "pages/cdp-10438-15936.html"]
+    assert index.links == [*pages, "report.md", "report.tsv"] and "Status: 1 of 3 runs failed" in index.text
+    page = _Html(night / pages[0])
+    assert "Tomogram cdp-10000-245" in page.text and "Not scored: no metrics records" in page.text
 
     (work / "on_failure.txt").unlink()
     before = {p: p.stat().st_mtime_ns for p in (work / "results").rglob("*") if p.is_file()}
@@ -280,23 +286,74 @@ def test_per_run_targets_and_report_with_methods(tmp_path):
     write_volume(tmp_path / "results/etsam/t/mask.mrc", mask, 10.0)
     write_volume(tmp_path / "results/data/t/groundtruth.mrc", mask, 10.0)
     write_volume(tmp_path / "results/data/t/normalized.mrc", np.random.default_rng(0).random((4, 8, 8)), 10.0)
-    write_json(tmp_path / "results/metrics/etsam/t.json", {"dice": 0.75, "iou": 0.6})
+    record = {"status": "ok", "dice": 0.75, "iou": 0.6, "precision": 0.8125, "recall": 0.7, "auprc": 0.9}
+    write_json(tmp_path / "results/metrics/etsam/t.json", record)
+    write_json(tmp_path / "results/etsam/t/provenance.json", {"method": "etsam", "untrained": True})
+    for rule, seconds in (("etsam_stage1", 2.0), ("etsam_stage2", 3.5)):
+        bench = tmp_path / f"results/benchmarks/{rule}/t.tsv"
+        bench.parent.mkdir(parents=True)
+        bench.write_text(f"s\tmax_rss\n{seconds}\t100.0\n")
     stats = nightly.run_statistics(tmp_path, "t", ["etsam"], truth=True)
     assert stats["etsam_fraction"] == stats["truth_fraction"] == mask.mean()
     assert stats["etsam_dice"] == 0.75 and stats["etsam_iou"] == 0.6
-    figure = nightly.run_figure(tmp_path, "t", ["etsam"], tmp_path / "night/figures/t.png")
-    assert Path(figure).stat().st_size > 0
-    row = {
-        "tomo": "t",
-        "dataset_id": 1,
-        "run_id": 2,
-        "name": "r",
-        "status": "processed",
-        "figure": figure,
-        **stats,
-    }
+    run = {"dataset_id": 1, "run_id": 2, "name": "r", "has_membrane": True}
+    rules = {"etsam": ["etsam_stage1", "etsam_stage2"]}
+    drawn = nightly.run_page(tmp_path, "t", ["etsam"], tmp_path / "night", run, rules)
+    assert drawn == {"figure": str(tmp_path / "night/figures/t.png"), "page": "pages/t.html"}
+    assert Path(drawn["figure"]).stat().st_size > 0
+    assert (tmp_path / "night/figures/t_dice_z.png").read_bytes() != Path(drawn["figure"]).read_bytes()
+    row = {"tomo": "t", **run, "status": "processed", **drawn, **stats}
+    failed = {"tomo": "u", "dataset_id": 1, "run_id": 3, "name": "s", "status": "failed"}
+    failed.update(reason="download_tomogram: HTTP 404", attempts=1, retry_after=None)
     report = nightly.write_report(tmp_path / "night", "N", "2024-01-01", [row], 0, ["etsam"]).read_text()
     assert "etsam_dice" in report and "0.75" in report and "figures/t.png" in report
+    # the night's HTML index links each run to the workflow's per-tomogram page, which shows its metrics
+    index = nightly.write_index(
+        tmp_path / "night", "N", "1 of 2 runs failed", "2024-01-01", [row, failed], 0, ["etsam"]
+    )
+    html = _Html(index)
+    assert html.links == ["pages/t.html", "report.md", "report.tsv"] and "Untrained weights" in html.text
+    assert "Night N" in html.text and "Status: 1 of 2 runs failed" in html.text and "HTTP 404" in html.text
+    page = _Html(tmp_path / "night" / drawn["page"])
+    metrics = page.tables["metrics"]
+    assert metrics[0][:7] == ["method", "status", "dice", "iou", "precision", "recall", "auprc"]
+    assert metrics[1][:7] == ["etsam (untrained)", "ok"] + [f"{record[k]:.4f}" for k in metrics[0][2:7]]
+    runtime = dict(zip(page.tables["runtime"][0], page.tables["runtime"][1], strict=True))
+    assert runtime["runtime_s"] == "5.5000" and runtime["rules"] == "etsam_stage1+etsam_stage2"
+    assert "data:image/png;base64," in page.source and "dataset_id = 1" in page.text
+
+
+class _Html(HTMLParser):
+    """A page's links (href), text, and its tables (by id) as rows of cell texts."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.source = Path(path).read_text()
+        self.links, self.tables, self.text, self._table, self._cell = [], {}, "", None, None
+        self.feed(self.source)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "a":
+            self.links.append(attrs["href"])
+        elif tag == "table":
+            self._table = self.tables.setdefault(attrs.get("id"), [])
+        elif tag == "tr" and self._table is not None:
+            self._table.append([])
+        elif tag in ("td", "th") and self._table is not None:
+            self._table[-1].append("")
+            self._cell = True
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th"):
+            self._cell = None
+        elif tag == "table":
+            self._table = None
+
+    def handle_data(self, data):
+        self.text += data
+        if self._cell:
+            self._table[-1][-1] += data
 
 
 def test_failure_reason_names_the_newest_log_with_an_error(tmp_path):

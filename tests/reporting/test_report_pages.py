@@ -9,7 +9,7 @@ import pandas as pd
 from tomoseg.core.io import write_volume
 from tomoseg.reporting import figures
 from tomoseg.reporting.pages import tomogram_page
-from tomoseg.reporting.tables import write_table
+from tomoseg.reporting.tables import to_html_table, untrained_banner, write_table
 
 
 class Cells(HTMLParser):
@@ -53,6 +53,13 @@ def test_write_table_writes_escaped_sortable_html(tmp_path):
         "0.5",
     ]
     assert 'class="untrained"' in page and "addEventListener" in page  # untrained note highlighted, sortable
+
+
+def test_html_table_links_and_untrained_banner():
+    df = pd.DataFrame({"tomo": ["a", "b&c"], "dice": [0.5, np.nan]})
+    table = to_html_table(df, "runs", links={"tomo": [None, "pages/b&c.html"]})
+    assert "<td>a</td>" in table and '<td><a href="pages/b&amp;c.html">b&amp;c</a></td>' in table
+    assert untrained_banner([]) == "" and 'class="untrained"' in untrained_banner(["etsam", "membrain"])
 
 
 def test_box_plots_draw_no_marker_below_min_n(tmp_path, monkeypatch):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import datetime as _dt
 import fcntl
 import json
@@ -337,6 +338,7 @@ class _Batch:
     targets: dict[str, list[str]]
     metrics: bool = True
     cost: RunCost = RunCost(0.0, "no GPU rules", 0)
+    benchmark_rules: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
 
 def _night(
@@ -399,6 +401,16 @@ def _night(
     night["backlog"] = backlog
     report = write_report(
         batch.night_dir, batch.night_id, str(since), rows, len(state["pending"]), batch.methods, backlog
+    )
+    write_index(
+        batch.night_dir,
+        batch.night_id,
+        status,
+        str(since),
+        rows,
+        len(state["pending"]),
+        batch.methods,
+        backlog,
     )
     write_json(state_path, state)
     log.info("night %s: %s; report %s", batch.night_id, status, report)
@@ -519,7 +531,8 @@ def _take_batch(
         cost.hours,
         cost.source,
     )
-    return _Batch(night_dir.name, night_dir, runs, methods, targets, metrics, cost)
+    benchmark_rules = dict((config.get("evaluate") or {}).get("benchmark_rules") or {})
+    return _Batch(night_dir.name, night_dir, runs, methods, targets, metrics, cost, benchmark_rules)
 
 
 def write_runs_sheet(sheet: Path, runs: list[tuple[str, dict[str, Any]]]) -> Path:
@@ -644,8 +657,8 @@ def _record_results(
     night_cfg: dict[str, Any],
     started: _dt.datetime,
 ) -> list[dict[str, Any]]:
-    """Move each finished run to `processed` (with statistics, its GPU time and a figure), count an attempt
-    for the others."""
+    """Move each finished run to `processed` (with statistics, its GPU time, a figure and a page), count an
+    attempt for the others."""
     unfinished = incomplete_outputs(workdir)
     figures = int(night_cfg.get("report_figures", 50))
     rules = gpu_rules(batch.methods)
@@ -670,8 +683,8 @@ def _record_results(
                 state.setdefault("costs", []).append({"hours": hours, "rules": rules})
             if figures > 0:
                 figures -= 1
-                row["figure"] = run_figure(
-                    workdir, tomo, batch.methods, batch.night_dir / "figures" / f"{tomo}.png"
+                row.update(
+                    run_page(workdir, tomo, batch.methods, batch.night_dir, run, batch.benchmark_rules)
                 )
         else:
             reason = failure_reason(workdir, tomo, missing, code)
@@ -808,11 +821,19 @@ def run_statistics(workdir: Path, tomo: str, methods: list[str], truth: bool) ->
     return stats
 
 
-def run_figure(workdir: Path, tomo: str, methods: list[str], out: Path) -> str | None:
-    """The report's picture of a run: central slices of the normalized tomogram with the truth and each mask.
+def run_figure(
+    workdir: Path,
+    tomo: str,
+    methods: list[str],
+    out: Path,
+    dice_z: Path | None = None,
+    stats_json: Path | None = None,
+) -> str | None:
+    """The report's picture of a run: slices of the normalized tomogram with the truth and each mask.
 
-    Drawn by the reporting layer's slice overlays (PNG only); None when there is no tomogram or a mask
-    does not match it, since a missing picture must not fail the night.
+    Drawn by the reporting layer's slice overlays (PNG only), optionally with the Dice-along-Z plot and the
+    mask statistics a tomogram page reads; None when there is no tomogram or a mask does not match it, since
+    a missing picture must not fail the night.
     """
     normalized = workdir / data_path(tomo, "normalized.mrc")
     if not normalized.exists():
@@ -832,11 +853,69 @@ def run_figure(workdir: Path, tomo: str, methods: list[str], out: Path) -> str |
             title=tomo,
             untrained=untrained,
             formats=("png",),
+            dice_z_stem=dice_z.with_suffix("") if dice_z is not None else None,
+            stats_json=stats_json,
         )
     except InputError as err:
         log.warning("no figure for %s: %s", tomo, err)
         return None
     return str(out)
+
+
+def run_page(
+    workdir: Path,
+    tomo: str,
+    methods: list[str],
+    night_dir: Path,
+    run: dict[str, Any] | None = None,
+    benchmark_rules: dict[str, list[str]] | None = None,
+) -> dict[str, str | None]:
+    """A processed run's figure and its page in the night's folder: {"figure": ..., "page": ...}.
+
+    The page is the workflow report's per-tomogram page (`tomoseg.reporting.pages.tomogram_page`: overlays
+    with TP/FP/FN where there is truth, Dice along Z, mask fractions, metrics, runtime, provenance), written
+    to `pages/<tomo>.html`; its figures go to `figures/` (`<tomo>.png`, `<tomo>_dice_z.png` and .pdf,
+    `<tomo>.json`). None for what could not be drawn.
+    """
+    figures = night_dir / "figures"
+    overlay, dice_z, stats = figures / f"{tomo}.png", figures / f"{tomo}_dice_z.png", figures / f"{tomo}.json"
+    figure = run_figure(workdir, tomo, methods, overlay, dice_z=dice_z, stats_json=stats)
+    if figure is None:
+        return {"figure": None, "page": None}
+    from tomoseg.reporting.pages import tomogram_page
+
+    provenance = {m: workdir / method(m).provenance_path(tomo) for m in methods}
+    metrics = {m: workdir / metrics_path(m, tomo) for m in methods}
+    try:
+        page = tomogram_page(
+            tomo,
+            night_dir / "pages" / f"{tomo}.html",
+            methods=methods,
+            stats_json=stats,
+            overlay_png=overlay,
+            dice_z_png=dice_z,
+            metrics={m: p for m, p in metrics.items() if p.exists()},
+            provenance=provenance,
+            untrained=untrained_methods(provenance),
+            results=workdir / "results",
+            benchmark_rules=benchmark_rules or {},
+            run=_sheet_row(run) if run is not None else None,
+        )
+    except (InputError, OSError, ValueError) as err:  # a missing page must not fail the night either
+        log.warning("no page for %s: %s", tomo, err)
+        return {"figure": figure, "page": None}
+    return {"figure": figure, "page": str(page.relative_to(night_dir))}
+
+
+def _sheet_row(run: dict[str, Any]) -> dict[str, Any]:
+    """What a tomogram page shows of a portal run (as the workflow's page shows its runs-sheet row)."""
+    return {
+        "source": "cdp",
+        "dataset_id": run.get("dataset_id"),
+        "run_id": run.get("run_id"),
+        "name": run.get("name"),
+        "truth": "cdp" if run.get("has_membrane") else "none",
+    }
 
 
 def failure_reason(workdir: Path, tomo: str, missing: list[str], code: int) -> str:
@@ -942,6 +1021,69 @@ def write_report(
     with atomic_path(report) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     return report
+
+
+INDEX_TEXT_COLUMNS = (
+    *("tomo", "dataset_id", "run_id", "name", "status", "tomogram_id", "shape", "untrained"),
+    *("attempts", "retry_after", "reason"),
+)
+"""Columns of the night's HTML table shown empty, not as NaN, where a run has no value."""
+
+
+def write_index(
+    night_dir: Path,
+    night_id: str,
+    status: str,
+    since: str,
+    rows: list[dict[str, Any]],
+    pending: int,
+    methods: list[str],
+    backlog: dict[str, Any] | None = None,
+) -> Path:
+    """The night's HTML page (`index.html`): status, backlog, untrained banner and a table of the runs that
+    links each run to its page (`run_page`), built from the reporting layer's HTML pieces."""
+    import html
+
+    import pandas as pd
+
+    from tomoseg.reporting.tables import html_page, to_html_table, untrained_banner
+
+    columns = ["tomo", "dataset_id", "run_id", "name", "status", "tomogram_id", "shape", "voxel_spacing"]
+    columns += ["truth_fraction", *(f"{m}_{k}" for m in methods for k in ("fraction", "dice", "iou"))]
+    columns += ["untrained", "gpu_hours", "attempts", "retry_after", "reason"]
+    columns = [c for c in columns if c in ("tomo", "status") or any(r.get(c) not in (None, "") for r in rows)]
+    table = pd.DataFrame(
+        [
+            {
+                c: r.get(c) if r.get(c) is not None else ("" if c in INDEX_TEXT_COLUMNS else math.nan)
+                for c in columns
+            }
+            for r in rows
+        ],
+        columns=columns,
+    )
+    done = sum(r["status"] == "processed" for r in rows)
+    untrained = sorted({m for r in rows for m in str(r.get("untrained") or "").split(", ") if m})
+    parts = [
+        f"<h1>Night {html.escape(night_id)}</h1>",
+        f"<p><strong>Status:</strong> {html.escape(status)}.</p>",
+        f"<p>Runs released or modified since {html.escape(since)}: {len(rows)} in this batch, {done} processed, "
+        f"{len(rows) - done} failed, {pending} still pending.</p>",
+        untrained_banner(untrained),
+    ]
+    if backlog:
+        parts.append(f"<h2>Backlog</h2><p>{html.escape(backlog_sentence(backlog))}</p>")
+    parts += [
+        "<h2>Runs</h2>",
+        to_html_table(table, "runs", links={"tomo": [r.get("page") for r in rows]}),
+        "<p>A run's key (tomo) links to its page (overlays, mask fractions, metrics, runtime, provenance); pages are "
+        'drawn for the first <code>report_figures</code> processed runs. Also: <a href="report.md">report.md</a>, '
+        '<a href="report.tsv">report.tsv</a>.</p>',
+    ]
+    index = night_dir / "index.html"
+    with atomic_path(index) as tmp:
+        tmp.write_text(html_page(f"night {night_id}", "\n".join(p for p in parts if p)))
+    return index
 
 
 def backlog_sentence(backlog: dict[str, Any]) -> str:

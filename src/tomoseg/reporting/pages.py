@@ -21,7 +21,7 @@ import pandas as pd
 from tomoseg.core.io import atomic_path, read_json
 from tomoseg.core.methods import label
 from tomoseg.reporting.summary import runtime_records
-from tomoseg.reporting.tables import html_page, to_html_table
+from tomoseg.reporting.tables import html_page, to_html_table, untrained_banner
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +75,9 @@ def tomogram_page(
     untrained, unknown = _untrained_status(methods, untrained, provenance or {}, metrics or {})
     stats = read_json(stats_json)
     parts = [f"<h1>Tomogram {html.escape(tomo)}</h1>"]
-    shown = [m for m in methods if m in untrained]
-    if shown:
-        parts.append(
-            '<p class="untrained"><strong>Untrained weights:</strong> '
-            + html.escape(", ".join(shown))
-            + " came from random/test weights; their numbers say nothing about the methods.</p>"
-        )
+    banner = untrained_banner(m for m in methods if m in untrained)
+    if banner:
+        parts.append(banner)
     if unknown:
         parts.append(
             '<p class="untrained">Untrained status unknown (no provenance record says): '
@@ -103,6 +99,8 @@ def tomogram_page(
         missing = [m for m in methods if m not in metrics]
         if missing:
             parts.append(f"<p>Not scored: {html.escape(', '.join(missing))} (see the failures table).</p>")
+    elif "truth_fraction" in stats:
+        parts.append("<p>Not scored: no metrics records for this tomogram.</p>")
     else:
         parts.append("<p>No ground truth for this tomogram: not scored (overlays only).</p>")
     # mask fraction

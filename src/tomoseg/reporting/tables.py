@@ -7,7 +7,7 @@ import logging
 import math
 import numbers
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -128,23 +128,45 @@ def html_page(title: str, body: str) -> str:
     )
 
 
-def to_html_table(df: pd.DataFrame, table_id: str | None = None) -> str:
-    """`df` as an HTML table (class "tomoseg", numbers right-aligned), cells formatted as in the Markdown."""
+def to_html_table(
+    df: pd.DataFrame, table_id: str | None = None, links: dict[str, Sequence[str | None]] | None = None
+) -> str:
+    """`df` as an HTML table (class "tomoseg", numbers right-aligned), cells formatted as in the Markdown.
+
+    `links` maps a column to one link target per row (None: that cell has no link).
+    """
     cells = df.astype(object).where(df.notna(), "NaN")
     ident = f' id="{html.escape(table_id)}"' if table_id else ""
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    links = links or {}
     rows = []
-    for _, row in cells.iterrows():
+    for i, (_, row) in enumerate(cells.iterrows()):
         tds = []
         for c, v in zip(df.columns, row, strict=True):
             numeric = isinstance(v, numbers.Number) and not isinstance(v, bool)
             cls = ' class="num"' if numeric else ""
-            tds.append(f"<td{cls}>{html.escape(cell_text(v, str(c)))}</td>")
+            text = html.escape(cell_text(v, str(c)))
+            href = links[c][i] if c in links else None
+            if href:
+                text = f'<a href="{html.escape(href)}">{text}</a>'
+            tds.append(f"<td{cls}>{text}</td>")
         rows.append("<tr>" + "".join(tds) + "</tr>")
     return (
         f'<table class="tomoseg"{ident}><thead><tr>{head}</tr></thead>\n<tbody>\n'
         + "\n".join(rows)
         + "\n</tbody></table>"
+    )
+
+
+def untrained_banner(methods: Iterable[str]) -> str:
+    """The highlighted warning that outputs of `methods` came from untrained weights ("" when there are none)."""
+    shown = list(methods)
+    if not shown:
+        return ""
+    return (
+        '<p class="untrained"><strong>Untrained weights:</strong> '
+        + html.escape(", ".join(shown))
+        + " came from random/test weights; their numbers say nothing about the methods.</p>"
     )
 
 
