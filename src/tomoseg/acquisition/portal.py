@@ -265,14 +265,15 @@ def _download_omezarr(
         options,
         check=lambda remote: _check_zarr_levels(remote, tomogram, what, url, shape_zyx),
     )
-    try:
+    try:  # the complete store is only the source of the MRC: removed whether or not the conversion works
         volume, voxel_size = read_volume(store, target_voxel_size=target_voxel_size)
         placement = read_placement(store, target_voxel_size)
+        write_volume(out, volume, voxel_size, placement=placement)
     except InputError as err:
         raise DownloadError(f"{what}: {url}: {err}") from None
+    finally:
+        shutil.rmtree(store, ignore_errors=True)
     level = result.remote.level
-    write_volume(out, volume, voxel_size, placement=placement)
-    shutil.rmtree(store, ignore_errors=True)
     return {
         "format": "ome-zarr",
         "url": url,
