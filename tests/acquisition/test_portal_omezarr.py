@@ -2,6 +2,7 @@
 
 import copy
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -184,3 +185,16 @@ def test_tomogram_without_omezarr_is_an_error(portal, tmp_path, fast):
     add_run(portal, 10000, 245, "TS_026")
     with pytest.raises(InputError, match="no tomogram with an OME-Zarr image"):
         _download(portal, tmp_path, fast)
+
+
+def test_a_partial_download_of_changed_metadata_starts_again(portal, tmp_path, fast, served):
+    portal.faults[f"{PREFIX}/0/0/1/0"] = ["404"]
+    with pytest.raises(DownloadError, match="HTTP 404"):
+        _download(portal, tmp_path, fast)
+    assert len(_chunk_requests(portal)) == 4  # three complete chunks kept, the fourth missing
+    attrs = json.loads(portal.files[f"{PREFIX}/.zattrs"])
+    attrs["multiscales"][0]["name"] = "reprocessed"
+    portal.files[f"{PREFIX}/.zattrs"] = json.dumps(attrs).encode()
+    first = len(portal.log)
+    _out, _src, record = _download(portal, tmp_path, fast)
+    assert len(_chunk_requests(SimpleNamespace(log=portal.log[first:]))) == record["chunks"] == 18
