@@ -138,3 +138,49 @@ def test_download_local_rules_switch(tmp_path):
     assert not downloads & local[False]
     # the switch changes exactly the download rules (others, e.g. fetch_etsam_weights, are local either way)
     assert local[True] - local[False] == downloads
+
+
+PORTAL_ROW = """
+import json, sys
+from pathlib import Path
+from types import SimpleNamespace
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import (ConfigSettings, DeploymentSettings, OutputSettings, ResourceSettings,
+                                      StorageSettings)
+for overrides in sys.argv[3:]:
+    with SnakemakeApi(OutputSettings()) as api:
+        wapi = api.workflow(resource_settings=ResourceSettings(),
+                            config_settings=ConfigSettings(config=json.loads(overrides)),
+                            storage_settings=StorageSettings(), deployment_settings=DeploymentSettings(),
+                            snakefile=Path(sys.argv[1]), workdir=Path(sys.argv[2]))
+        row = wapi._workflow.globals["portal_row"](SimpleNamespace(tomo="cdp-10000-245"))
+        print("ROW", json.dumps(row))
+"""
+
+
+def test_download_format_is_a_download_parameter_only_when_ome_zarr(tmp_path):
+    """download.format ome-zarr (and its level) re-run the downloads; the default leaves their params as before."""
+    import json
+
+    import yaml
+
+    work = tmp_path / "work"
+    shutil.copytree(REPO / "config", work / "config")
+    download = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["download"]
+    configs = [
+        {},
+        {"download": dict(download, format="ome-zarr"), "ome_zarr": {"voxel_size": 27.0}},
+    ]
+    result = subprocess.run(
+        [sys.executable, "-c", PORTAL_ROW, str(REPO / "workflow" / "Snakefile"), str(work)]
+        + [json.dumps(c) for c in configs],
+        env=dict(os.environ, PYTHONPATH=str(REPO / "src")),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    rows = [json.loads(ln[4:]) for ln in result.stdout.splitlines() if ln.startswith("ROW ")]
+    assert len(rows) == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    sheet = ["tomo", "source", "dataset_id", "run_id", "tomogram_id", "truth"]
+    assert list(rows[0]) == sheet and rows[0]["run_id"] == "245"
+    assert rows[1] == dict(rows[0], format="ome-zarr", zarr_voxel_size=27.0)

@@ -365,10 +365,18 @@ def local_truth_path(tomo):
 
 
 def portal_row(wildcards):
-    """The runs-sheet fields a download depends on (other columns, e.g. split, must not trigger reruns)."""
+    """The runs-sheet fields a download depends on (other columns, e.g. split, must not trigger reruns).
+
+    With download.format ome-zarr the format and ome_zarr.voxel_size join them (they change the file);
+    with the default, mrc, the params stay as before, so existing downloads are not redone.
+    """
     row = selected_row(wildcards.tomo)
     keys = ("tomo", "source", "dataset_id", "run_id", "tomogram_id", "truth")
-    return {key: row[key] for key in keys}
+    fields = {key: row[key] for key in keys}
+    if config["download"].get("format", "mrc") == "ome-zarr":
+        fields["format"] = "ome-zarr"
+        fields["zarr_voxel_size"] = config.get("ome_zarr", {}).get("voxel_size")
+    return fields
 
 
 # copick rows (source copick; copick.smk): `path` is the project's config file, `run_id` the run's name.

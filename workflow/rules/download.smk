@@ -2,7 +2,8 @@
 # annotations). Planning never touches the network: every input comes from the runs sheet.
 # With download.local_rules the two rules run on the submitting host (e.g. a cluster login node).
 # The scripts read config["download"] themselves (not as params): changing a timeout must not make
-# Snakemake download every tomogram again.
+# Snakemake download every tomogram again. download.format ome-zarr (and ome_zarr.voxel_size, the level)
+# do change the file: portal_row adds them to params.row.
 
 
 if config["download"]["local_rules"]:

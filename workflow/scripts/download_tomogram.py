@@ -7,4 +7,5 @@ download_tomogram_row(
     snakemake.output.tomogram,
     snakemake.output.source,
     snakemake.config["download"],
+    target_voxel_size=(snakemake.config.get("ome_zarr") or {}).get("voxel_size"),
 )

@@ -33,6 +33,7 @@ from tomoseg.core.io import (
     write_json,
     write_volume,
 )
+from tomoseg.core.zarrfetch import RemoteLevel, fetch_ome_zarr_level
 
 log = logging.getLogger(__name__)
 
@@ -138,22 +139,29 @@ def _preference(tomogram: dict[str, Any]) -> tuple[bool, bool, int]:
     )
 
 
+FILE_FIELDS = {"mrc": ("https_mrc_file", "MRC file"), "ome-zarr": ("https_omezarr_dir", "OME-Zarr image")}
+
+
 def select_tomogram(
-    tomograms: Sequence[dict[str, Any]], membrane_files: Sequence[dict[str, Any]], pin: int | None = None
+    tomograms: Sequence[dict[str, Any]],
+    membrane_files: Sequence[dict[str, Any]],
+    pin: int | None = None,
+    file_format: str = "mrc",
 ) -> tuple[dict[str, Any], str]:
-    """Pick the run's tomogram by the module's rule; returns (tomogram, reason)."""
+    """Pick the run's tomogram by the module's rule among those with a file of `file_format`; (tomogram, reason)."""
+    field, label = FILE_FIELDS[file_format]
     if pin is not None:
         for t in tomograms:
             if int(t["id"]) == int(pin):
-                if not t.get("https_mrc_file"):
-                    raise InputError(f"pinned tomogram_id {pin} has no MRC file on the portal")
+                if not t.get(field):
+                    raise InputError(f"pinned tomogram_id {pin} has no {label} on the portal")
                 return t, f"pinned tomogram_id {pin}"
         raise InputError(
             f"pinned tomogram_id {pin} is not one of the run's tomograms {[t['id'] for t in tomograms]}"
         )
-    usable = [t for t in tomograms if t.get("https_mrc_file")]
+    usable = [t for t in tomograms if t.get(field)]
     if not usable:
-        raise InputError("the run has no tomogram with an MRC file on the portal")
+        raise InputError(f"the run has no tomogram with an {label} on the portal")
     keys = {(f["tomogram_voxel_spacing_id"], f["alignment_id"]) for f in membrane_files}
     matching = [t for t in usable if (t["tomogram_voxel_spacing_id"], t["alignment_id"]) in keys]
     order = "visualization default, then portal standard, then lowest id"
@@ -196,6 +204,93 @@ def _check_volume(
         log.warning("%s: %s has no voxel size in its header (portal: %s A)", what, url, voxel)
 
 
+def _dimensions_zyx(text: str | None) -> tuple[int, ...] | None:
+    """The portal's `scale_k_dimensions` ("x,y,z") as (z, y, x); None when absent or unreadable."""
+    try:
+        return tuple(int(v) for v in reversed(text.split(","))) if text else None
+    except ValueError:
+        return None
+
+
+def _check_zarr_levels(
+    remote: RemoteLevel, tomogram: dict[str, Any], what: str, url: str, shape_zyx: tuple[int, int, int]
+) -> None:
+    """Level 0's shape and voxel size and the chosen level's shape and extent against the portal's metadata."""
+    voxel = tomogram.get("voxel_spacing")
+    full = remote.shapes[0][-3:]
+    if tuple(full) != shape_zyx:
+        raise DownloadError(
+            f"{what}: {url}: level {remote.levels[0].path} has shape {full} (z, y, x), the portal's tomogram "
+            f"{shape_zyx}"
+        )
+    if voxel:
+        worst = max(abs(v - voxel) / voxel for v in remote.levels[0].voxel_size)
+        if worst > VOXEL_SIZE_RTOL:
+            raise DownloadError(
+                f"{what}: {url}: level {remote.levels[0].path} has voxel size {remote.levels[0].voxel_size} A, "
+                f"the portal's tomogram {voxel} A"
+            )
+    level, shape = remote.level, remote.shape[-3:]
+    stated = _dimensions_zyx(tomogram.get(f"scale_{remote.index}_dimensions"))
+    if stated is not None and tuple(shape) != stated:
+        raise DownloadError(
+            f"{what}: {url}: level {level.path} has shape {shape} (z, y, x), the portal's scale "
+            f"{remote.index} {stated}"
+        )
+    base = remote.levels[0].voxel_size
+    for n, v, n0, v0 in zip(shape, level.voxel_size, full, base, strict=True):
+        if abs(n * v - n0 * v0) > v * (1 + VOXEL_SIZE_RTOL):  # a level covers level 0's extent
+            raise DownloadError(
+                f"{what}: {url}: level {level.path}'s voxel size {level.voxel_size} A and shape {shape} do not "
+                f"cover level 0's {full} voxels of {base} A"
+            )
+
+
+def _download_omezarr(
+    tomogram: dict[str, Any],
+    out: Path,
+    what: str,
+    shape_zyx: tuple[int, int, int],
+    target_voxel_size: float | None,
+    options: DownloadOptions,
+) -> dict[str, Any]:
+    """Fetch the chosen level of the tomogram's OME-Zarr image and write it as `out` (MRC); record fields."""
+    url = tomogram["https_omezarr_dir"].rstrip("/")
+    store = out.with_suffix(".zarr")
+    result = fetch_ome_zarr_level(
+        url,
+        store,
+        what,
+        target_voxel_size,
+        options,
+        check=lambda remote: _check_zarr_levels(remote, tomogram, what, url, shape_zyx),
+    )
+    try:  # the complete store is only the source of the MRC: removed whether or not the conversion works
+        volume, voxel_size = read_volume(store, target_voxel_size=target_voxel_size)
+        placement = read_placement(store, target_voxel_size)
+        write_volume(out, volume, voxel_size, placement=placement)
+    except InputError as err:
+        raise DownloadError(f"{what}: {url}: {err}") from None
+    finally:
+        shutil.rmtree(store, ignore_errors=True)
+    level = result.remote.level
+    return {
+        "format": "ome-zarr",
+        "url": url,
+        "zarr_level": level.path,
+        "zarr_level_index": result.remote.index,
+        "zarr_levels": {lv.path: list(lv.voxel_size) for lv in result.remote.levels},
+        "target_voxel_size": target_voxel_size,
+        "level_voxel_size": list(level.voxel_size),
+        "origin": list(level.origin),
+        "shape_zyx": list(volume.shape),
+        "chunks": result.chunks,
+        "size": result.size,
+        "file_size_omezarr": tomogram.get("file_size_omezarr"),
+        "sha256": None,  # a folder of chunk files has no single checksum (each chunk's size is checked)
+    }
+
+
 def download_tomogram(
     dataset_id: int,
     run_id: int,
@@ -205,30 +300,26 @@ def download_tomogram(
     portal_url: str | None = None,
     options: DownloadOptions = DEFAULT_OPTIONS,
     expected_sha256: str | None = None,
+    file_format: str = "mrc",
+    target_voxel_size: float | None = None,
 ) -> dict[str, Any]:
-    """Choose and download a run's tomogram, verified, with a `source.json` record; atomic."""
+    """Choose and download a run's tomogram, verified, with a `source.json` record; atomic.
+
+    `file_format` "mrc" fetches the portal's MRC file; "ome-zarr" the level of its OME-Zarr image nearest
+    `target_voxel_size` (default level 0), written as MRC with the level's voxel size and origin.
+    """
+    if file_format not in FILE_FIELDS:
+        raise InputError(f"download format {file_format!r}: one of {sorted(FILE_FIELDS)}")
     out, source_out = Path(out), Path(source_out)
     what = f"portal run {run_id} (dataset {dataset_id})"
     client = portal_client(portal_url, options.query_timeout_s)
     go_terms = load_membrane_terms()
     meta = run_metadata(client, dataset_id, run_id, go_terms)
     try:
-        tomogram, reason = select_tomogram(meta["tomograms"], meta["membrane_files"], pin)
+        tomogram, reason = select_tomogram(meta["tomograms"], meta["membrane_files"], pin, file_format)
     except InputError as err:
         raise InputError(f"{what}: {err}") from None
-    url = tomogram["https_mrc_file"]
-    size = int(tomogram["file_size_mrc"]) if tomogram.get("file_size_mrc") else None
     shape = (int(tomogram["size_z"]), int(tomogram["size_y"]), int(tomogram["size_x"]))
-    log.info("%s: tomogram %s (%s), %s", what, tomogram["id"], reason, url)
-    part = fetch(url, out, what, size, options)
-    try:
-        _check_volume(part, what, url, shape, tomogram.get("voxel_spacing"))
-        digest = sha256sum(part)
-        if expected_sha256 and digest != expected_sha256:
-            raise DownloadError(f"{what}: {url}: sha256 {digest} differs from the pinned {expected_sha256}")
-    except DownloadError:
-        part.unlink(missing_ok=True)
-        raise
     matching = [
         f
         for f in meta["membrane_files"]
@@ -251,13 +342,40 @@ def download_tomogram(
         "pinned": pin is not None,
         "candidates": [t["id"] for t in meta["tomograms"]],
         "membrane_annotation_ids": sorted({f["annotation_id"] for f in matching}),
-        "url": url,
-        "size": part.stat().st_size,
-        "sha256": digest,
+        "format": "mrc",
         "release_date": _iso(tomogram.get("release_date")),
         "last_modified_date": _iso(tomogram.get("last_modified_date")),
-        "downloaded": _now(),
     }
+    if file_format == "ome-zarr":
+        log.info("%s: tomogram %s (%s), %s", what, tomogram["id"], reason, tomogram["https_omezarr_dir"])
+        if expected_sha256:
+            log.warning(
+                "%s: the pinned sha256 is of an MRC file; an OME-Zarr download is checked by size, shape and "
+                "voxel size only",
+                what,
+            )
+        # the MRC is written before its record, so a failed conversion leaves neither behind
+        record.update(_download_omezarr(tomogram, out, what, shape, target_voxel_size, options))
+        record["downloaded"] = _now()
+        try:
+            write_json(source_out, record)
+        except BaseException:
+            out.unlink(missing_ok=True)
+            raise
+        return record
+    url = tomogram["https_mrc_file"]
+    size = int(tomogram["file_size_mrc"]) if tomogram.get("file_size_mrc") else None
+    log.info("%s: tomogram %s (%s), %s", what, tomogram["id"], reason, url)
+    part = fetch(url, out, what, size, options)
+    try:
+        _check_volume(part, what, url, shape, tomogram.get("voxel_spacing"))
+        digest = sha256sum(part)
+        if expected_sha256 and digest != expected_sha256:
+            raise DownloadError(f"{what}: {url}: sha256 {digest} differs from the pinned {expected_sha256}")
+    except DownloadError:
+        part.unlink(missing_ok=True)
+        raise
+    record.update({"url": url, "size": part.stat().st_size, "sha256": digest, "downloaded": _now()})
     write_json(source_out, record)
     os.replace(part, out)
     return record

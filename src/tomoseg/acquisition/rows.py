@@ -34,9 +34,17 @@ def read_pins(path: str | os.PathLike | None) -> dict[str, dict[str, str]]:
 
 
 def download_tomogram_row(
-    row: dict[str, str], out: str | os.PathLike, source: str | os.PathLike, cfg: dict
+    row: dict[str, str],
+    out: str | os.PathLike,
+    source: str | os.PathLike,
+    cfg: dict,
+    target_voxel_size: float | None = None,
 ) -> dict:
-    """Download the tomogram of one cdp runs-sheet row (honouring its tomogram_id pin and pinned sha256)."""
+    """Download the tomogram of one cdp runs-sheet row (honouring its tomogram_id pin and pinned sha256).
+
+    `cfg["format"]` (the config's `download.format`) is "mrc" (default) or "ome-zarr"; with "ome-zarr" the
+    level nearest `target_voxel_size` (the config's `ome_zarr.voxel_size`; None = level 0) is fetched.
+    """
     from tomoseg.acquisition.portal import download_tomogram
 
     if row.get("source") != "cdp":
@@ -53,6 +61,8 @@ def download_tomogram_row(
         portal_url=cfg.get("portal_url"),
         options=DownloadOptions.from_config(cfg),
         expected_sha256=sha or None,
+        file_format=cfg.get("format") or "mrc",
+        target_voxel_size=target_voxel_size,
     )
 
 
@@ -73,8 +83,14 @@ def download_groundtruth_row(
     from tomoseg.acquisition.portal import download_portal_groundtruth
 
     options = DownloadOptions.from_config(cfg)
+    src = read_json(tomogram_source)
+    if src.get("zarr_level_index"):
+        raise InputError(
+            f"runs sheet row {row['tomo']}: the tomogram is the portal's OME-Zarr level {src['zarr_level']} "
+            f"(voxel size {src['level_voxel_size']} A), the ground truth is at full resolution "
+            f"({src['voxel_spacing']} A); set ome_zarr.voxel_size to null (level 0) or truth to none"
+        )
     if row["truth"] == "dataverse":
-        src = read_json(tomogram_source)
         names = [n for n in (src.get("run_name"), row["run_id"]) if n]
         return download_dataverse_groundtruth(
             row["dataset_id"],
