@@ -65,19 +65,24 @@ lint: setup
 	$(BIN)/snakefmt --check workflow/Snakefile workflow/rules
 	$(SNAKEMAKE) --lint --configfile config/config.yaml
 
-# The Slurm cluster test spends most of its ~3 minutes waiting on Slurm's scheduler and status polls,
-# so it runs beside the rest of the suite (its own pytest session and temporary folder); its output is
-# shown after the rest. The target fails if either session fails.
-SLURM_TMP ?= /tmp/tomoseg-slurm-tests
+# Three sessions side by side, so that one's waiting is another's work: the Slurm cluster test (~4 min,
+# mostly waiting on Slurm's scheduler and status polls; its own pytest session and temporary folder), the
+# CI demo (`make ci-demo`), and the rest of the suite. The logs of the first two are shown after the
+# rest; the target fails if any of the three fails.
+TEST_LOGS ?= /tmp/tomoseg-test-logs
 test: setup lint
-	@rm -rf $(SLURM_TMP); mkdir -p $(SLURM_TMP); \
-	$(BIN)/pytest -ra -m slurm -p no:cacheprovider --basetemp=$(SLURM_TMP)/tmp > $(SLURM_TMP)/pytest.log 2>&1 & \
+	@rm -rf $(TEST_LOGS); mkdir -p $(TEST_LOGS); \
+	$(BIN)/pytest -ra -m slurm -p no:cacheprovider --basetemp=$(TEST_LOGS)/slurm-tmp > $(TEST_LOGS)/slurm.log 2>&1 & \
 	slurm_pid=$$!; \
+	$(MAKE) --no-print-directory ci-demo > $(TEST_LOGS)/ci-demo.log 2>&1 & \
+	demo_pid=$$!; \
 	$(BIN)/pytest -ra -m "not slurm"; rest=$$?; \
-	wait $$slurm_pid; slurm=$$?; \
-	echo "--- Slurm cluster tests (pytest -m slurm, run beside the others) ---"; cat $(SLURM_TMP)/pytest.log; \
-	test $$rest -eq 0 -a $$slurm -eq 0
-	$(MAKE) ci-demo
+	wait $$slurm_pid; slurm=$$?; wait $$demo_pid; demo=$$?; \
+	echo "--- Slurm cluster tests (pytest -m slurm, run beside the others): exit $$slurm ---"; \
+	cat $(TEST_LOGS)/slurm.log; \
+	echo "--- CI demo (make ci-demo, run beside the tests): exit $$demo, last lines ---"; \
+	tail -n 30 $(TEST_LOGS)/ci-demo.log; \
+	test $$rest -eq 0 -a $$slurm -eq 0 -a $$demo -eq 0
 
 # The CI variant of the demo, end to end, in a scratch directory.
 ci-demo: setup

@@ -226,4 +226,6 @@ def run_baseline(
         extra.update(tool_outputs=kept, gpu=write_gpu_json(gpu_json, output.result))
         record = _provenance(job, output, extra, settings, untrained)
         write_json(out / "provenance.json", record)
+    for name in (f"{scores_name}.mrc", "mask.mrc", "tool.log", "provenance.json"):
+        log.info("wrote %s%s", out / name, " (untrained checkpoint)" if record.get("untrained") else "")
     return record

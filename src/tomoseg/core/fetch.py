@@ -8,6 +8,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -67,6 +68,14 @@ def _partial_meta(part: Path) -> Path:
     return part.with_name(part.name + ".json")
 
 
+def same_download(meta: Path, signature: dict[str, Any]) -> bool:
+    """Whether the signature recorded beside a partial download is `signature` (only the same download resumes)."""
+    try:
+        return bool(json.loads(meta.read_text()) == signature)
+    except (OSError, ValueError):
+        return False
+
+
 def fetch(
     url: str,
     dest: str | os.PathLike,
@@ -86,11 +95,7 @@ def fetch(
     meta = _partial_meta(part)
     signature = {"url": url, "expected_size": expected_size}
     if part.exists():
-        try:
-            same = json.loads(meta.read_text()) == signature
-        except (OSError, ValueError):
-            same = False
-        if not same:
+        if not same_download(meta, signature):
             log.info("%s: discarding a partial download of another file (%s)", what, part)
             part.unlink()
     meta.write_text(json.dumps(signature))

@@ -33,6 +33,7 @@ from tomoseg.core.fetch import (
     DownloadOptions,
     fetch,
     partial_path,
+    same_download,
 )
 from tomoseg.core.omezarr import ZarrLevel, choose_level, zarr_levels
 
@@ -78,11 +79,7 @@ def _start_partial(part: Path, signature: dict[str, Any], what: str) -> None:
     """Keep a partial folder of the same download (for resume); discard one of another URL or level."""
     meta = _signature_path(part)
     if part.exists():
-        try:
-            same = json.loads(meta.read_text()) == signature
-        except (OSError, ValueError):
-            same = False
-        if not same:
+        if not same_download(meta, signature):
             log.info("%s: discarding a partial download of another image (%s)", what, part)
             shutil.rmtree(part)
     part.mkdir(parents=True, exist_ok=True)
