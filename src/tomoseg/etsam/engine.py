@@ -232,18 +232,6 @@ class Propagator:
 
     # -- the sequential loop -----------------------------------------------------------------------------
     @torch.inference_mode()
-    def run(
-        self, volume: np.ndarray, prompts: dict[int, np.ndarray], out: np.ndarray, reverse: bool = False
-    ) -> PropagationStats:
-        """Fill `out` (N, H, W) with per-slice logits at slice resolution, propagating from frame 0 forward.
-
-        reverse: propagate from the last frame (N - 1) backward, as upstream `propagate_in_video(state,
-        start_frame_idx=N - 1, reverse=True)` does on a fresh state holding the same prompts: SAM2's
-        `track_in_reverse`, memories and object pointers of the frames after the current one.
-        """
-        return self.run_tiles([volume], [prompts], [out], reverse)
-
-    @torch.inference_mode()
     def run_tiles(
         self,
         volumes: Sequence[np.ndarray],
@@ -251,10 +239,14 @@ class Propagator:
         outs: Sequence[np.ndarray],
         reverse: bool = False,
     ) -> PropagationStats:
-        """`run` for several volumes of N slices each (sizes may differ) as one SAM2 batch, one entry per volume.
+        """Fill each of `outs` (N, H, W) with its volume's per-slice logits at slice resolution, propagating
+        from frame 0 forward; several volumes of N slices each (sizes may differ) run as one SAM2 batch.
 
         Every volume needs prompts on the same frames. Each chunk of slices encodes at most
-        `encoder_batch` frames at once over all volumes.
+        `encoder_batch` frames at once over all volumes. reverse: propagate from the last frame (N - 1)
+        backward, as upstream `propagate_in_video(state, start_frame_idx=N - 1, reverse=True)` does on a
+        fresh state holding the same prompts: SAM2's `track_in_reverse`, memories and object pointers of
+        the frames after the current one.
         """
         m = self.model
         tiles = len(volumes)
@@ -376,12 +368,11 @@ def propagate(
     keep_aspect (off by default; the published code stretches): pad slices to a square before resizing.
     reverse (off by default): propagate backward from the last frame, which then needs a prompt.
     """
-    if out is None:
-        out = np.empty(volume.shape, dtype=np.float32)
-    stats = Propagator(model, device, dtype, encoder_batch, progress, desc, keep_aspect).run(
-        volume, prompts, out, reverse=reverse
-    )
-    return out, stats
+    outs, stats = propagate_tiles(
+        model, [volume], [prompts], None if out is None else [out],
+        device, dtype, encoder_batch, progress, desc, keep_aspect, reverse,
+    )  # fmt: skip
+    return outs[0], stats
 
 
 def propagate_tiles(
@@ -441,20 +432,3 @@ def fuse_passes(
         else:
             out[z] = (seen[0].astype(np.float32) + seen[1].astype(np.float32)) * np.float32(0.5)
     return out
-
-
-def propagate_bidirectional(
-    model: torch.nn.Module,
-    volume: np.ndarray,
-    forward_prompts: dict[int, np.ndarray],
-    backward_prompts: dict[int, np.ndarray],
-    desc: str = "propagate",
-    **kwargs,
-) -> tuple[np.ndarray, PropagationStats, PropagationStats]:
-    """A forward pass from frame 0 and an independent backward pass from frame N-1, fused by `fuse_passes`."""
-    fwd, stats_f = propagate(model, volume, forward_prompts, desc=f"{desc} (forward)", **kwargs)
-    bwd, stats_b = propagate(
-        model, volume, backward_prompts, desc=f"{desc} (backward)", reverse=True, **kwargs
-    )
-    fused = fuse_passes(fwd, bwd, forward_prompts, backward_prompts, out=fwd)
-    return fused, stats_f, stats_b
