@@ -38,23 +38,12 @@ from typing import Any
 
 import psutil
 
+from tomoseg.testing.offline import offline_env
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "dag_scaling"
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 
-# Imported at start-up (sitecustomize) by every Python of the dry run: network connects are refused and recorded.
-GUARD = """
-import os, socket
-_connect = socket.socket.connect
-def _refuse(self, address):
-    if self.family != socket.AF_UNIX:
-        with open(os.environ["NET_ATTEMPTS"], "a") as f:
-            f.write(repr(address) + "\\n")
-        raise OSError("network disabled for this benchmark: " + repr(address))
-    return _connect(self, address)
-socket.socket.connect = _refuse
-socket.socket.connect_ex = _refuse
-"""
 HEADER = ["tomo", "source", "dataset_id", "run_id", "tomogram_id", "path", "truth_path", "truth", "split"]
 
 
@@ -136,17 +125,8 @@ def measure(tree: Path, n: int, timeout: float, scratch: Path) -> dict[str, Any]
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(tree / "config", work / "config")
     runs_sheet(work / "config" / "bench_runs.tsv", n)
-    guard = scratch / "guard"
-    guard.mkdir(exist_ok=True)
-    (guard / "sitecustomize.py").write_text(GUARD)
-    attempts = scratch / "net_attempts.txt"
-    attempts.unlink(missing_ok=True)
-    env = dict(
-        os.environ,
-        PYTHONPATH=f"{guard}{os.pathsep}{tree / 'src'}",
-        NET_ATTEMPTS=str(attempts),
-        PYTHONDONTWRITEBYTECODE="1",
-    )
+    env, attempts = offline_env(scratch, tree / "src")
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
     cmd = [
         str(SNAKEMAKE),
         "-n",

@@ -9,32 +9,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from tomoseg.testing.offline import offline_env
+
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
-
-# Imported by Python at start-up (sitecustomize): every socket connect outside AF_UNIX is recorded and refused.
-GUARD = """
-import os, socket
-_connect = socket.socket.connect
-def _refuse(self, address):
-    if self.family != socket.AF_UNIX:
-        with open(os.environ["NET_ATTEMPTS"], "a") as f:
-            f.write(repr(address) + "\\n")
-        raise OSError("network disabled for this test: " + repr(address))
-    return _connect(self, address)
-socket.socket.connect = _refuse
-socket.socket.connect_ex = _refuse
-"""
 
 
 def test_dry_run_plans_exactly_the_ten_test_tomograms_offline(tmp_path):
     work = tmp_path / "work"
     shutil.copytree(REPO / "config", work / "config")
-    guard = tmp_path / "guard"
-    guard.mkdir()
-    (guard / "sitecustomize.py").write_text(GUARD)
-    attempts = tmp_path / "attempts.txt"
-    env = dict(os.environ, PYTHONPATH=f"{guard}{os.pathsep}{REPO / 'src'}", NET_ATTEMPTS=str(attempts))
+    env, attempts = offline_env(tmp_path, REPO / "src")
     cmd = [
         str(SNAKEMAKE),
         "-n",
