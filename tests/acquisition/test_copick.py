@@ -7,8 +7,7 @@ import pytest
 
 copick = pytest.importorskip("copick")
 
-from copick.impl.filesystem import CopickConfigFSSpec  # noqa: E402
-from copick.models import PickableObject  # noqa: E402
+from copick_helpers import new_project  # noqa: E402
 
 from tomoseg.acquisition.copick import (  # noqa: E402
     export_mask,
@@ -34,15 +33,7 @@ from tomoseg.core.io import (  # noqa: E402
 @pytest.fixture
 def project(tmp_path):
     """A copick project with two runs, each with a 10 A 'wbp' tomogram (values known per run)."""
-    config = CopickConfigFSSpec(
-        name="test project",
-        overlay_root=f"local://{tmp_path / 'overlay'}",
-        overlay_fs_args={"auto_mkdir": True},
-        pickable_objects=[PickableObject(name="membrane", is_particle=False, label=1)],
-        user_id="someone",
-    )
-    path = tmp_path / "copick.json"
-    path.write_text(config.model_dump_json(indent=2))
+    path = new_project(tmp_path, "test project")
     root = copick.from_file(str(path))
     volumes = {}
     for i, name in enumerate(["TS_002", "TS_001"]):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import yaml
+from copick_helpers import new_project
 from snakemake_helpers import REPO, make_workdir, run_snakemake
 
 from tomoseg.acquisition.phantoms import make_phantom
@@ -26,20 +27,9 @@ METHODS = ["etsam", "etsam_postprocessed", "membrain", "tardis"]
 
 def make_project(tmp):
     """A local-filesystem copick project: run TS_1 with a 10 A wbp phantom tomogram and its truth segmentation."""
-    from copick.impl.filesystem import CopickConfigFSSpec
-    from copick.models import PickableObject
-
     from tomoseg.core.omezarr import write_ome_zarr
 
-    config = CopickConfigFSSpec(
-        name="tomoseg test",
-        overlay_root=f"local://{tmp / 'overlay'}",
-        overlay_fs_args={"auto_mkdir": True},
-        pickable_objects=[PickableObject(name="membrane", is_particle=False, label=1)],
-        user_id="someone",
-    )
-    path = tmp / "copick.json"
-    path.write_text(config.model_dump_json(indent=2))
+    path = new_project(tmp, "tomoseg test")
     phantom = make_phantom(7, (16, 64, 64), voxel_size=10.0)
     root = copick.from_file(str(path))
     run = root.new_run("TS_1")
