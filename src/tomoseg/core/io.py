@@ -20,7 +20,7 @@ import numpy as np
 
 from tomoseg.core.errors import InputError as InputError  # re-exported: every reader of files raises it
 from tomoseg.core.errors import OutputError
-from tomoseg.core.omezarr import is_zarr, open_zarr_volume, write_ome_zarr
+from tomoseg.core.omezarr import is_zarr, open_zarr_volume, volume_to_write, write_ome_zarr
 
 log = logging.getLogger(__name__)
 
@@ -376,17 +376,9 @@ def write_volume(
 
     Pass the input's `read_placement` for every volume derived from it, so that it overlays the input.
     """
-    array = np.asarray(data)
-    if array.ndim != 3:
-        raise ValueError(f"{path}: refusing to write a {array.ndim}-D array as a volume")
-    if array.dtype == np.bool_:
-        array = array.astype(np.uint8)
+    array, voxel_size = volume_to_write(path, data, voxel_size)
     if array.dtype == np.uint8:
         array = _as_mode0(array, path)
-    if array.dtype == np.float64:
-        array = array.astype(np.float32)
-    if isinstance(voxel_size, int | float):
-        voxel_size = (float(voxel_size),) * 3
     with atomic_path(path, suffix=".mrc.part") as tmp:
         with mrcfile.new(tmp, overwrite=True) as mrc:
             mrc.set_data(np.ascontiguousarray(array))

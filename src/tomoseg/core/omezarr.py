@@ -216,6 +216,22 @@ def pyramid_levels(shape: Sequence[int], chunk: int, max_levels: int = 4) -> int
     return levels
 
 
+def volume_to_write(
+    path: str | os.PathLike, data: np.ndarray, voxel_size: tuple[float, float, float] | float
+) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """The array and (z, y, x) voxel size a volume writer stores: 3-D only, bool as uint8, float64 as float32."""
+    array = np.asarray(data)
+    if array.ndim != 3:
+        raise ValueError(f"{path}: refusing to write a {array.ndim}-D array as a volume")
+    if array.dtype == np.bool_:
+        array = array.astype(np.uint8)
+    if array.dtype == np.float64:
+        array = array.astype(np.float32)
+    if isinstance(voxel_size, int | float):
+        voxel_size = (float(voxel_size),) * 3
+    return array, voxel_size
+
+
 def write_ome_zarr(
     path: str | os.PathLike,
     data: np.ndarray,
@@ -232,15 +248,7 @@ def write_ome_zarr(
     The image is written into a temporary sibling folder and renamed into place.
     """
     path = Path(path)
-    array = np.asarray(data)
-    if array.ndim != 3:
-        raise ValueError(f"{path}: refusing to write a {array.ndim}-D array as a volume")
-    if array.dtype == np.bool_:
-        array = array.astype(np.uint8)
-    if array.dtype == np.float64:
-        array = array.astype(np.float32)
-    if isinstance(voxel_size, int | float):
-        voxel_size = (float(voxel_size),) * 3
+    array, voxel_size = volume_to_write(path, data, voxel_size)
     zarr, ome_io, _ = _require_packages(path)
     from ome_zarr.writer import write_multiscale
 
