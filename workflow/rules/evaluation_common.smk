@@ -139,7 +139,13 @@ ABLATION_TABLES = [layout.results_path(f) for f in layout.ABLATION_FILES.values(
 
 
 def ablation_metrics():
-    """Metrics files of the ablation tables: all (strict) or those that exist or can be made (allow_missing)."""
+    """Metrics files of the ablation tables: all (strict) or those that exist or can be made (allow_missing).
+
+    Sharded, the status of all shards stands for them (the table reads the metrics files): a strict run
+    stops there, listing the failed runs.
+    """
+    if SHARDED:
+        return [SHARD_STATUS]
     pairs = [(m, t) for _, _, m in ablation_variants() for t in tomos(with_truth=True)]
     if ALLOW_MISSING:
         pairs = [(m, t) for m, t in pairs if evaluable(m, t)]
@@ -147,7 +153,13 @@ def ablation_metrics():
 
 
 def summary_metrics():
-    """Strict: every expected metrics file. allow_missing: those whose inputs exist now (the rest are listed)."""
+    """Strict: every expected metrics file. allow_missing: those whose inputs exist now (the rest are listed).
+
+    Sharded, the status of all shards stands for them (the summary reads the metrics files): a strict run
+    stops there, listing the failed runs.
+    """
+    if SHARDED:
+        return [SHARD_STATUS]
     pairs = expected_metrics()
     if ALLOW_MISSING:
         pairs = [(m, t) for m, t in pairs if evaluable(m, t)]
