@@ -115,3 +115,23 @@ def test_status_lists_runs_that_are_not_ok_and_is_strict_by_default(shard):
     lines = (shard / "status.tsv").read_text().splitlines()
     assert lines[0].split("\t") == ["stage", "shard", "tomo", "status", "step", "reason", "log"]
     assert len(lines) == 2 and lines[1].startswith("data\ts00000\tb\tfailed\tscale\t")
+
+
+def test_outputs_of_a_per_run_job_are_adopted_when_newer_than_their_inputs(shard):
+    (shard / "out").mkdir()
+    (shard / "out" / "a.txt").write_text("made by a per-run job")
+    os.utime(shard / "in" / "c.txt", ns=(1, 1))
+    (shard / "out" / "c.txt").write_text("older than its input")
+    os.utime(shard / "out" / "c.txt", ns=(0, 0))
+    record = run_shard({t: [step(shard, t)] for t in "ac"}, shard / "marker.json", config={})
+    assert record["runs"]["a"]["steps"] == {"scale": "done before (adopted)"}
+    assert (shard / "out" / "a.txt").read_text() == "made by a per-run job"
+    assert (
+        record["runs"]["c"]["steps"]["scale"].startswith("ran in")
+        and (shard / "out" / "c.txt").read_text() == "yy"
+    )
+    # adopted once, then done like any other step; a changed param is not adopted
+    assert run_shard({"a": [step(shard, "a")]}, shard / "marker.json", config={})["runs"]["a"]["steps"] == {
+        "scale": "done before"
+    }
+    assert run_shard({"a": [step(shard, "a", factor=3)]}, shard / "marker.json", config={})["ran"] == 1

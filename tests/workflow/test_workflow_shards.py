@@ -24,7 +24,7 @@ METRICS = ("dice", "iou", "precision", "recall", "auprc")
 
 def workdir_with(tmp_path, name, **overrides):
     workdir = make_workdir(tmp_path / name, methods=METHODS, **overrides)
-    (workdir / "config" / "runs_ci.tsv").write_text(PHANTOMS)
+    (workdir / "config" / "demo" / "runs_ci.tsv").write_text(PHANTOMS)
     return workdir
 
 
@@ -118,7 +118,7 @@ def test_a_bad_run_fails_alone_and_is_retried_by_the_next_invocation(tmp_path):
     )
     (tmp_path / "broken.mrc").write_text("<html>Not Found</html>")
     workdir = make_workdir(tmp_path, methods=[], shards={"above": 0, "size": 3})
-    (workdir / "config" / "runs_ci.tsv").write_text(
+    (workdir / "config" / "demo" / "runs_ci.tsv").write_text(
         HEADER
         + "phantom-001\tphantom\t\t1\t\t\t\tphantom\ttest\n"
         + f"broken\tlocal\t\t\t\t{tmp_path / 'broken.mrc'}\t\tnone\ttest\n"
@@ -141,7 +141,9 @@ def test_a_bad_run_fails_alone_and_is_retried_by_the_next_invocation(tmp_path):
         status_log
     )
     # the file is fixed: the next invocation retries exactly the failed run
-    write_volume(tmp_path / "broken.mrc", np.ones((6, 24, 20), np.float32), 7.0)
+    write_volume(
+        tmp_path / "broken.mrc", np.random.default_rng(2).normal(size=(6, 24, 20)).astype(np.float32), 7.0
+    )
     run_snakemake(workdir, "--cores", "1")
     data = read_json(results / "shards/data/s00000.json")
     assert data["failed"] == [] and data["runs"]["good"]["steps"] == {"import_local_tomogram": "done before"}
@@ -154,7 +156,8 @@ def test_sharded_planning_refuses_what_it_does_not_cover(tmp_path):
     workdir = make_workdir(tmp_path, methods=["etsam", "etsam_upstream"], shards=SHARDED)
     proc = run_snakemake(workdir, "-n", check=False)
     assert proc.returncode != 0
-    assert "planned in shards" in proc.stderr and "etsam_upstream" in proc.stderr
+    output = proc.stdout + proc.stderr
+    assert "planned in shards" in output and "etsam_upstream" in output
 
 
 def test_below_the_threshold_every_run_is_its_own_job(tmp_path):

@@ -120,6 +120,21 @@ def is_done(step: Step) -> bool:
         return False
 
 
+def adoptable(step: Step) -> bool:
+    """Whether a step without a done record has outputs that are complete and newer than its inputs.
+
+    Such outputs were made by a per-run job (one job per run, before the runs were many enough to shard)
+    and are kept, as Snakemake keeps an output without a metadata record that is newer than its inputs.
+    """
+    if step.done_record().exists():
+        return False
+    outputs = [Path(p) for p in step.output.values()]
+    if not all(p.exists() for p in outputs):
+        return False
+    newest_input = max((os.stat(p).st_mtime_ns for p in step.input_files()), default=0)
+    return min(p.stat().st_mtime_ns for p in outputs) >= newest_input
+
+
 def run_step(step: Step, config: dict[str, Any]) -> float:
     """Run a per-run step's workflow script in this process, as Snakemake would; return its wall time (s)."""
     for path in [*step.output.values(), step.log, step.benchmark]:
@@ -188,6 +203,11 @@ def run_shard(
                 break
             if is_done(step):
                 status["steps"][step.rule] = "done before"
+                record["skipped"] += 1
+                continue
+            if adoptable(step):
+                write_json(step.done_record(), {"fingerprint": fingerprint(step), "adopted": True})
+                status["steps"][step.rule] = "done before (adopted)"
                 record["skipped"] += 1
                 continue
             try:
