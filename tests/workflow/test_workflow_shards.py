@@ -23,7 +23,9 @@ METRICS = ("dice", "iou", "precision", "recall", "auprc")
 
 
 def workdir_with(tmp_path, name, **overrides):
-    workdir = make_workdir(tmp_path / name, methods=METHODS, **overrides)
+    # half the CI demo's slices: the test is about where files land, not about the model
+    phantom = {"shape": [16, 128, 128], "voxel_size": 13.48, "snr": 0.5}
+    workdir = make_workdir(tmp_path / name, methods=METHODS, phantom=phantom, **overrides)
     (workdir / "config" / "demo" / "runs_ci.tsv").write_text(PHANTOMS)
     return workdir
 

@@ -116,7 +116,7 @@ def is_done(step: Step) -> bool:
         return False
     try:
         return bool(read_json(record).get("fingerprint") == fingerprint(step))
-    except (ValueError, OSError, AttributeError):
+    except (ValueError, OSError, AttributeError):  # an unreadable record (InputError is a ValueError): redo
         return False
 
 
