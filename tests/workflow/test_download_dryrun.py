@@ -116,7 +116,8 @@ def test_download_local_rules_switch(tmp_path):
         line = [ln for ln in result.stdout.splitlines() if ln.startswith("LOCALRULES")]
         assert line, result.stdout[-2000:] + result.stderr[-2000:]
         found[flag] = line[0]
-    downloads = {"download_groundtruth", "download_tomogram"}
+    # the per-run download rules, and their shard job for many runs (docs/scaling.md)
+    downloads = {"download_groundtruth", "download_tomogram", "shard_data"}
     local = {flag: set(ast.literal_eval(line.removeprefix("LOCALRULES "))) for flag, line in found.items()}
     assert downloads <= local[True]
     assert not downloads & local[False]
