@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tomoseg.batch.shards import Files, run_shard, shard_failures, write_status
+from tomoseg.batch.shards import Files, run_shard, write_status
 from tomoseg.core.io import read_json
+from tomoseg.core.layout import shard_failures
 
 # A workflow script as the per-run rules have them: it reads the `snakemake` object, logs, writes its output.
 SCRIPT = """

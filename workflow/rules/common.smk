@@ -157,9 +157,7 @@ SHARDS = {
 SHARD_STATUS = "results/shards/status.tsv"
 
 
-def shard_marker(stage, shard):
-    """The record a shard job of `stage` writes (which runs are ok, failed or blocked, and why)."""
-    return f"results/shards/{stage}/{shard}.json"
+shard_marker = layout.shard_record
 
 
 def shard_markers(stage):

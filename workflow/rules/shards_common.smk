@@ -199,10 +199,8 @@ def shard_retry(stage):
     """Params of a shard job that change while its record lists failed runs, so that the next invocation retries them."""
 
     def token(wildcards):
-        from tomoseg.batch.shards import shard_failures
-
         marker = shard_marker(stage, wildcards.shard)
-        return str(os.stat(marker).st_mtime_ns) if shard_failures(marker) else ""
+        return str(os.stat(marker).st_mtime_ns) if layout.shard_failures(marker) else ""
 
     return token
 

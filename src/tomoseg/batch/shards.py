@@ -249,15 +249,6 @@ def run_shard(
     return record
 
 
-def shard_failures(marker: str | os.PathLike) -> list[str]:
-    """Runs an existing shard record lists as failed or blocked ([] when there is no record or it is unreadable)."""
-    try:
-        record = read_json(marker)
-    except (ValueError, OSError):
-        return []
-    return list(record.get("failed", [])) + list(record.get("blocked", []))
-
-
 STATUS_COLUMNS = ("stage", "shard", "tomo", "status", "step", "reason", "log")
 
 

@@ -5,6 +5,8 @@ Paths are relative to the workflow's working directory (`results/...`); helpers 
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterable
 
 from tomoseg.core.methods import method
@@ -85,3 +87,21 @@ def run_targets(tomo: str, truth: bool, methods: Iterable[str], metrics: bool) -
         if truth and metrics:
             targets.append(metrics_path(name, tomo))
     return targets
+
+
+def shard_record(stage: str, shard: str) -> str:
+    """The record a shard job of `stage` writes (tomoseg.batch.shards: per run ok, failed or blocked, and why)."""
+    return f"{RESULTS}/shards/{stage}/{shard}.json"
+
+
+def shard_failures(record: str | os.PathLike) -> list[str]:
+    """Runs a shard record lists as failed or blocked ([] when there is no record or it is unreadable).
+
+    Read while planning (a shard whose record lists failures is rerun), so plain json, nothing heavier.
+    """
+    try:
+        with open(record, encoding="utf-8") as handle:
+            content = json.load(handle)
+        return list(content.get("failed", [])) + list(content.get("blocked", []))
+    except (OSError, ValueError, AttributeError):
+        return []
