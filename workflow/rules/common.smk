@@ -157,12 +157,9 @@ SHARDS = {
 SHARD_STATUS = "results/shards/status.tsv"
 
 
-shard_marker = layout.shard_record
-
-
 def shard_markers(stage):
     """Every shard's record of `stage`."""
-    return [shard_marker(stage, shard) for shard in SHARDS]
+    return [layout.shard_record(stage, shard) for shard in SHARDS]
 
 
 # Wildcard constraints. {tomo} is one path component; rules check their keys in input functions (a dict
@@ -538,6 +535,16 @@ def run_targets():
     ]
 
 
+def summary_targets():
+    """The tables and figures made from every run's metrics: Table 1 and figures, and the ablation tables."""
+    if not (config["methods"] and TRUTH_KEYS):
+        return []
+    targets = ["results/tables/table1.csv", "results/figures/figure1b.png"]
+    if ABLATIONS:
+        targets += ABLATION_TABLES
+    return targets
+
+
 def evaluation_targets():
     """Metrics, summary tables, figures and overlays for the configured methods (evaluate.smk etc.)."""
     targets = []
@@ -549,10 +556,7 @@ def evaluation_targets():
             for m in config["methods"]
             for t in tomos(with_truth=True)
         ]
-    if tomos(with_truth=True):
-        targets += ["results/tables/table1.csv", "results/figures/figure1b.png"]
-    if ABLATIONS and tomos(with_truth=True):
-        targets += ABLATION_TABLES
+    targets += summary_targets()
     if config["evaluate"]["overlays"]:
         targets += expand("results/figures/overlays/{tomo}.png", tomo=tomos())
         targets += expand("results/report/tomograms/{tomo}.html", tomo=tomos())

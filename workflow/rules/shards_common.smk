@@ -35,13 +35,6 @@ EVALUATES = (
 )
 
 
-def _filled(value, wildcards):
-    """A rule's file pattern (or a list of them) with the wildcards filled in."""
-    if isinstance(value, (list, tuple)):
-        return [_filled(v, wildcards) for v in value]
-    return str(value).format(**wildcards)
-
-
 def _declared(files):
     """A rule's input or output as (name, pattern or function) pairs: unnamed ones as _i, unpack() with no name."""
     named = dict(files.items())
@@ -81,7 +74,7 @@ def _resolved(pairs, wildcards, wc):
         if name is None:
             resolved.update(value(wc))
         else:
-            resolved[name] = value(wc) if callable(value) else _filled(value, wildcards)
+            resolved[name] = value(wc) if callable(value) else value.format(**wildcards)
     return resolved
 
 
@@ -179,7 +172,7 @@ def shard_inputs(stage, **files):
     def inputs(wildcards):
         return {
             **{
-                f"after_{s}": shard_marker(s, wildcards.shard)
+                f"after_{s}": layout.shard_record(s, wildcards.shard)
                 for s in SHARD_STAGES[stage][1]
             },
             **files,
@@ -199,7 +192,7 @@ def shard_retry(stage):
     """Params of a shard job that change while its record lists failed runs, so that the next invocation retries them."""
 
     def token(wildcards):
-        marker = shard_marker(stage, wildcards.shard)
+        marker = layout.shard_record(stage, wildcards.shard)
         return str(os.stat(marker).st_mtime_ns) if layout.shard_failures(marker) else ""
 
     return token
@@ -212,9 +205,4 @@ def shard_runtime(minutes, steps=1):
 
 def shard_targets():
     """The targets of a sharded run (of `all`): the status of every shard (after every stage), the tables and figures."""
-    targets = [SHARD_STATUS]
-    if SCOPE_ALL and TRUTH_KEYS and config["methods"]:
-        targets += ["results/tables/table1.csv", "results/figures/figure1b.png"]
-        if ABLATIONS:
-            targets += ABLATION_TABLES
-    return targets
+    return [SHARD_STATUS] + (summary_targets() if SCOPE_ALL else [])

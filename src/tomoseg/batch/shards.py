@@ -19,17 +19,18 @@ import os
 import runpy
 import sys
 import time
-import traceback
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tomoseg.core.io import InputError, atomic_path, read_json, write_json
+from tomoseg.core.io import atomic_path, read_json, write_json
+from tomoseg.core.layout import results_path
+from tomoseg.core.runlog import log_failure
 
 log = logging.getLogger(__name__)
 
-DONE_DIR = "results/shards/done"
+DONE_DIR = results_path("shards/done")
 """Done records of sharded steps: results/shards/done/{rule}/{wildcards}.json."""
 
 
@@ -109,13 +110,13 @@ def fingerprint(step: Step) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def is_done(step: Step) -> bool:
-    """Whether the step's outputs exist and its done record matches its current fingerprint."""
+def is_done(step: Step, current: str) -> bool:
+    """Whether the step's outputs exist and its done record matches its `current` fingerprint."""
     record = step.done_record()
     if not record.exists() or not all(Path(p).exists() for p in step.output.values()):
         return False
     try:
-        return bool(read_json(record).get("fingerprint") == fingerprint(step))
+        return bool(read_json(record).get("fingerprint") == current)
     except (ValueError, OSError, AttributeError):  # an unreadable record (InputError is a ValueError): redo
         return False
 
@@ -149,28 +150,22 @@ def run_step(step: Step, config: dict[str, Any]) -> float:
         config=config,
         rule=step.rule,
     )
-    # The script points logging at its own log (log_to); the shard's log handlers are set aside meanwhile
-    # (not closed) and come back afterwards, with the excepthook.
+    # The shard's log handlers are set aside meanwhile (not closed) and come back afterwards, with the
+    # excepthook. The step's log takes its place: the script points logging at it again (log_to), and an
+    # error, even one before log_to, ends up there as a per-run job's uncaught error would.
     root, hook = logging.getLogger(), sys.excepthook
-    shard_handlers, root.handlers = root.handlers[:], []
+    shard_handlers, root.handlers = root.handlers[:], [logging.FileHandler(step.log, mode="w")]
     start = time.perf_counter()
     try:
         runpy.run_path(step.script, init_globals={"snakemake": script_object}, run_name="__main__")
         return time.perf_counter() - start
+    except Exception as error:
+        log_failure(error)
+        raise
     finally:
         for handler in root.handlers:
             handler.close()
         root.handlers, sys.excepthook = shard_handlers, hook
-
-
-def record_failure(path: str, error: Exception) -> None:
-    """Append why a step failed to its own log, as a per-run job's log would end (what the nightly reads)."""
-    with open(path, "a", encoding="utf-8") as handle:
-        if isinstance(error, InputError):
-            handle.write(f"ERROR FAILED: {error}\n")
-        else:
-            handle.write(f"ERROR FAILED: {type(error).__name__}: {error}\n")
-            handle.write("".join(traceback.format_exception(error)))
 
 
 def write_benchmark(path: str, seconds: float) -> None:
@@ -201,25 +196,26 @@ def run_shard(
             if missing:
                 status.update(status="blocked", step=step.rule, reason=f"input missing: {', '.join(missing)}")
                 break
-            if is_done(step):
+            # a step changes its outputs only, so its fingerprint is the same before and after it runs
+            current = fingerprint(step)
+            if is_done(step, current):
                 status["steps"][step.rule] = "done before"
                 record["skipped"] += 1
                 continue
             if adoptable(step):
-                write_json(step.done_record(), {"fingerprint": fingerprint(step), "adopted": True})
+                write_json(step.done_record(), {"fingerprint": current, "adopted": True})
                 status["steps"][step.rule] = "done before (adopted)"
                 record["skipped"] += 1
                 continue
             try:
                 seconds = run_step(step, config)
             except Exception as error:  # noqa: BLE001 - one run's failure must not stop its shard-mates
-                record_failure(step.log, error)
                 status.update(status="failed", step=step.rule, reason=f"{type(error).__name__}: {error}")
                 status["log"] = step.log
                 break
             if step.benchmark:
                 write_benchmark(step.benchmark, seconds)
-            write_json(step.done_record(), {"fingerprint": fingerprint(step), "seconds": round(seconds, 3)})
+            write_json(step.done_record(), {"fingerprint": current, "seconds": round(seconds, 3)})
             status["steps"][step.rule] = f"ran in {seconds:.1f} s"
             record["ran"] += 1
         record["runs"][key] = status

@@ -84,11 +84,16 @@ def last_error_line(path: str | os.PathLike, fallback: bool = False, limit: int 
     return lines[-1][-limit:] if fallback and lines else None
 
 
-def _log_uncaught(kind: type[BaseException], error: BaseException, tb: TracebackType | None) -> None:
+def log_failure(error: BaseException) -> None:
     """Record why the step failed: bad input as one line, anything else with its traceback."""
     if isinstance(error, InputError):
         log.error("FAILED: %s", error)
     else:
-        log.error("FAILED: %s: %s", kind.__name__, error, exc_info=(kind, error, tb))
+        log.error("FAILED: %s: %s", type(error).__name__, error, exc_info=error)
+
+
+def _log_uncaught(kind: type[BaseException], error: BaseException, tb: TracebackType | None) -> None:
+    """The excepthook `log_to` installs: log why the step failed, then exit 1."""
+    log_failure(error)
     logging.shutdown()
     sys.exit(1)
