@@ -5,7 +5,7 @@ import logging
 import numpy as np
 import pytest
 import torch
-from etsam_helpers import model
+from etsam_helpers import GRID_SPACING, IMAGE_SIZE, model, volume
 from PIL import Image
 from scipy import ndimage
 
@@ -154,3 +154,78 @@ def test_option_names_match_the_engine():
     from tomoseg.etsam import engine, options
 
     assert tuple(engine.DTYPES) == options.DTYPE_NAMES
+
+
+def _to_copy_count(fn) -> int:
+    """How many aten::_to_copy (dtype casts and device copies) `fn()` dispatches, by the torch profiler."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    return sum(e.count for e in prof.key_averages() if e.key == "aten::_to_copy")
+
+
+def test_bf16_propagation_keeps_the_weight_cast_cache():
+    """The loop runs under no_grad, where autocast caches each weight's bf16 copy: under inference_mode
+    (what the engine used before) every Linear/Conv re-casts its weight and bias on every slice. Same logits."""
+    net = model(0)
+    vol = volume()[:12]
+    prompts = build_prompts("grid_first", vol.shape, IMAGE_SIZE, grid_spacing=GRID_SPACING)
+
+    def run():
+        return propagate(net, vol, prompts, dtype="bfloat16", progress=False)[0]
+
+    def run_inference_mode():
+        with torch.inference_mode():
+            return run()
+
+    ours, theirs = run(), run_inference_mode()
+    np.testing.assert_array_equal(ours, theirs)
+    cached, uncached = _to_copy_count(run), _to_copy_count(run_inference_mode)
+    # the tiny model has ~100 Linear/Conv layers on the per-slice path: each saves >= 1 cast per slice
+    assert uncached - cached >= 50 * len(vol), (cached, uncached)
+
+
+def test_imagenet_constants_are_made_once_per_device():
+    """normalize_frames reuses one upload of the ImageNet mean/std (no per-chunk host-to-device copy)."""
+    from tomoseg.etsam.frames import imagenet_constants, normalize_frames
+
+    x = torch.rand(2, 1, 8, 8)
+    normalize_frames(x)
+    a = imagenet_constants(x.device, x.dtype)
+    normalize_frames(x)
+    assert imagenet_constants(x.device, x.dtype)[0] is a[0]
+    with torch.inference_mode():
+        y = normalize_frames(x)
+    assert not imagenet_constants(x.device, x.dtype)[0].is_inference()
+    np.testing.assert_allclose(y[:, 1].numpy(), ((x[:, 0] - 0.456) / 0.224).numpy(), rtol=1e-6)
+
+
+def test_dtype_auto_is_bf16_on_cuda_and_float32_on_cpu():
+    """--dtype auto (the default) resolves when the options are made, so provenance records what ran."""
+    from tomoseg.etsam.options import EtsamOptions, resolve_dtype
+
+    assert resolve_dtype("auto", "cuda") == resolve_dtype("auto", "cuda:1") == "bfloat16"
+    assert resolve_dtype("auto", "cpu") == "float32"
+    assert resolve_dtype("bfloat16", "cpu") == "bfloat16"
+    assert EtsamOptions().dtype == "float32"
+    assert EtsamOptions(device="cpu", dtype="bfloat16").dtype == "bfloat16"
+
+
+def test_threads_option_sets_torchs_threads(tmp_path):
+    """A job's `threads` become torch's intra-op threads; fewer than one is refused before any work."""
+    from tomoseg.core.errors import InputError
+    from tomoseg.etsam.model import make_test_checkpoints
+    from tomoseg.etsam.options import EtsamOptions
+    from tomoseg.etsam.pipeline import segment_tomogram
+
+    s1, s2 = make_test_checkpoints(tmp_path, image_size=64)[:2]
+    before = torch.get_num_threads()
+    try:
+        opts = EtsamOptions(stage1_checkpoint=str(s1), stage2_checkpoint=str(s2), threads=1, progress=False)
+        segment_tomogram(volume()[:2], opts, stages=("stage1",))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(InputError, match="threads"):
+        EtsamOptions(threads=0).validate()

@@ -21,6 +21,7 @@ rule etsam_ablation_stage1:
         mode=one_of(ablation_computed_modes(1)),
     conda:
         "../envs/tomoseg.yaml"
+    threads: config["etsam"]["threads"]
     resources:
         gpu=1,
         mem_mb=config["etsam"]["mem_mb"],
@@ -50,6 +51,7 @@ rule etsam_ablation_stage2:
         mode=one_of(ablation_computed_modes(2)),
     conda:
         "../envs/tomoseg.yaml"
+    threads: config["etsam"]["threads"]
     resources:
         gpu=1,
         mem_mb=config["etsam"]["mem_mb"],

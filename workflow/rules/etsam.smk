@@ -53,6 +53,7 @@ rule etsam_stage1:
         "results/benchmarks/etsam_stage1/{tomo}.tsv"
     conda:
         "../envs/tomoseg.yaml"
+    threads: config["etsam"]["threads"]
     resources:
         gpu=1,
         mem_mb=config["etsam"]["mem_mb"],
@@ -80,6 +81,7 @@ rule etsam_stage2:
         "results/benchmarks/etsam_stage2/{tomo}.tsv"
     conda:
         "../envs/tomoseg.yaml"
+    threads: config["etsam"]["threads"]
     resources:
         gpu=1,
         mem_mb=config["etsam"]["mem_mb"],
@@ -109,6 +111,7 @@ rule etsam_variant_stage1:
         variant=one_of(VARIANT_RUNS),
     conda:
         "../envs/tomoseg.yaml"
+    threads: config["etsam"]["threads"]
     resources:
         gpu=1,
         mem_mb=config["etsam"]["mem_mb"],
@@ -139,6 +142,7 @@ rule etsam_variant_stage2:
         variant=one_of(VARIANT_RUNS),
     conda:
         "../envs/tomoseg.yaml"
+    threads: config["etsam"]["threads"]
     resources:
         gpu=1,
         mem_mb=config["etsam"]["mem_mb"],

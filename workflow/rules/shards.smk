@@ -72,6 +72,7 @@ rule shard_etsam:
         shard=SHARD_PATTERN,
     conda:
         "../envs/tomoseg.yaml"
+    threads: config["etsam"]["threads"]
     resources:
         gpu=1,
         mem_mb=config["etsam"]["mem_mb"],
@@ -102,6 +103,7 @@ rule shard_ablation:
         shard=SHARD_PATTERN,
     conda:
         "../envs/tomoseg.yaml"
+    threads: config["etsam"]["threads"]
     resources:
         gpu=1,
         mem_mb=config["etsam"]["mem_mb"],

@@ -11,7 +11,12 @@ run_stage2(
     Path(out.logits),
     Path(out.mask),
     Path(out.provenance),
-    EtsamOptions(stage2_checkpoint=snakemake.input.checkpoint, progress=False, **snakemake.params.options),
+    EtsamOptions(
+        stage2_checkpoint=snakemake.input.checkpoint,
+        progress=False,
+        threads=snakemake.threads,
+        **snakemake.params.options,
+    ),
     gpu_json=Path(out.gpu),
     labels=snakemake.params.get("labels"),
     method=snakemake.params.get("method", "etsam"),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tomoseg.core.presets import NORMALIZATION_ALIASES, PRESET_NAMES, resolve
 from tomoseg.etsam.options import (
-    DTYPE_NAMES,
+    DTYPE_CHOICES,
     STAGE1_MODES,
     STAGE2_MODES,
     UPSTREAM_STAGE1_NAMES,
@@ -54,9 +54,10 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--dtype",
-        choices=DTYPE_NAMES,
-        default="float32",
-        help="float32, or bfloat16 autocast (the published code uses bf16 on GPU)",
+        choices=DTYPE_CHOICES,
+        default="auto",
+        help="auto (default: bfloat16 autocast on a GPU, as the paper runs; float32 on the CPU), float32, "
+        "or bfloat16",
     )
     p.add_argument(
         "--preset",
@@ -150,6 +151,12 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
         help="also propagate backward from the last slice (prompted like slice 0 is, counted from the end) "
         "and average the two passes' logits per slice (off = the paper: forward from slice 0 only)",
     )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for torch (default: torch's choice, every core); set it when jobs share a machine",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -183,6 +190,7 @@ def options_from(a: argparse.Namespace) -> EtsamOptions:
         bin=a.bin,
         bidirectional=a.bidirectional,
         progress=not a.no_progress,
+        threads=a.threads,
         **{k: e[k] for k in PRESET_OPTIONS},
     )
 

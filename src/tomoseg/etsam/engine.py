@@ -231,7 +231,9 @@ class Propagator:
             state["cond_frame_outputs"][f] = self._compact(out, mem, pos)
 
     # -- the sequential loop -----------------------------------------------------------------------------
-    @torch.inference_mode()
+    # no_grad, not inference_mode: inside inference_mode autocast keeps no weight-cast cache (torch >= 2.10),
+    # so every Linear/Conv re-casts its fp32 weight and bias on every slice; logits are bit-identical.
+    @torch.no_grad()
     def run_tiles(
         self,
         volumes: Sequence[np.ndarray],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -20,10 +22,22 @@ def resize_slices(slices: torch.Tensor, image_size: int) -> torch.Tensor:
     )
 
 
+@functools.lru_cache(maxsize=8)
+def imagenet_constants(device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """ImageNet mean and std as (1, 3, 1, 1) tensors, made once per device and dtype.
+
+    Building them per chunk with `torch.tensor(..., device=cuda)` is a blocking host-to-device copy (a sync
+    on every chunk); cached, they are uploaded once per process.
+    """
+    with torch.inference_mode(False):  # plain tensors, usable later outside inference mode (training)
+        mean = torch.tensor(IMAGENET_MEAN, dtype=dtype).to(device)[None, :, None, None]
+        std = torch.tensor(IMAGENET_STD, dtype=dtype).to(device)[None, :, None, None]
+    return mean, std
+
+
 def normalize_frames(resized: torch.Tensor) -> torch.Tensor:
     """(B, 1, S, S) grey frames -> (B, 3, S, S) ImageNet-normalized frames (the channel copy is a broadcast)."""
-    mean = torch.tensor(IMAGENET_MEAN, device=resized.device, dtype=resized.dtype)[None, :, None, None]
-    std = torch.tensor(IMAGENET_STD, device=resized.device, dtype=resized.dtype)[None, :, None, None]
+    mean, std = imagenet_constants(resized.device, resized.dtype)
     return (resized.expand(-1, 3, -1, -1) - mean) / std
 
 

@@ -21,10 +21,19 @@ STAGE2_MODES: tuple[str, ...] = PROMPT_MODES
 UPSTREAM_STAGE1_NAMES: tuple[str, ...] = tuple(k for k, v in PROMPT_ALIASES.items() if v in STAGE1_MODES)
 UPSTREAM_STAGE2_NAMES: tuple[str, ...] = tuple(PROMPT_ALIASES)
 DTYPE_NAMES: tuple[str, ...] = ("float32", "bfloat16")  # float32, or bf16 autocast (engine.DTYPES)
+DTYPE_CHOICES: tuple[str, ...] = ("auto",) + DTYPE_NAMES  # auto: bf16 on CUDA (as the paper runs), else fp32
 MIN_SLICE = 16  # smaller slices cannot hold a 50-px grid nor survive SAM2's 4x-downsampled decoder output
 DEFAULT_WEIGHTS_DIR = Path("resources/etsam")
 DEVICE = re.compile(r"cpu|cuda(:[0-9]+)?")
 """The torch devices ETSAM runs on: cpu, cuda (the current GPU) or cuda:N."""
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    """'auto' -> bfloat16 autocast on a CUDA device (the paper's setting), float32 on the CPU (where bf16
+    autocast is slower and only approximates); any other value is returned as given."""
+    if dtype != "auto":
+        return dtype
+    return "bfloat16" if device.startswith("cuda") else "float32"
 
 
 @dataclass
@@ -36,7 +45,7 @@ class EtsamOptions:
     model_config: str | None = None  # None: the checkpoint's sidecar JSON, else SAM2.1 Hiera-B+
     model_overrides: list[str] = field(default_factory=list)
     device: str = "cpu"
-    dtype: str = "float32"
+    dtype: str = "auto"  # resolved on construction (resolve_dtype), so provenance records what ran
     prompt_stage1: str = "grid_first"
     prompt_stage2: str = "empty"
     every_n: int = 50
@@ -51,8 +60,10 @@ class EtsamOptions:
     split_grid_spacing: int = 10  # grid dot spacing in the tiles (upstream --split-processing: 10)
     split_every_n: int = 10  # slice interval of the *_every_n modes in the tiles (upstream: 10)
     progress: bool = True
+    threads: int | None = None  # torch intra-op threads; None = torch's default (every core of the machine)
 
     def __post_init__(self) -> None:
+        self.dtype = resolve_dtype(self.dtype, self.device)
         self.prompt_stage1 = canonical_prompt(self.prompt_stage1)
         self.prompt_stage2 = canonical_prompt(self.prompt_stage2)
 
@@ -75,6 +86,8 @@ class EtsamOptions:
             )
         if self.device.startswith("cuda"):
             self._check_cuda()
+        if self.threads is not None and self.threads < 1:
+            raise InputError(f"threads must be at least 1, got {self.threads}")
         sizes = (self.every_n, self.grid_spacing, self.encoder_batch, self.bin)
         if min(sizes + (self.split, self.split_grid_spacing, self.split_every_n)) < 1:
             raise InputError(

@@ -100,6 +100,8 @@ def segment_tomogram(
     """Run ETSAM Stage 1 and/or Stage 2 on a normalized tomogram; Stage 2 alone needs `stage1_logits`."""
     opts.validate()
     check_volume(normalized, name)
+    if opts.threads is not None:  # a job's share of the cores (the rule's threads:), not all of them
+        torch.set_num_threads(opts.threads)
     if opts.bin > 1:
         return _segment_binned(normalized, opts, stages, stage1_logits, name)
     normalized = np.asarray(normalized, dtype=np.float32)
