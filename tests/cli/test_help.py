@@ -67,7 +67,7 @@ def test_defaults_of_segment_are_shown(capsys, monkeypatch):
     out = " ".join(capsys.readouterr().out.split())
     for shown in (
         "(default: auto)",
-        "(default: float32)",
+        "or bfloat16 (default: auto)",  # --dtype
         "(default: paper)",
         "(default: resources/etsam/etsam_stage1_v1.pt)",
         "(default: 8)",

@@ -196,26 +196,43 @@ def options_from(a: argparse.Namespace) -> EtsamOptions:
 
 
 def _run(a: argparse.Namespace) -> int:
-    from tomoseg.etsam.pipeline import run_segment  # torch and sam2: loaded only when segmenting
+    # torch and sam2: loaded only when segmenting
+    from tomoseg.etsam.pipeline import expand_inputs, run_segment, segment_many
 
-    run_segment(
-        a.tomogram,
-        a.out,
-        options_from(a),
+    tomograms = expand_inputs(a.tomogram)
+    common = dict(
         normalized=a.normalized,
         normalization=settings_from(a)["normalization"],
         store_logits=a.store_logits,
         preset=a.preset,
     )
+    if len(a.tomogram) == 1 and tomograms == a.tomogram:  # one file: its outputs go into --out itself
+        run_segment(tomograms[0], a.out, options_from(a), **common)
+    else:
+        segment_many(tomograms, a.out, options_from(a), **common)
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `segment` sub-command."""
-    p = sub.add_parser("segment", help="segment membranes in one tomogram with two-stage ETSAM")
-    p.add_argument("tomogram", type=Path, help="input tomogram (MRC)")
+    p = sub.add_parser(
+        "segment",
+        help="segment membranes in tomograms with two-stage ETSAM",
+        description="One tomogram: its outputs go into --out. Several tomograms or a folder of them: each "
+        "into --out/<name>/, with the models built and the checkpoints read once; tomograms already "
+        "segmented there with the same settings are skipped, so a killed run redoes only the rest.",
+    )
     p.add_argument(
-        "--out", type=Path, required=True, help="output folder (mask.mrc, provenance.json, logits)"
+        "tomogram",
+        type=Path,
+        nargs="+",
+        help="input tomograms (MRC or OME-Zarr), or folders of them",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="output folder (mask.mrc, provenance.json, logits; one subfolder per tomogram for several)",
     )
     p.add_argument(
         "--store-logits", action="store_true", help="also write stage1_logits.mrc and stage2_logits.mrc"

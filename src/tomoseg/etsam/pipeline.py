@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
 import os
 import shutil
@@ -48,6 +50,7 @@ class EtsamResult:
     stats: dict[str, PropagationStats] = field(default_factory=dict)
     untrained: bool = False
     checkpoints: dict[str, str] = field(default_factory=dict)
+    checkpoint_sha256: dict[str, str] = field(default_factory=dict)
     specs: dict[str, dict] = field(default_factory=dict)
 
 
@@ -64,11 +67,19 @@ def check_volume(volume: np.ndarray, name: str = "volume") -> None:
         raise InputError(f"{name}: non-finite values (NaN or inf)")
 
 
-class _Models:
-    """Builds each distinct model config once and loads checkpoints into it (the published code rebuilds per stage)."""
+class ModelCache:
+    """Each model config built once and each checkpoint read, loaded and hashed once per process.
+
+    `tomoseg segment A B ...` segments many tomograms with one cache: the models are not rebuilt and the
+    checkpoints not re-read per tomogram (the published code rebuilds the model per stage). Two checkpoints of
+    one config get two model instances (the second a copy of the built one), so switching stages loads nothing.
+    """
 
     def __init__(self, opts: EtsamOptions):
-        self.opts, self.built = opts, {}
+        self.opts = opts
+        self.built: dict[ModelSpec, torch.nn.Module] = {}
+        self.loaded: dict[str, tuple[torch.nn.Module, ModelSpec, bool]] = {}
+        self.digests: dict[str, str] = {}
 
     def _model(self, checkpoint: str) -> tuple[torch.nn.Module, ModelSpec, bool]:
         spec, untrained = self.opts.spec_for(checkpoint)
@@ -80,14 +91,25 @@ class _Models:
 
     def check(self, checkpoint: str) -> None:
         """Read `checkpoint` against its model (keys, shapes) without loading it: fail before any stage runs."""
-        model, _, _ = self._model(checkpoint)
-        read_checkpoint(model, checkpoint)
+        if checkpoint not in self.loaded:
+            model, _, _ = self._model(checkpoint)
+            read_checkpoint(model, checkpoint)
 
     def get(self, checkpoint: str) -> tuple[torch.nn.Module, ModelSpec, bool]:
-        """The model of `checkpoint` with its weights loaded, on the run's device."""
-        model, spec, untrained = self._model(checkpoint)
-        load_checkpoint(model, checkpoint)
-        return model.to(self.opts.device), spec, untrained
+        """The model of `checkpoint` with its weights loaded, on the run's device (loaded on first use only)."""
+        if checkpoint not in self.loaded:
+            model, spec, untrained = self._model(checkpoint)
+            if any(model is held for held, _, _ in self.loaded.values()):
+                model = copy.deepcopy(model)  # the built instance holds another checkpoint's weights
+            load_checkpoint(model, checkpoint)
+            self.loaded[checkpoint] = (model.to(self.opts.device), spec, untrained)
+        return self.loaded[checkpoint]
+
+    def sha256(self, checkpoint: str) -> str:
+        """The checkpoint's sha256 for provenance, computed once per process."""
+        if checkpoint not in self.digests:
+            self.digests[checkpoint] = sha256sum(checkpoint)
+        return self.digests[checkpoint]
 
 
 def segment_tomogram(
@@ -96,18 +118,23 @@ def segment_tomogram(
     stages: tuple[str, ...] = ("stage1", "stage2"),
     stage1_logits: np.ndarray | None = None,
     name: str = "tomogram",
+    models: ModelCache | None = None,
 ) -> EtsamResult:
-    """Run ETSAM Stage 1 and/or Stage 2 on a normalized tomogram; Stage 2 alone needs `stage1_logits`."""
+    """Run ETSAM Stage 1 and/or Stage 2 on a normalized tomogram; Stage 2 alone needs `stage1_logits`.
+
+    `models`: a cache shared by the tomograms of one process (a new one when not given).
+    """
     opts.validate()
     check_volume(normalized, name)
     if opts.threads is not None:  # a job's share of the cores (the rule's threads:), not all of them
         torch.set_num_threads(opts.threads)
     if opts.bin > 1:
-        return _segment_binned(normalized, opts, stages, stage1_logits, name)
+        return _segment_binned(normalized, opts, stages, stage1_logits, name, models)
     normalized = np.asarray(normalized, dtype=np.float32)
     boxes = _tiles(normalized.shape, opts.split, name)
     every_n, spacing = opts.prompt_spacing()
-    result, models = EtsamResult(), _Models(opts)
+    result = EtsamResult()
+    models = models or ModelCache(opts)
     if "stage1" in stages and "stage2" in stages:
         models.check(opts.stage2_checkpoint)  # a bad Stage 2 checkpoint fails before Stage 1 runs
     common = dict(
@@ -134,6 +161,7 @@ def segment_tomogram(
         _propagate_stage(model, vols1, prompts1, outs, "stage1", opts.bidirectional, result, common)
         result.stage1_logits, result.untrained = stage1_logits, result.untrained or untrained
         result.checkpoints["stage1"], result.specs["stage1"] = opts.stage1_checkpoint, asdict(spec)
+        result.checkpoint_sha256["stage1"] = models.sha256(opts.stage1_checkpoint)
     if "stage2" in stages:
         if stage1_logits is None:
             raise ValueError("Stage 2 needs the Stage 1 logits")
@@ -164,6 +192,7 @@ def segment_tomogram(
         result.stage2_logits = stage2_logits
         result.untrained = result.untrained or untrained
         result.checkpoints["stage2"], result.specs["stage2"] = opts.stage2_checkpoint, asdict(spec)
+        result.checkpoint_sha256["stage2"] = models.sha256(opts.stage2_checkpoint)
     return result
 
 
@@ -229,7 +258,7 @@ def unbin_slices(logits: np.ndarray, shape: tuple[int, int, int], chunk: int = 1
     return out
 
 
-def _segment_binned(normalized, opts, stages, stage1_logits, name) -> EtsamResult:
+def _segment_binned(normalized, opts, stages, stage1_logits, name, models) -> EtsamResult:
     """`opts.bin` > 1: run on block-averaged slices (grid spacing scaled), upsample the logits back."""
     from dataclasses import replace
 
@@ -251,7 +280,7 @@ def _segment_binned(normalized, opts, stages, stage1_logits, name) -> EtsamResul
         split_grid_spacing=max(1, round(opts.split_grid_spacing / f)),
     )
     s1 = None if stage1_logits is None else bin_slices(stage1_logits, f)
-    result = segment_tomogram(bin_slices(normalized, f), inner, stages, s1, name)
+    result = segment_tomogram(bin_slices(normalized, f), inner, stages, s1, name, models)
     for key in ("stage1_logits", "stage2_logits"):
         value = getattr(result, key)
         if value is not None:
@@ -276,6 +305,7 @@ def gpu_record(device: str) -> dict[str, Any]:
 def _parameters(opts: EtsamOptions) -> dict[str, Any]:
     p = asdict(opts)
     p.pop("progress")
+    p.pop("threads")  # how many cores ran it, not what was computed
     return p
 
 
@@ -288,7 +318,10 @@ def _provenance(
         inputs,
         method=method,
         untrained=result.untrained,
-        checkpoints={k: {"path": v, "sha256": sha256sum(v)} for k, v in result.checkpoints.items()},
+        checkpoints={
+            k: {"path": v, "sha256": result.checkpoint_sha256.get(k) or sha256sum(v)}
+            for k, v in result.checkpoints.items()
+        },
         models=result.specs,
         timing={
             k: {
@@ -440,6 +473,7 @@ def run_segment(
     normalization: str = "max_positive",
     store_logits: bool = False,
     preset: str | None = None,
+    models: ModelCache | None = None,
 ) -> EtsamResult:
     """`tomoseg segment`: both stages on one MRC; mask.mrc, provenance.json and optionally both logits.
 
@@ -468,12 +502,9 @@ def run_segment(
         check_normalized(volume, str(tomogram))
     else:
         volume = normalize_volume(volume, normalization, name=str(tomogram))  # type: ignore[arg-type]
-    result = segment_tomogram(volume, opts, name=str(tomogram))
-    params = {"normalized_input": normalized, "normalization": None if normalized else normalization}
-    if preset is not None:
-        params["preset"] = preset
+    result = segment_tomogram(volume, opts, name=str(tomogram), models=models)
     record = _provenance(result, opts, {"tomogram": str(tomogram)}, "etsam")
-    record["parameters"].update(params)
+    record["parameters"].update(_segment_parameters(normalized, normalization, preset))
     writers = {
         "mask": lambda p: write(p, threshold(result.stage2_logits, opts.threshold)),
         "provenance": lambda p: write_json(p, record),
@@ -485,6 +516,116 @@ def run_segment(
     if not store_logits:
         _remove_stale(out_dir, STALE_LOGITS)
     return result
+
+
+def _segment_parameters(normalized: bool, normalization: str, preset: str | None) -> dict[str, Any]:
+    """What `run_segment` records beside the engine options: the input's normalization and the preset."""
+    params: dict[str, Any] = {
+        "normalized_input": normalized,
+        "normalization": None if normalized else normalization,
+    }
+    if preset is not None:
+        params["preset"] = preset
+    return params
+
+
+def segment_finished(
+    tomogram: Path, out_dir: Path, opts: EtsamOptions, store_logits: bool, extra: dict[str, Any]
+) -> bool:
+    """True when `out_dir` holds a finished `run_segment` of `tomogram` with these settings: its provenance
+    names the same input, parameters and checkpoints, and every output is there and newer than the input.
+
+    Lets a many-tomogram run that was killed redo only the tomograms it had not finished.
+    """
+    names = ("mask.mrc", "provenance.json") + (STALE_LOGITS if store_logits else ())
+    outputs = [out_dir / name for name in names]
+    if not all(p.is_file() for p in outputs):
+        return False
+    try:
+        record = json.loads((out_dir / "provenance.json").read_text())
+        since = min(p.stat().st_mtime for p in outputs)
+        newer = since >= Path(tomogram).stat().st_mtime
+    except (OSError, ValueError):
+        return False
+    wanted = json.loads(json.dumps({**_parameters(opts), **extra}))  # as JSON stores it (tuples -> lists)
+    checkpoints = {k: v.get("path") for k, v in (record.get("checkpoints") or {}).items()}
+    return (
+        newer
+        and record.get("inputs") == {"tomogram": str(tomogram)}
+        and record.get("parameters") == wanted
+        and checkpoints == {"stage1": opts.stage1_checkpoint, "stage2": opts.stage2_checkpoint}
+    )
+
+
+def segment_many(
+    tomograms: list[Path],
+    out_dir: Path,
+    opts: EtsamOptions,
+    normalized: bool = False,
+    normalization: str = "max_positive",
+    store_logits: bool = False,
+    preset: str | None = None,
+) -> list[Path]:
+    """`tomoseg segment A B ...`: each tomogram into `out_dir/<name>/`, the models built and loaded once.
+
+    Every input's header and the output names are checked before the first tomogram runs; tomograms whose
+    folder already holds a finished run with the same settings (`segment_finished`) are skipped, so a run
+    killed midway redoes only what it had not finished. Returns the output folders, in input order.
+    """
+    folders = [Path(out_dir) / volume_name(t) for t in tomograms]
+    seen: dict[Path, Path] = {}
+    for tomogram, folder in zip(tomograms, folders, strict=True):
+        if folder in seen:
+            raise InputError(
+                f"{tomogram}: its output folder {folder} is also {seen[folder]}'s; rename one of them"
+            )
+        seen[folder] = tomogram
+        read_header(tomogram)  # an unreadable input fails before any tomogram runs
+    models = ModelCache(opts)
+    extra = _segment_parameters(normalized, normalization, preset)
+    todo = [
+        (t, f) for t, f in zip(tomograms, folders, strict=True)
+        if not segment_finished(t, f, opts, store_logits, extra)
+    ]  # fmt: skip
+    if len(todo) < len(tomograms):
+        log.info(
+            "%d of %d tomograms already segmented with these settings: skipped",
+            len(tomograms) - len(todo),
+            len(tomograms),
+        )
+    for i, (tomogram, folder) in enumerate(todo, 1):
+        log.info("tomogram %d of %d: %s -> %s", i, len(todo), tomogram, folder)
+        run_segment(tomogram, folder, opts, normalized, normalization, store_logits, preset, models)
+    return folders
+
+
+VOLUME_SUFFIXES = (".ome.zarr", ".zarr", ".mrc", ".rec", ".map", ".st")
+"""Names a folder of tomograms is searched for (`tomoseg segment DIR`), matched case-insensitively."""
+
+
+def expand_inputs(paths: list[Path]) -> list[Path]:
+    """The tomograms named by `paths`: a file (or .zarr store) as given, a folder as the volumes directly in it."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir() and not path.name.lower().endswith(".zarr"):
+            inside = sorted(p for p in path.iterdir() if p.name.lower().endswith(VOLUME_SUFFIXES))
+            if not inside:
+                raise InputError(
+                    f"{path}: a folder with no tomograms in it (looked for {', '.join(VOLUME_SUFFIXES)})"
+                )
+            found += inside
+        else:
+            found.append(path)
+    return found
+
+
+def volume_name(path: Path) -> str:
+    """A tomogram's name for its output folder: the file name without its volume suffix."""
+    name = Path(path).name
+    for suffix in VOLUME_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(name).stem
 
 
 def _remove_stale(out_dir: Path, names: tuple[str, ...]) -> None:
