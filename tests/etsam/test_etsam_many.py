@@ -61,7 +61,9 @@ def test_many_tomograms_equal_runs_of_their_own(tmp_path, tomograms, checkpoints
         assert record["inputs"] == {"tomogram": str(tomo)}
 
 
-def test_a_folder_is_its_tomograms_and_a_rerun_redoes_only_what_is_unfinished(tmp_path, tomograms, checkpoints):
+def test_a_folder_is_its_tomograms_and_a_rerun_redoes_only_what_is_unfinished(
+    tmp_path, tomograms, checkpoints
+):
     s1, s2 = checkpoints
     out = tmp_path / "out"
     assert segment(out, s1, s2, tomograms[0].parent) == 0
@@ -78,7 +80,9 @@ def test_a_folder_is_its_tomograms_and_a_rerun_redoes_only_what_is_unfinished(tm
     assert (out / "a" / "mask.mrc").stat().st_mtime_ns != before
 
 
-def test_clashing_names_and_empty_folders_are_refused_before_any_work(tmp_path, tomograms, checkpoints, capsys):
+def test_clashing_names_and_empty_folders_are_refused_before_any_work(
+    tmp_path, tomograms, checkpoints, capsys
+):
     s1, s2 = checkpoints
     other = tmp_path / "other"
     other.mkdir()
