@@ -1,8 +1,8 @@
 """The portal's OME-Zarr image as a download option, against the stand-in portal serving a real OME-Zarr store."""
 
 import copy
-import os
 import json
+import os
 from types import SimpleNamespace
 
 import numpy as np

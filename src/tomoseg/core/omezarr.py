@@ -8,8 +8,8 @@ the level, converts the axis units to Angstrom and maps the coordinate transform
 from __future__ import annotations
 
 import contextlib
-import logging
 import json
+import logging
 import math
 import os
 import re
