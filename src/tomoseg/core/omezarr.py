@@ -396,6 +396,9 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     old folder or the new one; a failed write removes the temporary folder and keeps the old one.
     """
     target = Path(path)
+    if target.exists() and not (target.is_dir() and not target.is_symlink()):
+        # before any work: a file, a device, a FIFO or a link is never replaced by a folder
+        raise OutputError(target, "a file is in the way of this output folder")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent))

@@ -408,8 +408,9 @@ def evaluate_files(
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Evaluate and write `json_out` (and the histogram beside it as `<stem>.hist.npz`)."""
-    from tomoseg.core.io import write_json
+    from tomoseg.core.io import check_outputs, write_json
 
+    check_outputs([json_out, histogram_path(json_out)], [pred, truth, scores])
     result = evaluate_volumes(pred, truth, scores, score_kind, thresholds)
     record = {"method": method, "tomo": tomo, "status": "ok", **(extra or {}), **result.record}
     if result.histogram is not None:
