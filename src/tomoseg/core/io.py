@@ -255,6 +255,15 @@ def read_placement(path: str | os.PathLike, target_voxel_size: float | None = No
         mrc.close()
 
 
+# Compressed files by their first bytes (a .mrc.gz given as a tomogram is common): named, with the command.
+_COMPRESSED = {
+    b"\x1f\x8b": ("gzip", "gunzip -k"),
+    b"BZh": ("bzip2", "bunzip2 -k"),
+    b"\xfd7zXZ\x00": ("xz", "unxz -k"),
+    b"\x28\xb5\x2f\xfd": ("zstd", "unzstd"),
+}
+
+
 def _open_checked(path: Path, mode: str = "r") -> mrcfile.mrcfile.MrcFile:
     """Open an MRC file in permissive mode and translate every failure into an InputError."""
     if not path.exists():
@@ -268,6 +277,11 @@ def _open_checked(path: Path, mode: str = "r") -> mrcfile.mrcfile.MrcFile:
     looks_like_markup = head.lstrip()[:1] == b"<" or b"<html" in head[:512].lower()
     if looks_like_markup and head[208:212] != b"MAP ":
         raise InputError(f"{path}: not an MRC file (looks like an HTML/XML page, e.g. a failed download)")
+    for magic, (kind, tool) in _COMPRESSED.items():
+        if head.startswith(magic):
+            raise InputError(
+                f"{path}: a {kind}-compressed file, not an MRC file; decompress it first ({tool} {path.name})"
+            )
     if len(head) < 1024:
         raise InputError(f"{path}: not an MRC file (only {len(head)} bytes, shorter than an MRC header)")
     if head[208:212] != b"MAP ":
