@@ -112,8 +112,13 @@ def read_shard_record(record: str | os.PathLike) -> dict[str, Any] | None:
     except (OSError, ValueError) as err:
         log.warning("%s: unreadable shard record, treated as not done (%s)", record, err)
         return None
-    if not isinstance(content, dict) or not isinstance(content.get("runs"), dict):
-        log.warning("%s: not a shard record (no runs), treated as not done", record)
+    lists = [content.get(key, []) for key in ("failed", "blocked")] if isinstance(content, dict) else []
+    if (
+        not isinstance(content, dict)
+        or not isinstance(content.get("runs"), dict)
+        or not all(isinstance(names, list) and all(isinstance(n, str) for n in names) for names in lists)
+    ):
+        log.warning("%s: not a shard record (runs, failed, blocked), treated as not done", record)
         return None
     return content
 
