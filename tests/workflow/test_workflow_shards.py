@@ -121,7 +121,9 @@ def test_a_deleted_per_run_output_is_remade_by_the_next_invocation(both_runs):
     expected, _ = read_volume(mask)
     mask.unlink()
     proc = run_snakemake(sharded, "-n")
-    assert "Nothing to be done" not in proc.stdout + proc.stderr and "shard_etsam" in proc.stdout + proc.stderr
+    assert (
+        "Nothing to be done" not in proc.stdout + proc.stderr and "shard_etsam" in proc.stdout + proc.stderr
+    )
     run_snakemake(sharded, "--cores", "1")
     remade, _ = read_volume(mask)
     np.testing.assert_array_equal(remade, expected)
