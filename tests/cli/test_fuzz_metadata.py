@@ -42,7 +42,7 @@ FUZZ = settings(
 
 # Values a hostile or broken writer puts where the metadata expects a path, a number, a list or a name.
 HOSTILE_TEXT = st.sampled_from(
-    ["0", "1", "", ".", "..", "../escaped", "../../escaped", "/tmp/escaped-abs", "0/../../escaped", "0\\..\\x",
+    ["0", "1", "", ".", "..", "../escaped", "../../escaped", "/tmp/tomoseg-fuzz-escaped-abs", "0/../../escaped", "0\\..\\x",
      "~", "%2e%2e", "\x00", "a" * 300, "/", ".", "-", "s0", "0/0"]
 )  # fmt: skip
 SCALARS = st.one_of(
@@ -161,7 +161,7 @@ def test_commands_survive_fuzzed_ome_zarr_metadata(capsys, outcomes, edits, comm
         after = sorted(p.relative_to(tmp).as_posix() for p in Path(tmp).rglob("*"))
         new = [p for p in after if p not in before and not p.startswith("case/out/")]
         assert new == [], f"files outside the outputs: {new}"
-        assert not Path("/tmp/escaped-abs").exists()
+        assert not Path("/tmp/tomoseg-fuzz-escaped-abs").exists()
 
 
 SHARD_RECORD = st.one_of(
