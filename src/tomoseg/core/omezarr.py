@@ -159,8 +159,10 @@ def _require_packages(path: Path) -> tuple[Any, Any, Any]:
 
 def _axis_factors(path: Path, axes: Sequence[Any] | None) -> tuple[list[str], list[float]]:
     """Axis names and their unit in Angstrom (1 where no unit is given); the last three must be z, y, x."""
-    if not axes:
+    if not axes or not isinstance(axes, list):
         raise InputError(f"{path}: OME-Zarr multiscales metadata has no axes (needs z, y, x)")
+    if not all(isinstance(a, str) or (isinstance(a, dict) and isinstance(a.get("name"), str)) for a in axes):
+        raise InputError(f"{path}: OME-Zarr axes {axes!r}: each axis must be a name or an object with a name")
     names = [a["name"] if isinstance(a, dict) else str(a) for a in axes]
     if tuple(names[-3:]) != _SPATIAL:
         raise InputError(f"{path}: OME-Zarr axes {names}; tomoseg reads volumes whose last axes are z, y, x")
@@ -170,7 +172,7 @@ def _axis_factors(path: Path, axes: Sequence[Any] | None) -> tuple[list[str], li
         if unit is None:
             factors.append(1.0)
             continue
-        if unit not in _UNIT_IN_ANGSTROM:
+        if not isinstance(unit, str) or unit not in _UNIT_IN_ANGSTROM:
             raise InputError(f"{path}: OME-Zarr axis {axis['name']!r} has unit {unit!r}, not a length")
         factors.append(_UNIT_IN_ANGSTROM[unit])
     if all(isinstance(a, dict) and a.get("unit") is None for a in axes[-3:]):
@@ -224,15 +226,27 @@ def _read_levels(path: Path) -> tuple[tuple[ZarrLevel, ...], int]:
         raise InputError(f"{path}: unreadable OME-Zarr metadata ({type(err).__name__}: {err})") from None
     if spec is None or node is None:
         raise InputError(f"{path}: a Zarr store without OME-Zarr multiscales metadata (not an image)")
-    names, factors = _axis_factors(path, node.metadata.get("axes"))
+    try:
+        return _levels_of(path, node.metadata, spec.datasets)
+    except InputError:
+        raise
+    except (TypeError, KeyError, AttributeError, IndexError, ValueError) as err:  # any other malformed value
+        raise InputError(f"{path}: unreadable OME-Zarr metadata ({type(err).__name__}: {err})") from None
+
+
+def _levels_of(
+    path: Path, metadata: dict[str, Any], datasets: Sequence[Any]
+) -> tuple[tuple[ZarrLevel, ...], int]:
+    """The levels described by ome-zarr's reading of the multiscales metadata (axes, datasets, transforms)."""
+    names, factors = _axis_factors(path, metadata.get("axes"))
     ndim = len(names)
-    transforms = node.metadata.get("coordinateTransformations") or [None] * len(spec.datasets)
+    transforms = metadata.get("coordinateTransformations") or [None] * len(datasets)
     levels = []
-    if len(transforms) != len(spec.datasets):
+    if not isinstance(transforms, list) or len(transforms) != len(datasets):
         raise InputError(
-            f"{path}: OME-Zarr metadata has {len(spec.datasets)} datasets but {len(transforms)} transforms"
+            f"{path}: OME-Zarr metadata has {len(datasets)} datasets but transforms {transforms!r}"
         )
-    for k, (dataset, transform) in enumerate(zip(spec.datasets, transforms, strict=True)):
+    for k, (dataset, transform) in enumerate(zip(datasets, transforms, strict=True)):
         dataset = check_dataset_path(path, f".zattrs multiscales[0].datasets[{k}].path", dataset)
         scale = _transform(path, transform, "scale", ndim)
         if scale is None:
@@ -264,6 +278,33 @@ def choose_level(levels: Sequence[ZarrLevel], target_voxel_size: float | None) -
     return min(range(len(levels)), key=lambda i: (round(distance(i), 9), i))
 
 
+class CheckedArray:
+    """A lazily read zarr array whose reads raise InputError naming the store when a chunk does not decode.
+
+    A chunk that another codec wrote, or that is cut short, otherwise surfaces as a zlib, blosc or reshape
+    error from deep inside zarr.
+    """
+
+    def __init__(self, array: Any, where: str) -> None:
+        self._array, self._where = array, where
+        self.shape, self.dtype, self.ndim = tuple(array.shape), np.dtype(array.dtype), int(array.ndim)
+        self.size = int(math.prod(self.shape))
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        try:
+            return np.asarray(self._array[key])
+        except Exception as err:  # numcodecs/zarr raise zlib.error, RuntimeError, ValueError for bad chunks
+            raise InputError(
+                f"{self._where}: a chunk does not decode ({type(err).__name__}: {err})"
+            ) from None
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        return np.asarray(self[...], dtype=dtype)
+
+
 def open_zarr_volume(path: str | os.PathLike, target_voxel_size: float | None = None) -> ZarrVolume:
     """Open the level of a local OME-Zarr image nearest `target_voxel_size` (default level 0) as a 3-D array.
 
@@ -286,13 +327,13 @@ def open_zarr_volume(path: str | os.PathLike, target_voxel_size: float | None = 
         raise InputError(f"{path}: cannot open OME-Zarr dataset {level.path!r} ({err})") from None
     if array.ndim != ndim:
         raise InputError(f"{path}: dataset {level.path!r} has {array.ndim} axes, the metadata names {ndim}")
-    data: Any = array
+    data: Any = CheckedArray(array, f"{path}: OME-Zarr dataset {level.path!r}")
     if ndim > 3:
         if any(n != 1 for n in array.shape[:-3]):
             raise InputError(
                 f"{path}: OME-Zarr image of shape {array.shape}; tomoseg reads one 3-D volume (t and c of length 1)"
             )
-        data = np.asarray(array[...]).reshape(array.shape[-3:])
+        data = np.asarray(data[...]).reshape(array.shape[-3:])
     if target_voxel_size is not None:
         log.info(
             "%s: level %s, voxel size %s A (target %s A)",
