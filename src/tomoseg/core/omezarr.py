@@ -287,7 +287,8 @@ class CheckedArray:
 
     def __init__(self, array: Any, where: str) -> None:
         self._array, self._where = array, where
-        self.shape, self.dtype, self.ndim = tuple(array.shape), np.dtype(array.dtype), int(array.ndim)
+        self.shape: tuple[int, ...] = tuple(int(n) for n in array.shape)
+        self.dtype, self.ndim = np.dtype(array.dtype), int(array.ndim)
         self.size = int(math.prod(self.shape))
 
     def __getitem__(self, key: Any) -> np.ndarray:
