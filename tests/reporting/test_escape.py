@@ -96,7 +96,8 @@ def test_the_report_macro_and_rst_text_agree():
 
 
 def _markdown_html(text: str) -> str:
-    from markdown_it import MarkdownIt
+    # markdown-it-py: installed with rich (a dependency of snakemake's), not a declared dependency of tomoseg
+    MarkdownIt = pytest.importorskip("markdown_it").MarkdownIt
 
     return MarkdownIt("commonmark").enable("table").render(text)
 
