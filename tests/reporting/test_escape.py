@@ -96,7 +96,7 @@ def test_the_report_macro_and_rst_text_agree():
 
 
 def _markdown_html(text: str) -> str:
-    # markdown-it-py: installed with rich (a dependency of snakemake's), not a declared dependency of tomoseg
+    # markdown-it-py: in the environment as a dependency of rich, not a declared dependency of tomoseg
     MarkdownIt = pytest.importorskip("markdown_it").MarkdownIt
 
     return MarkdownIt("commonmark").enable("table").render(text)
