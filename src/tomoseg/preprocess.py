@@ -8,7 +8,7 @@ from typing import Literal
 
 import numpy as np
 
-from tomoseg.core.io import InputError, read_placement, read_volume, write_json, write_volume
+from tomoseg.core.io import InputError, check_outputs, read_placement, read_volume, write_json, write_volume
 from tomoseg.core.presets import canonical_normalization
 from tomoseg.core.provenance import provenance_record
 
@@ -84,6 +84,7 @@ def normalize_volume(
 def normalize_file(tomogram: Path, out: Path, mode: str) -> None:
     """Normalize one MRC tomogram into `out` (float32) with a provenance record beside it."""
     mode = canonical_normalization(mode)
+    check_outputs([out, out.with_suffix(".json")], [tomogram])
     volume, voxel_size = read_volume(tomogram)
     normalized = normalize_volume(volume, mode, name=str(tomogram))  # type: ignore[arg-type]
     write_volume(out, normalized, voxel_size, placement=read_placement(tomogram))

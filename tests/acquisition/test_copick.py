@@ -176,3 +176,12 @@ def test_export_writes_a_record(project, tmp_path):
     written = read_json(record)
     assert written["parameters"] == {"name": "membrane", "user_id": "tomoseg-etsam", "session_id": "0"}
     assert written["inputs"]["run"] == "TS_002"
+
+
+@pytest.mark.parametrize("run", ["../TS_001", "/etc", "TS 001", ".hidden", "TS_001/../../x", "", "a\nb"])
+def test_run_names_are_checked_as_names(project, tmp_path, run):
+    """Issue 21, item 7: a run name becomes a folder of the project; a path or odd name is refused, naming it."""
+    config, _ = project
+    with pytest.raises(InputError, match="copick run name .* refused") as err:
+        find_tomogram(config, run, 10.0, "wbp")
+    assert str(err.value).startswith(str(config))

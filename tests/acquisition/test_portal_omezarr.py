@@ -198,3 +198,93 @@ def test_a_partial_download_of_changed_metadata_starts_again(portal, tmp_path, f
     first = len(portal.log)
     _out, _src, record = _download(portal, tmp_path, fast)
     assert len(_chunk_requests(SimpleNamespace(log=portal.log[first:]))) == record["chunks"] == 18
+
+
+# Issue 21, item 1: a hostile server's metadata is data, never a path. Each case was reproduced on 41766b8
+# (a file or folder outside the download folder, or a path built from the value) and is refused now.
+def _escaped(tmp_path):
+    """Whatever a hostile value could have made outside the download folder (tmp_path/data)."""
+    return [p for p in tmp_path.rglob("*") if "escaped" in p.name]
+
+
+@pytest.mark.parametrize(
+    ("dataset", "key"),
+    [
+        ("../../escaped", "datasets[0].path"),
+        ("0/../../../escaped", "datasets[0].path"),
+        ("ABSOLUTE", "datasets[0].path"),  # tmp_path/escaped-absolute, as an absolute path
+        ("0\\..\\escaped", "datasets[0].path"),
+        ("", "datasets[0].path"),
+    ],
+)
+def test_hostile_dataset_paths_are_refused_naming_url_and_key(portal, tmp_path, fast, served, dataset, key):
+    if dataset == "ABSOLUTE":
+        dataset = str(tmp_path / "escaped-absolute")
+    attrs = json.loads(portal.files[f"{PREFIX}/.zattrs"])
+    attrs["multiscales"][0]["datasets"][0]["path"] = dataset
+    portal.files[f"{PREFIX}/.zattrs"] = json.dumps(attrs).encode()
+    zarray = portal.files[f"{PREFIX}/0/.zarray"]
+    for name in ("10000/TS_026/Tomograms/escaped/.zarray", f"{PREFIX}/{dataset}/.zarray"):
+        portal.files[name] = zarray  # served where a client that follows the value would ask
+    with pytest.raises(DownloadError) as err:
+        _download(portal, tmp_path, fast)
+    message = str(err.value)
+    assert served["zarr_url"] in message and key in message and "\n" not in message
+    assert _escaped(tmp_path) == []
+    assert _chunk_requests(portal) == [] and _nothing_finished(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("dimension_separator", "/../../escaped/", "dimension_separator"),
+        ("dimension_separator", "\\", "dimension_separator"),
+        ("shape", [2**40, 2**40, 36], "declares a volume"),
+        ("chunks", [0, 16, 16], "positive integer"),
+        ("dtype", "|O", "not a numeric type"),
+        ("compressor", "zlib", "codecs must be objects"),
+    ],
+)
+def test_hostile_zarray_values_are_refused_before_any_chunk(
+    portal, tmp_path, fast, served, field, value, message
+):
+    meta = json.loads(portal.files[f"{PREFIX}/0/.zarray"])
+    meta[field] = value
+    portal.files[f"{PREFIX}/0/.zarray"] = json.dumps(meta).encode()
+    with pytest.raises(DownloadError, match=message) as err:
+        _download(portal, tmp_path, fast)
+    assert f"{served['zarr_url']}: 0/.zarray" in str(err.value)
+    assert _escaped(tmp_path) == [] and _chunk_requests(portal) == [] and _nothing_finished(tmp_path)
+
+
+@pytest.mark.parametrize("codec", ["zlib", "gzip", "bz2", "blosc"])
+def test_a_chunk_that_inflates_past_a_chunk_is_refused_without_inflating_it(
+    portal, tmp_path, fast, served, codec
+):
+    """Item 5: 48 MiB of zeros compress to a few KiB; decoding stops at one chunk's size (16 KiB here)."""
+    import tracemalloc
+
+    from numcodecs import get_codec
+
+    config = (
+        {"id": codec} if codec != "blosc" else {"id": "blosc", "cname": "zstd", "clevel": 9, "shuffle": 0}
+    )
+    meta = json.loads(portal.files[f"{PREFIX}/0/.zarray"])
+    meta["compressor"] = config
+    portal.files[f"{PREFIX}/0/.zarray"] = json.dumps(meta).encode()
+    bomb = bytes(get_codec(config).encode(np.zeros(48 * 2**20, np.uint8)))
+    assert len(bomb) < 2**20
+    for z in range(2):
+        for y in range(3):
+            for x in range(3):
+                portal.files[f"{PREFIX}/0/{z}/{y}/{x}"] = bomb
+    tracemalloc.start()
+    try:
+        with pytest.raises(DownloadError, match="more than a chunk") as err:
+            _download(portal, tmp_path, fast)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert f"{served['zarr_url']}/0/0/0/0" in str(err.value)
+    assert peak < 16 * 2**20, f"decoding a hostile chunk allocated {peak / 2**20:.0f} MiB"
+    assert _nothing_finished(tmp_path)

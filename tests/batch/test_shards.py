@@ -136,3 +136,55 @@ def test_outputs_of_a_per_run_job_are_adopted_when_newer_than_their_inputs(shard
         "scale": "done before"
     }
     assert run_shard({"a": [step(shard, "a", factor=3)]}, shard / "marker.json", config={})["ran"] == 1
+
+
+# Issue 21, item 4: sharded runs are as careful as Snakemake. On 41766b8 a deleted per-run output left the
+# shard's job parameters unchanged (Snakemake: "Nothing to be done"), and a truncated shard record made
+# `shards_status` fail on every rerun (a JSON error) while the shard itself was never rerun.
+
+
+def test_a_deleted_per_run_output_changes_the_shards_retry_token(shard, caplog):
+    from tomoseg.core.layout import shard_retry_token
+
+    runs = {t: [step(shard, t)] for t in "ac"}
+    marker = shard / "marker.json"
+    assert shard_retry_token(marker, runs) == ""  # no record yet: Snakemake runs the shard anyway
+    run_shard(runs, marker, config={})
+    assert shard_retry_token(marker, runs) == ""  # complete: nothing to redo
+    (shard / "out" / "c.txt").unlink()
+    token = shard_retry_token(marker, runs)
+    assert token.startswith("missing 1 ") and "out/c.txt" in caplog.text and str(marker) in caplog.text
+    again = run_shard(runs, marker, config={})
+    assert again["ran"] == 1 and (shard / "out" / "c.txt").read_text() == "yy"
+    assert shard_retry_token(marker, runs) == ""
+
+
+@pytest.mark.parametrize("content", ['{"runs": {"a": {"status": "ok"', "", "[1, 2]", "\x00\xff"])
+def test_a_truncated_shard_record_is_not_done_with_a_warning(shard, caplog, content):
+    from tomoseg.core.layout import shard_retry_token
+
+    (shard / "results/shards/data").mkdir(parents=True)
+    marker = shard / "results/shards/data/s00000.json"
+    runs = {t: [step(shard, t)] for t in "ac"}
+    run_shard(runs, marker, config={})
+    marker.write_bytes(content.encode("latin-1"))
+    assert shard_failures(marker) == []
+    assert shard_retry_token(marker, runs).startswith("unreadable ")  # the shard runs again
+    assert f"{marker}: " in caplog.text and "treated as not done" in caplog.text
+    rows = write_status([marker], shard / "status.tsv", allow_failures=True)
+    assert [(r["shard"], r["tomo"], r["status"]) for r in rows] == [("s00000", "*", "not done")]
+    with pytest.raises(RuntimeError, match="0 of 0 run-stages|failed or were blocked"):
+        write_status([marker], shard / "status2.tsv", allow_failures=False)
+    # the rerun the token asks for rewrites the record, and the status reads it again
+    run_shard(runs, marker, config={})
+    assert write_status([marker], shard / "status.tsv", allow_failures=False) == []
+
+
+def test_a_truncated_done_record_reruns_its_step_with_a_warning(shard, caplog):
+    runs = {"a": [step(shard, "a")]}
+    run_shard(runs, shard / "marker.json", config={})
+    done = shard / "results/shards/done/scale/a.json"
+    done.write_text(done.read_text()[:5])
+    record = run_shard(runs, shard / "marker.json", config={})
+    assert record["ran"] == 1 and record["failed"] == []
+    assert "results/shards/done/scale/a.json: unreadable done record" in caplog.text

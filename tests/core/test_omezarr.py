@@ -211,3 +211,28 @@ def test_copy_as_ome_zarr_keeps_array_voxel_size_and_origin(tmp_path, mask):
     assert read_placement(tmp_path / "v.zarr").origin == pytest.approx(placement.origin)
     levels = zarr_levels(tmp_path / "v.zarr")
     assert len(levels) == 2 and levels[1].voxel_size == pytest.approx((16.0,) * 3)
+
+
+def _edit_json(path, edit):
+    meta = json.loads(path.read_text())
+    edit(meta)
+    path.write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize(
+    ("file", "edit", "message"),
+    [  # issue 21: the validator a download uses guards a local store too (one line, never a traceback)
+        ("0/.zarray", lambda m: m.update(shape=[2**20, 2**20, 2**20]), "declares a volume"),
+        ("0/.zarray", lambda m: m.update(dimension_separator="/../"), "dimension_separator"),
+        (".zattrs", lambda m: m["multiscales"][0]["datasets"][0]["coordinateTransformations"][0].update(
+            scale=["13.48", 1.0, 1.0]), "every value must be a number"),
+        (".zattrs", lambda m: m["multiscales"][0]["datasets"][0].update(path="/etc"), "not a dataset path"),
+    ],
+)  # fmt: skip
+def test_hostile_local_metadata_is_one_input_error(tmp_path, file, edit, message):
+    path = tmp_path / "tomo.zarr"
+    write_ome_zarr(path, np.zeros((4, 5, 6), np.float32), 1.0, levels=1)
+    _edit_json(path / file, edit)
+    with pytest.raises(InputError, match=message) as err:
+        read_volume(path)
+    assert str(path) in str(err.value)

@@ -64,6 +64,14 @@ def test_set_yaml_key_edits_only_the_key_at_its_path():
     [
         (SlurmSite(partition="two words"), "single Slurm name"),
         (SlurmSite(gpu_type='a100"\nexecutor: local'), "single Slurm name"),
+        # issue 21, item 7: names are names; YAML syntax (alias, anchor, tag, flow) or a path is not one
+        (SlurmSite(partition="*gpu"), "single Slurm name"),
+        (SlurmSite(account="&anchor"), "single Slurm name"),
+        (SlurmSite(gpu_partition="!!python/object:os.system"), "single Slurm name"),
+        (SlurmSite(gpu_type="[a100,h100]"), "single Slurm name"),
+        (SlurmSite(account="{x}"), "single Slurm name"),
+        (SlurmSite(partition="../x"), "single Slurm name"),
+        (SlurmSite(partition="gpu|cpu"), "single Slurm name"),
         (SlurmSite(gpu_cpus=0), "at least 1"),
         (SlurmSite(status_command="scontrol"), "sacct or squeue"),
     ],

@@ -106,6 +106,18 @@ def test_hydra_target_in_a_sidecar_runs_nothing(tmp_path, capsys, checkpoints):
             {"model_config": "configs/sam2.1/sam2.1_hiera_t.yaml", "overrides": ["++model.image_size=100"]},
             "multiple of 32",
         ),
+        # issue 21, item 5: sizes that would build a model of tens of GB (position tables ~ feat_sizes^2)
+        (
+            {"model_config": "configs/sam2.1/sam2.1_hiera_t.yaml", "overrides": ["++model.image_size=99968"]},
+            "from 64 to 2048",
+        ),
+        (
+            {
+                "model_config": "configs/sam2.1/sam2.1_hiera_t.yaml",
+                "overrides": ["++model.memory_attention.layer.cross_attention.feat_sizes=[99999,99999]"],
+            },
+            "feature sizes must be 1..128",
+        ),
     ],
 )
 def test_sidecar_outside_the_schema_is_refused(tmp_path, meta, needle):

@@ -114,6 +114,23 @@ def test_a_killed_shard_resumes_without_redoing_finished_steps(both_runs):
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
+def test_a_deleted_per_run_output_is_remade_by_the_next_invocation(both_runs):
+    """Issue 21, item 4: on 41766b8 Snakemake said "Nothing to be done" and the mask stayed missing."""
+    _, sharded, _ = both_runs
+    mask = sharded / "results/etsam/phantom-002/mask.mrc"
+    expected, _ = read_volume(mask)
+    mask.unlink()
+    proc = run_snakemake(sharded, "-n")
+    assert (
+        "Nothing to be done" not in proc.stdout + proc.stderr and "shard_etsam" in proc.stdout + proc.stderr
+    )
+    run_snakemake(sharded, "--cores", "1")
+    remade, _ = read_volume(mask)
+    np.testing.assert_array_equal(remade, expected)
+    steps = read_json(sharded / "results/shards/etsam/s00001.json")["runs"]["phantom-002"]["steps"]
+    assert steps["etsam_stage1"] == "done before" and steps["etsam_stage2"].startswith("ran in")
+
+
 def test_a_bad_run_fails_alone_and_is_retried_by_the_next_invocation(tmp_path):
     write_volume(
         tmp_path / "good.mrc", np.random.default_rng(1).normal(size=(6, 24, 20)).astype(np.float32), 7.0

@@ -189,11 +189,11 @@ def shard_runs(stage):
 
 
 def shard_retry(stage):
-    """Params of a shard job that change while its record lists failed runs, so that the next invocation retries them."""
+    """Params of a shard job that change while its record lists failed runs, is unreadable or a per-run output is missing, so that the next invocation reruns it."""
 
     def token(wildcards):
         marker = layout.shard_record(stage, wildcards.shard)
-        return str(os.stat(marker).st_mtime_ns) if layout.shard_failures(marker) else ""
+        return layout.shard_retry_token(marker, shard_runs(stage)(wildcards))
 
     return token
 

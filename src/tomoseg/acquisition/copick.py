@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,22 @@ def project_runs(config: str | os.PathLike) -> list[str]:
     return sorted(run.name for run in open_project(config).runs)
 
 
+# A copick run name as a folder name of the project's overlay: plain characters, no separator or "..".
+RUN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}")
+
+
+def check_run_name(config: Path, run: object) -> str:
+    """A copick run name checked as a name (it becomes a folder of the project): InputError naming the config otherwise."""
+    if not isinstance(run, str) or not RUN_NAME.fullmatch(run):
+        raise InputError(
+            f"{config}: copick run name {run!r} refused: a run name is letters, digits and _ . + - "
+            "(no path separator, no leading dot, at most 128 characters)"
+        )
+    return run
+
+
 def _run(root: Any, config: Path, run: str) -> Any:
+    check_run_name(config, run)
     found = root.get_run(run)
     if found is None:
         names = sorted(r.name for r in root.runs)

@@ -23,7 +23,7 @@ from typing import Any
 
 from tomoseg.core.children import start_child, stop_group
 from tomoseg.core.errors import InputError, ToolError
-from tomoseg.core.io import read_json
+from tomoseg.core.io import read_json, write_error
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +114,13 @@ class GpuMemorySampler:
 @contextlib.contextmanager
 def workdir(out_dir: Path) -> Iterator[Path]:
     """A private working directory (with its own HOME) beside the output folder, removed afterwards."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.work-", dir=out_dir.parent)).absolute()
-    (work / "home").mkdir()
-    (work / "in").mkdir()
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.work-", dir=out_dir.parent)).absolute()
+        (work / "home").mkdir()
+        (work / "in").mkdir()
+    except OSError as err:  # a read-only parent folder: one line naming it, before the tool runs
+        raise write_error(out_dir.parent, err, folder=True) from None
     try:
         yield work
     finally:

@@ -32,9 +32,11 @@ from tomoseg.baselines.driver import (
 from tomoseg.core.errors import InputError
 from tomoseg.core.io import (
     VoxelSize,
+    check_outputs,
     read_header,
     read_placement,
     read_volume,
+    require_writable_dir,
     sha256sum,
     write_json,
     write_volume,
@@ -209,6 +211,12 @@ def run_baseline(
 ) -> dict[str, Any]:
     """Run one tool's `step` on one tomogram and store `<scores_name>.mrc`, `mask.mrc`, its log and provenance."""
     tomogram, out = Path(tomogram).resolve(), Path(out_dir)
+    names = (f"{scores_name}.mrc", "mask.mrc", "tool.log", "provenance.json")
+    if (
+        out.exists() or out.is_symlink()
+    ):  # a file in the way or a read-only folder: one line, before anything runs
+        require_writable_dir(out)
+    check_outputs([out / name for name in names], [tomogram, checkpoint])
     shape, _, voxel_size = read_header(tomogram)
     trust = verify_checkpoint(tool, checkpoint, allow_unverified_checkpoint)
     ckpt = Path(checkpoint or "").resolve()

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tomoseg.core.io import atomic_path, read_json, write_json
-from tomoseg.core.layout import results_path
+from tomoseg.core.layout import read_shard_record, results_path
 from tomoseg.core.runlog import log_failure
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,14 @@ def is_done(step: Step, current: str) -> bool:
         return False
     try:
         return bool(read_json(record).get("fingerprint") == current)
-    except (ValueError, OSError, AttributeError):  # an unreadable record (InputError is a ValueError): redo
+    except (
+        ValueError,
+        OSError,
+        AttributeError,
+    ) as err:  # truncated or unreadable (InputError is a ValueError)
+        log.warning(
+            "%s: unreadable done record, the step is treated as not done and runs again (%s)", record, err
+        )
         return False
 
 
@@ -259,10 +266,21 @@ def write_status(
     rows: list[dict[str, str]] = []
     runs = 0
     for marker in map(Path, markers):
-        record = read_json(marker)
+        record = read_shard_record(marker)  # None, with a warning naming it, when truncated or unreadable
+        if record is None:
+            values = {"stage": marker.parent.name, "shard": marker.stem, "tomo": "*", "status": "not done"}
+            values.update(
+                step="",
+                reason=f"unreadable shard record {marker}; the next invocation reruns the shard",
+                log="",
+            )
+            rows.append(values)
+            continue
         runs += len(record["runs"])
         for tomo, status in record["runs"].items():
-            if status["status"] != "ok":
+            if not isinstance(status, dict):
+                status = {"status": "not done", "reason": f"unreadable entry in {marker}"}
+            if status.get("status") != "ok":
                 values = {"stage": marker.parent.name, "shard": marker.stem, "tomo": tomo}
                 values.update({key: str(status.get(key, "")) for key in ("status", "step", "reason", "log")})
                 rows.append(values)

@@ -4,6 +4,7 @@ done by the stage APIs each module calls)."""
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
@@ -55,6 +56,11 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (ToolError, 1),  # an external tool failed
     (TomosegError, 1),
 )
+
+
+# Errors of a path as given (too long, a loop of links, a file where a folder is expected): a bad argument,
+# reported like an InputError (one line naming the path, exit status 2) wherever the path is first touched.
+PATH_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.ELOOP, errno.ENOTDIR})
 
 
 def exit_code(error: BaseException) -> int:
@@ -126,6 +132,15 @@ def main(argv: list[str] | None = None) -> int:
             logging.getLogger("tomoseg").debug("traceback", exc_info=err)
         sys.stderr.write(f"tomoseg {args.command}: error: {err}\n")
         return exit_code(err)
+    except OSError as err:
+        if err.errno not in PATH_ERRNOS or isinstance(err, TomosegError):
+            raise
+        if args.verbose:
+            logging.getLogger("tomoseg").debug("traceback", exc_info=err)
+        sys.stderr.write(
+            f"tomoseg {args.command}: error: {err.filename}: {err.strerror} (a path tomoseg cannot use)\n"
+        )
+        return 2
     except ModuleNotFoundError as err:
         package = (err.name or "").split(".")[0]
         if package not in OPTIONAL_PACKAGES:

@@ -28,6 +28,7 @@ def _run(a: argparse.Namespace) -> int:
         tomo=a.tomo,
         thresholds=a.thresholds,
         extra={"untrained": untrained, "provenance": str(provenance) if provenance else None},
+        strict_geometry=a.strict_geometry,
     )
     summary = ", ".join(
         f"{k}={record[k]:.4f}" for k in ("dice", "iou", "precision", "recall", "auprc") if k in record
@@ -57,6 +58,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=Path,
         help="the prediction's provenance record, whose untrained flag goes into the JSON and the console "
         "line (default: <stem>.provenance.json or provenance.json beside --pred, if there is one)",
+    )
+    p.add_argument(
+        "--strict-geometry",
+        action="store_true",
+        help="refuse (exit status 2) when prediction and truth differ in voxel size or origin; without it a "
+        "warning, also recorded in the JSON as geometry_warning",
     )
     p.add_argument("--method", help="method name recorded in the JSON")
     p.add_argument("--tomo", help="tomogram key recorded in the JSON")

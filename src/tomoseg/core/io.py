@@ -8,9 +8,10 @@ import json
 import logging
 import os
 import shutil
+import stat
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import numpy as np
 
 from tomoseg.core.errors import InputError as InputError  # re-exported: every reader of files raises it
 from tomoseg.core.errors import OutputError
+from tomoseg.core.limits import require_memory, volume_bytes
 from tomoseg.core.omezarr import is_zarr, open_zarr_volume, volume_to_write, write_ome_zarr
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,64 @@ def write_error(path: str | os.PathLike, err: OSError, folder: bool = False) -> 
     return OutputError(path, reason)
 
 
+_SPECIAL_FILES = (
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def check_replaceable(path: str | os.PathLike, folder: bool = False) -> None:
+    """Refuse an output path that is not a regular file (a device, FIFO or socket, or a symbolic link to one).
+
+    A rename over it would replace the device itself (as root, `--out /dev/null` would replace the
+    system's null device); tomoseg replaces only regular files (and, for `folder` outputs, folders).
+    """
+    try:
+        mode = os.stat(path).st_mode  # follows a symbolic link: its target is what the user named
+    except FileNotFoundError:
+        return  # nothing there yet, or a dangling link: the rename replaces the link itself
+    except OSError as err:
+        raise write_error(path, err, folder) from None
+    for test, kind in _SPECIAL_FILES:
+        if test(mode):
+            link = " (through a symbolic link)" if Path(path).is_symlink() else ""
+            raise OutputError(path, f"{kind}{link}; tomoseg replaces only regular files")
+    if stat.S_ISDIR(mode) and not folder:
+        raise OutputError(path, "a folder is in the way of this output file")
+
+
+def check_outputs(
+    outputs: Iterable[str | os.PathLike | None], inputs: Iterable[str | os.PathLike | None]
+) -> None:
+    """Before any work: every output must be replaceable (`check_replaceable`) and none the same file as an input.
+
+    Writing an output over its own input destroys the input (and a digest recorded afterwards would be the
+    output's); a hard link or a symbolic link to the input counts as the same file.
+    """
+    sources = [Path(p) for p in inputs if p is not None]
+    for out in (Path(p) for p in outputs if p is not None):
+        check_replaceable(out, folder=out.is_dir() and is_zarr(out))
+        for source in sources:
+            if _same_file(out, source):
+                raise OutputError(out, f"the same file as the input {source}; choose another output path")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (same device and inode), or `a` lies inside the folder `b` (an OME-Zarr input)."""
+    try:
+        if os.path.samefile(a, b):
+            return True
+    except OSError:
+        pass
+    try:
+        ra, rb = a.resolve(), b.resolve()
+    except OSError:
+        return False
+    return ra == rb or (rb.is_dir() and rb in ra.parents)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary sibling of `path` and rename it into place only if the block succeeds.
@@ -71,6 +131,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     naming `path`; the temporary file is removed either way.
     """
     target = Path(path)
+    check_replaceable(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(
@@ -194,6 +255,15 @@ def read_placement(path: str | os.PathLike, target_voxel_size: float | None = No
         mrc.close()
 
 
+# Compressed files by their first bytes (a .mrc.gz given as a tomogram is common): named, with the command.
+_COMPRESSED = {
+    b"\x1f\x8b": ("gzip", "gunzip -k"),
+    b"BZh": ("bzip2", "bunzip2 -k"),
+    b"\xfd7zXZ\x00": ("xz", "unxz -k"),
+    b"\x28\xb5\x2f\xfd": ("zstd", "unzstd"),
+}
+
+
 def _open_checked(path: Path, mode: str = "r") -> mrcfile.mrcfile.MrcFile:
     """Open an MRC file in permissive mode and translate every failure into an InputError."""
     if not path.exists():
@@ -207,6 +277,11 @@ def _open_checked(path: Path, mode: str = "r") -> mrcfile.mrcfile.MrcFile:
     looks_like_markup = head.lstrip()[:1] == b"<" or b"<html" in head[:512].lower()
     if looks_like_markup and head[208:212] != b"MAP ":
         raise InputError(f"{path}: not an MRC file (looks like an HTML/XML page, e.g. a failed download)")
+    for magic, (kind, tool) in _COMPRESSED.items():
+        if head.startswith(magic):
+            raise InputError(
+                f"{path}: a {kind}-compressed file, not an MRC file; decompress it first ({tool} {path.name})"
+            )
     if len(head) < 1024:
         raise InputError(f"{path}: not an MRC file (only {len(head)} bytes, shorter than an MRC header)")
     if head[208:212] != b"MAP ":
@@ -300,6 +375,7 @@ def _check_shape(data: np.ndarray, path: Path) -> None:
         raise InputError(f"{path}: expected a 3-D volume, found {data.ndim}-D with shape {data.shape}")
     if min(data.shape) < 1 or data.size == 0:
         raise InputError(f"{path}: empty volume (shape {data.shape})")
+    volume_bytes(path, [int(n) for n in data.shape], data.dtype.itemsize)
 
 
 def read_volume(
@@ -314,6 +390,8 @@ def read_volume(
     """
     path = Path(path)
     with open_volume(path, target_voxel_size) as (data, voxel_size):
+        itemsize = np.dtype(dtype if dtype is not None else data.dtype).itemsize
+        require_memory(path, int(np.prod(data.shape, dtype=np.int64)) * itemsize, "reading the whole volume")
         array = np.array(data[...], dtype=dtype if dtype is not None else data.dtype, copy=True)
     if check_finite and np.issubdtype(array.dtype, np.floating):
         check_finite_volume(array, path)
@@ -330,6 +408,7 @@ def read_mask(
     """
     path = Path(path)
     with open_volume(path, target_voxel_size) as (data, voxel_size):
+        require_memory(path, int(np.prod(data.shape, dtype=np.int64)), "reading the whole mask")
         mask = np.empty(data.shape, np.uint8)
         is_foreground = np.not_equal if data.dtype == np.int8 else np.greater
         for z in range(0, data.shape[0], 32):

@@ -6,10 +6,14 @@ Paths are relative to the workflow's working directory (`results/...`); helpers 
 from __future__ import annotations
 
 import json
+import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from tomoseg.core.methods import method
+
+log = logging.getLogger(__name__)
 
 RESULTS = "results"
 
@@ -94,14 +98,72 @@ def shard_record(stage: str, shard: str) -> str:
     return f"{RESULTS}/shards/{stage}/{shard}.json"
 
 
+def read_shard_record(record: str | os.PathLike) -> dict[str, Any] | None:
+    """A shard record as a dict, or None (with a warning naming it) when it is truncated or unreadable.
+
+    Such a record says nothing about its runs: the shard counts as not done, never as an error that blocks
+    every rerun. A missing record is None without a warning.
+    """
+    try:
+        with open(record, encoding="utf-8") as handle:
+            content = json.load(handle)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as err:
+        log.warning("%s: unreadable shard record, treated as not done (%s)", record, err)
+        return None
+    lists = [content.get(key, []) for key in ("failed", "blocked")] if isinstance(content, dict) else []
+    if (
+        not isinstance(content, dict)
+        or not isinstance(content.get("runs"), dict)
+        or not all(isinstance(names, list) and all(isinstance(n, str) for n in names) for names in lists)
+    ):
+        log.warning("%s: not a shard record (runs, failed, blocked), treated as not done", record)
+        return None
+    return content
+
+
 def shard_failures(record: str | os.PathLike) -> list[str]:
     """Runs a shard record lists as failed or blocked ([] when there is no record or it is unreadable).
 
     Read while planning (a shard whose record lists failures is rerun), so plain json, nothing heavier.
     """
-    try:
-        with open(record, encoding="utf-8") as handle:
-            content = json.load(handle)
-        return list(content.get("failed", [])) + list(content.get("blocked", []))
-    except (OSError, ValueError, AttributeError):
+    content = read_shard_record(record)
+    if content is None:
         return []
+    return [str(t) for t in content.get("failed", []) or []] + [
+        str(t) for t in content.get("blocked", []) or []
+    ]
+
+
+def shard_retry_token(record: str | os.PathLike, runs: Mapping[str, Iterable[Mapping[str, Any]]]) -> str:
+    """A job parameter of a shard that is "" while its record stands; otherwise a token that reruns the shard.
+
+    The shard is rerun (as Snakemake reruns a job whose output is gone) when its record lists failed or
+    blocked runs, is truncated or unreadable, or when a per-run output of one of its steps (`runs`: run ->
+    step dicts with "output") was deleted since. The token holds the record's mtime, so it changes from one
+    such state to the next.
+    """
+    if not os.path.exists(record):
+        return ""  # no record: Snakemake runs the shard anyway
+    stamp = str(os.stat(record).st_mtime_ns)
+    if read_shard_record(record) is None:
+        return f"unreadable {stamp}"
+    if shard_failures(record):
+        return stamp
+    missing = [
+        str(path)
+        for steps in runs.values()
+        for step in steps
+        for path in (step.get("output") or {}).values()
+        if not os.path.exists(path)
+    ]
+    if missing:
+        log.warning(
+            "%s: %d per-run outputs are missing (e.g. %s); the shard runs again",
+            record,
+            len(missing),
+            missing[0],
+        )
+        return f"missing {len(missing)} {stamp}"
+    return ""

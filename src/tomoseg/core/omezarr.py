@@ -8,9 +8,11 @@ the level, converts the axis units to Angstrom and maps the coordinate transform
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -21,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from tomoseg.core.errors import InputError, OutputError
+from tomoseg.core.limits import MAX_CHUNKS, volume_bytes
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,87 @@ _UNIT_IN_ANGSTROM = {
     "meter": 1e10,
 }
 _SPATIAL = ("z", "y", "x")
+# One component of a dataset path: a plain name (no "." or ".." component, no separator, no control character).
+_PATH_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_ARRAY_ORDERS = ("C", "F")
+_SEPARATORS = (".", "/")
+
+
+def check_dataset_path(source: object, key: str, value: object) -> str:
+    """A dataset path from OME-Zarr metadata, as a relative path that stays inside the store; else InputError naming `source` and `key`.
+
+    Metadata is data, never a path of our choosing: the same check guards a local store and a download
+    (where `source` is the URL), so that no value can climb out of the folder, name an absolute path or
+    carry a separator other than "/" between plain names.
+    """
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InputError(f"{source}: {key} {value!r}: a dataset path must be a string")
+    text = str(value)
+    parts = text.split("/")
+    if len(text) > 255 or not all(_PATH_PART.fullmatch(part) for part in parts):
+        raise InputError(
+            f"{source}: {key} {text!r}: not a dataset path inside the image (plain names such as '0' or 's1' "
+            "joined by '/'; no '..', absolute path, backslash or empty part)"
+        )
+    return text
+
+
+def check_multiscales(source: object, key: str, attrs: object) -> list[str]:
+    """The dataset paths of an OME-Zarr group's `.zattrs` (multiscales[0].datasets), each checked by `check_dataset_path`."""
+    try:
+        datasets = attrs["multiscales"][0]["datasets"]  # type: ignore[index]
+        raw = [d["path"] for d in datasets]
+    except (KeyError, IndexError, TypeError) as err:
+        raise InputError(
+            f"{source}: {key}: no OME-Zarr multiscales datasets ({type(err).__name__}: {err})"
+        ) from None
+    if not raw:
+        raise InputError(f"{source}: {key}: OME-Zarr multiscales metadata lists no datasets")
+    return [
+        check_dataset_path(source, f"{key} multiscales[0].datasets[{k}].path", p) for k, p in enumerate(raw)
+    ]
+
+
+def check_zarray(source: object, key: str, meta: object) -> dict[str, Any]:
+    """A zarr v2 array's metadata (`.zarray`) checked as data before any path or buffer is built from it.
+
+    shape and chunks positive integers of one length, the volume within `MAX_VOLUME_BYTES`, at most
+    `MAX_CHUNKS` chunks, a numeric dtype, `dimension_separator` "." or "/", codecs named by a string id.
+    Returns the metadata with shape and chunks as int lists; InputError naming `source` and `key` otherwise.
+    """
+    where = f"{source}: {key}"
+    if not isinstance(meta, dict):
+        raise InputError(f"{where}: not zarr array metadata (a JSON object is needed)")
+    if meta.get("zarr_format") != 2:
+        raise InputError(f"{where}: zarr format {meta.get('zarr_format')!r}, not 2")
+    shape, chunks = meta.get("shape"), meta.get("chunks")
+    if not isinstance(shape, list) or not isinstance(chunks, list) or not shape or len(shape) != len(chunks):
+        raise InputError(f"{where}: shape {shape!r} and chunks {chunks!r} must be lists of one length")
+    try:
+        dtype = np.dtype(meta.get("dtype"))
+    except (TypeError, ValueError):
+        raise InputError(f"{where}: dtype {meta.get('dtype')!r} is not a numeric type") from None
+    if dtype.kind not in "biuf" or dtype.itemsize > 8:
+        raise InputError(f"{where}: dtype {meta.get('dtype')!r} is not a numeric type")
+    volume_bytes(f"{where} shape", shape, dtype.itemsize)
+    volume_bytes(f"{where} chunks", chunks, dtype.itemsize)
+    grid = math.prod(math.ceil(n / c) for n, c in zip(shape, chunks, strict=True))
+    if grid > MAX_CHUNKS:
+        raise InputError(f"{where}: {grid} chunks (shape {shape}, chunks {chunks}); at most {MAX_CHUNKS}")
+    separator = meta.get("dimension_separator")
+    if separator is not None and separator not in _SEPARATORS:
+        raise InputError(f"{where}: dimension_separator {separator!r}; zarr allows '.' or '/'")
+    if meta.get("order", "C") not in _ARRAY_ORDERS:
+        raise InputError(f"{where}: order {meta.get('order')!r}; zarr allows 'C' or 'F'")
+    compressor, filters = meta.get("compressor"), meta.get("filters")
+    codecs = ([compressor] if compressor is not None else []) + (filters if isinstance(filters, list) else [])
+    if (filters is not None and not isinstance(filters, list)) or not all(
+        isinstance(c, dict) and isinstance(c.get("id"), str) for c in codecs
+    ):
+        raise InputError(
+            f"{where}: compressor {compressor!r} / filters {filters!r}: codecs must be objects with an id"
+        )
+    return {**meta, "shape": list(shape), "chunks": list(chunks)}
 
 
 @dataclass(frozen=True)
@@ -75,8 +159,10 @@ def _require_packages(path: Path) -> tuple[Any, Any, Any]:
 
 def _axis_factors(path: Path, axes: Sequence[Any] | None) -> tuple[list[str], list[float]]:
     """Axis names and their unit in Angstrom (1 where no unit is given); the last three must be z, y, x."""
-    if not axes:
+    if not axes or not isinstance(axes, list):
         raise InputError(f"{path}: OME-Zarr multiscales metadata has no axes (needs z, y, x)")
+    if not all(isinstance(a, str) or (isinstance(a, dict) and isinstance(a.get("name"), str)) for a in axes):
+        raise InputError(f"{path}: OME-Zarr axes {axes!r}: each axis must be a name or an object with a name")
     names = [a["name"] if isinstance(a, dict) else str(a) for a in axes]
     if tuple(names[-3:]) != _SPATIAL:
         raise InputError(f"{path}: OME-Zarr axes {names}; tomoseg reads volumes whose last axes are z, y, x")
@@ -86,7 +172,7 @@ def _axis_factors(path: Path, axes: Sequence[Any] | None) -> tuple[list[str], li
         if unit is None:
             factors.append(1.0)
             continue
-        if unit not in _UNIT_IN_ANGSTROM:
+        if not isinstance(unit, str) or unit not in _UNIT_IN_ANGSTROM:
             raise InputError(f"{path}: OME-Zarr axis {axis['name']!r} has unit {unit!r}, not a length")
         factors.append(_UNIT_IN_ANGSTROM[unit])
     if all(isinstance(a, dict) and a.get("unit") is None for a in axes[-3:]):
@@ -96,13 +182,17 @@ def _axis_factors(path: Path, axes: Sequence[Any] | None) -> tuple[list[str], li
 
 def _transform(path: Path, transforms: Sequence[dict] | None, kind: str, ndim: int) -> list[float] | None:
     """The `scale` or `translation` vector of one dataset's coordinate transforms (None when absent)."""
+    if transforms is not None and not isinstance(transforms, list):
+        raise InputError(f"{path}: OME-Zarr coordinateTransformations {transforms!r} is not a list")
     for t in transforms or ():
-        if t.get("type") == kind:
+        if isinstance(t, dict) and t.get("type") == kind:
             values = t.get(kind)
             if not isinstance(values, list) or len(values) != ndim:
                 raise InputError(
                     f"{path}: OME-Zarr {kind} {values!r} does not have one value per axis ({ndim})"
                 )
+            if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+                raise InputError(f"{path}: OME-Zarr {kind} {values!r}: every value must be a number")
             return [float(v) for v in values]
     return None
 
@@ -118,6 +208,14 @@ def _read_levels(path: Path) -> tuple[tuple[ZarrLevel, ...], int]:
     if not path.exists():
         raise InputError(f"{path}: file not found")
     _zarr, ome_io, ome_reader = _require_packages(path)
+    attrs_file = path / ".zattrs"
+    if attrs_file.is_file():  # zarr v2: the dataset paths are checked before ome-zarr opens anything by them
+        try:
+            attrs = json.loads(attrs_file.read_bytes())
+        except ValueError as err:
+            raise InputError(f"{path}: .zattrs: not valid JSON ({err})") from None
+        if isinstance(attrs, dict) and "multiscales" in attrs:
+            check_multiscales(path, ".zattrs", attrs)
     location = ome_io.parse_url(str(path), mode="r")
     if location is None:
         raise InputError(f"{path}: not a Zarr store (no .zgroup/.zarray or zarr.json metadata)")
@@ -128,11 +226,28 @@ def _read_levels(path: Path) -> tuple[tuple[ZarrLevel, ...], int]:
         raise InputError(f"{path}: unreadable OME-Zarr metadata ({type(err).__name__}: {err})") from None
     if spec is None or node is None:
         raise InputError(f"{path}: a Zarr store without OME-Zarr multiscales metadata (not an image)")
-    names, factors = _axis_factors(path, node.metadata.get("axes"))
+    try:
+        return _levels_of(path, node.metadata, spec.datasets)
+    except InputError:
+        raise
+    except (TypeError, KeyError, AttributeError, IndexError, ValueError) as err:  # any other malformed value
+        raise InputError(f"{path}: unreadable OME-Zarr metadata ({type(err).__name__}: {err})") from None
+
+
+def _levels_of(
+    path: Path, metadata: dict[str, Any], datasets: Sequence[Any]
+) -> tuple[tuple[ZarrLevel, ...], int]:
+    """The levels described by ome-zarr's reading of the multiscales metadata (axes, datasets, transforms)."""
+    names, factors = _axis_factors(path, metadata.get("axes"))
     ndim = len(names)
-    transforms = node.metadata.get("coordinateTransformations") or [None] * len(spec.datasets)
+    transforms = metadata.get("coordinateTransformations") or [None] * len(datasets)
     levels = []
-    for dataset, transform in zip(spec.datasets, transforms, strict=True):
+    if not isinstance(transforms, list) or len(transforms) != len(datasets):
+        raise InputError(
+            f"{path}: OME-Zarr metadata has {len(datasets)} datasets but transforms {transforms!r}"
+        )
+    for k, (dataset, transform) in enumerate(zip(datasets, transforms, strict=True)):
+        dataset = check_dataset_path(path, f".zattrs multiscales[0].datasets[{k}].path", dataset)
         scale = _transform(path, transform, "scale", ndim)
         if scale is None:
             raise InputError(f"{path}: OME-Zarr dataset {dataset!r} has no scale transform (no voxel size)")
@@ -163,6 +278,34 @@ def choose_level(levels: Sequence[ZarrLevel], target_voxel_size: float | None) -
     return min(range(len(levels)), key=lambda i: (round(distance(i), 9), i))
 
 
+class CheckedArray:
+    """A lazily read zarr array whose reads raise InputError naming the store when a chunk does not decode.
+
+    A chunk that another codec wrote, or that is cut short, otherwise surfaces as a zlib, blosc or reshape
+    error from deep inside zarr.
+    """
+
+    def __init__(self, array: Any, where: str) -> None:
+        self._array, self._where = array, where
+        self.shape: tuple[int, ...] = tuple(int(n) for n in array.shape)
+        self.dtype, self.ndim = np.dtype(array.dtype), int(array.ndim)
+        self.size = int(math.prod(self.shape))
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        try:
+            return np.asarray(self._array[key])
+        except Exception as err:  # numcodecs/zarr raise zlib.error, RuntimeError, ValueError for bad chunks
+            raise InputError(
+                f"{self._where}: a chunk does not decode ({type(err).__name__}: {err})"
+            ) from None
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        return np.asarray(self[...], dtype=dtype)
+
+
 def open_zarr_volume(path: str | os.PathLike, target_voxel_size: float | None = None) -> ZarrVolume:
     """Open the level of a local OME-Zarr image nearest `target_voxel_size` (default level 0) as a 3-D array.
 
@@ -172,19 +315,26 @@ def open_zarr_volume(path: str | os.PathLike, target_voxel_size: float | None = 
     levels, ndim = _read_levels(path)
     level = levels[choose_level(levels, target_voxel_size)]
     zarr, _, _ = _require_packages(path)
+    meta = path / level.path / ".zarray"
+    if meta.is_file():  # zarr v2: checked like a download's before zarr builds anything from it
+        try:
+            stated = json.loads(meta.read_bytes())
+        except ValueError as err:
+            raise InputError(f"{path}: {level.path}/.zarray: not valid JSON ({err})") from None
+        check_zarray(path, f"{level.path}/.zarray", stated)
     try:
         array = zarr.open_group(str(path), mode="r")[level.path]
     except Exception as err:
         raise InputError(f"{path}: cannot open OME-Zarr dataset {level.path!r} ({err})") from None
     if array.ndim != ndim:
         raise InputError(f"{path}: dataset {level.path!r} has {array.ndim} axes, the metadata names {ndim}")
-    data: Any = array
+    data: Any = CheckedArray(array, f"{path}: OME-Zarr dataset {level.path!r}")
     if ndim > 3:
         if any(n != 1 for n in array.shape[:-3]):
             raise InputError(
                 f"{path}: OME-Zarr image of shape {array.shape}; tomoseg reads one 3-D volume (t and c of length 1)"
             )
-        data = np.asarray(array[...]).reshape(array.shape[-3:])
+        data = np.asarray(data[...]).reshape(array.shape[-3:])
     if target_voxel_size is not None:
         log.info(
             "%s: level %s, voxel size %s A (target %s A)",
@@ -288,6 +438,9 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     old folder or the new one; a failed write removes the temporary folder and keeps the old one.
     """
     target = Path(path)
+    if target.exists() and not (target.is_dir() and not target.is_symlink()):
+        # before any work: a file, a device, a FIFO or a link is never replaced by a folder
+        raise OutputError(target, "a file is in the way of this output folder")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent))

@@ -30,6 +30,9 @@ PROFILE_NAMES = ("slurm", "local")
 STATUS_COMMANDS = ("sacct", "squeue")
 SITE_PROFILE_ROOT = Path("/etc/xdg/snakemake")  # Snakemake's site-wide profile folder (Linux)
 # A file Snakemake would read as the profile (profile.yaml, config.yaml, config.v9+.yaml, ...).
+# A Slurm partition, account or GPU type as it goes into the profile's YAML: a plain name, nothing YAML or a
+# shell would read as syntax (anchors, aliases, tags, flow collections, quotes, comments, separators).
+SLURM_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 _PROFILE_FILE = re.compile(r"(?:profile|config)(?:\.v\d+\+)?\.yaml")
 _KEY_LINE = re.compile(r"^(?P<indent>\s*)(?P<comment>#\s?)?(?P<key>[A-Za-z_][\w-]*):(?P<rest>.*)$")
 
@@ -218,8 +221,11 @@ def _check_name(name: str) -> None:
 def _check_site(site: SlurmSite) -> None:
     for item in fields(site):
         value = getattr(site, item.name)
-        if isinstance(value, str) and (not value.strip() or re.search(r"[\s\"'#:]", value)):
-            raise InputError(f"--{item.name.replace('_', '-')} {value!r}: expected a single Slurm name")
+        if isinstance(value, str) and not SLURM_NAME.fullmatch(value):
+            raise InputError(
+                f"--{item.name.replace('_', '-')} {value!r}: expected a single Slurm name (letters, digits "
+                "and _ . - only, as Slurm names partitions, accounts and GPU types)"
+            )
     if site.gpu_cpus is not None and site.gpu_cpus < 1:
         raise InputError(f"--gpu-cpus {site.gpu_cpus}: must be at least 1")
     if site.status_command is not None and site.status_command not in STATUS_COMMANDS:

@@ -100,7 +100,12 @@ def untrained_flag(provenance: str | os.PathLike | None) -> bool | None:
     """True/False from a provenance.json's `untrained`, None when the file or key is absent."""
     if provenance is None or not Path(provenance).exists():
         return None
-    value = read_json(provenance).get("untrained")
+    record = read_json(provenance)
+    if not isinstance(record, dict):
+        raise InputError(
+            f"{provenance}: a provenance record must be a JSON object, found {type(record).__name__}"
+        )
+    value = record.get("untrained")
     return bool(value) if value is not None else None
 
 

@@ -35,7 +35,7 @@ from tomoseg.core.fetch import (
     partial_path,
     same_download,
 )
-from tomoseg.core.omezarr import ZarrLevel, choose_level, zarr_levels
+from tomoseg.core.omezarr import ZarrLevel, check_multiscales, check_zarray, choose_level, zarr_levels
 
 log = logging.getLogger(__name__)
 
@@ -114,21 +114,22 @@ def _metadata(
                     shutil.rmtree(child) if child.is_dir() else child.unlink()
     try:
         attrs = json.loads(fresh[".zattrs"])
-        datasets = [str(d["path"]) for d in attrs["multiscales"][0]["datasets"]]
-    except (ValueError, KeyError, IndexError, TypeError) as err:
-        raise DownloadError(f"{what}: {url}/.zattrs: no OME-Zarr multiscales datasets ({err})") from None
+    except ValueError as err:
+        raise DownloadError(f"{what}: {url}/.zattrs: not valid JSON ({err})") from None
+    try:  # the server's values are data: checked before any local or remote path is built from them
+        datasets = check_multiscales(url, ".zattrs", attrs)
+    except InputError as err:
+        raise DownloadError(f"{what}: {err}") from None
     arrays = {}
     for path in datasets:
         name = f"{path}/.zarray"
         raw = _fetch_file(f"{url}/{name}", part / path / ".zarray", what, options, session)
         try:
-            arrays[path] = json.loads(raw)
-            arrays[path]["shape"] = [int(n) for n in arrays[path]["shape"]]
-            arrays[path]["chunks"] = [int(n) for n in arrays[path]["chunks"]]
-        except (ValueError, KeyError, TypeError) as err:
-            raise DownloadError(f"{what}: {url}/{name}: not zarr array metadata ({err})") from None
-        if arrays[path].get("zarr_format") != 2:
-            raise DownloadError(f"{what}: {url}/{name}: zarr format {arrays[path].get('zarr_format')}, not 2")
+            arrays[path] = check_zarray(url, name, json.loads(raw))
+        except ValueError as err:  # InputError from the check, or JSON that does not parse
+            raise DownloadError(
+                f"{what}: {err if isinstance(err, InputError) else f'{url}/{name}: not valid JSON ({err})'}"
+            ) from None
     try:
         levels = zarr_levels(part)
     except InputError as err:  # it names the hidden folder: name the URL instead
@@ -143,13 +144,66 @@ def chunk_keys(array: dict[str, Any]) -> list[str]:
     return [separator.join(str(i) for i in index) for index in itertools.product(*grid)]
 
 
-def _decoded_size(raw: bytes, array: dict[str, Any]) -> int:
-    """The byte count of a chunk after the array's compressor and filters (raises on undecodable data)."""
+class ChunkTooLarge(ValueError):
+    """A chunk that would decode to more bytes than a full chunk (refused before it is inflated further)."""
+
+
+def _inflate(raw: bytes, codec: dict[str, Any], limit: int) -> Any:
+    """Decompress `raw` with the compressor `codec`, never producing more than `limit` + 1 bytes.
+
+    Streaming codecs (zlib, gzip, bz2, lzma) stop at the limit; blosc and lz4 state their decoded size
+    in a header read before decoding. Another compressor's output cannot be bounded before it is spent,
+    so it is refused.
+    """
+    import bz2
+    import lzma
+    import struct
+    import zlib
+
+    kind = codec.get("id")
+    if kind in ("zlib", "gzip", "bz2", "lzma"):
+        if kind == "zlib":
+            stream: Any = zlib.decompressobj()
+        elif kind == "gzip":
+            stream = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        elif kind == "bz2":
+            stream = bz2.BZ2Decompressor()
+        else:
+            fmt = int(codec.get("format", lzma.FORMAT_XZ))
+            filters = codec.get("filters") if fmt == lzma.FORMAT_RAW else None
+            stream = lzma.LZMADecompressor(format=fmt, filters=filters)
+        data = stream.decompress(raw, limit + 1)
+        if len(data) > limit:
+            raise ChunkTooLarge(f"inflates to more than {limit} bytes")
+        if kind in ("zlib", "gzip") and not stream.eof:
+            raise ValueError("incomplete compressed stream")
+        return data
+    if kind == "blosc":  # the 16-byte blosc header: version, versionlz, flags, typesize, nbytes (uint32), ...
+        stated = struct.unpack("<I", raw[4:8])[0] if len(raw) >= 16 else -1
+    elif kind == "lz4":
+        stated = struct.unpack("<i", raw[:4])[0] if len(raw) >= 4 else -1
+    else:
+        raise ValueError(
+            f"compressor {kind!r}: tomoseg bounds decoding of blosc, zlib, gzip, bz2, lzma and lz4 only"
+        )
+    if stated > limit:
+        raise ChunkTooLarge(f"its header states {stated} decoded bytes")
+    from numcodecs import get_codec
+
+    return get_codec(dict(codec)).decode(raw)
+
+
+def _decoded_size(raw: bytes, array: dict[str, Any], expected: int) -> int:
+    """The byte count of a chunk after the array's compressor and filters (raises on undecodable data).
+
+    Decompression stops once it exceeds `expected` (a full chunk), so a small hostile chunk cannot make
+    the job allocate gigabytes.
+    """
     from numcodecs import get_codec
 
     data: Any = raw
     if array.get("compressor"):
-        data = get_codec(dict(array["compressor"])).decode(data)
+        data = _inflate(raw, array["compressor"], expected)
     for config in reversed(array.get("filters") or []):
         data = get_codec(dict(config)).decode(data)
     return int(data.nbytes) if isinstance(data, np.ndarray) else memoryview(data).nbytes
@@ -159,7 +213,12 @@ def _check_chunk(part: Path, url: str, what: str, array: dict[str, Any]) -> None
     """A fetched chunk must decode to a full chunk (chunk shape x item size) with the array's codecs."""
     expected = math.prod(array["chunks"]) * np.dtype(array["dtype"]).itemsize
     try:
-        size = _decoded_size(part.read_bytes(), array)
+        size = _decoded_size(part.read_bytes(), array, expected)
+    except ChunkTooLarge as err:
+        raise DownloadError(
+            f"{what}: {url}: chunk decodes to more than a chunk of {array['chunks']} {array['dtype']} "
+            f"({expected} bytes): {err}; refused before decoding further"
+        ) from None
     except Exception as err:  # numcodecs raises RuntimeError/ValueError for corrupt data
         raise DownloadError(
             f"{what}: {url}: chunk does not decode with the array's codecs ({type(err).__name__}: {err})"

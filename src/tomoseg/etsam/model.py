@@ -48,10 +48,15 @@ def config_name(name: str) -> str:
     return name
 
 
+# The largest image size a model is built for (SAM2 is trained at 1024): a checkpoint sidecar (data) may
+# not make a job build a model of tens of GB (memory-attention position tables grow with its square).
+MAX_IMAGE_SIZE = 2048
+
+
 def image_size_overrides(image_size: int) -> tuple[str, ...]:
-    """Hydra overrides that run a SAM2.1 config at another image size (a multiple of 32)."""
-    if image_size % 32 or image_size < 64:
-        raise ValueError(f"image size must be a multiple of 32 and >= 64, got {image_size}")
+    """Hydra overrides that run a SAM2.1 config at another image size (a multiple of 32, 64..MAX_IMAGE_SIZE)."""
+    if image_size % 32 or not 64 <= image_size <= MAX_IMAGE_SIZE:
+        raise ValueError(f"image size must be a multiple of 32 from 64 to {MAX_IMAGE_SIZE}, got {image_size}")
     f = image_size // 16
     return (
         f"++model.image_size={image_size}",
@@ -108,7 +113,13 @@ def _sidecar_override(text: Any, side: Path) -> str:
             raise InputError(f"{side}: checkpoint sidecar override {text!r}: {err}") from None
     pair = re.fullmatch(r"\[([0-9]+),([0-9]+)\]", value)
     if key in _FEAT_SIZES and pair:
-        return f"++{key}=[{int(pair.group(1))},{int(pair.group(2))}]"
+        sizes = (int(pair.group(1)), int(pair.group(2)))
+        if not all(1 <= n <= MAX_IMAGE_SIZE // 16 for n in sizes):
+            raise InputError(
+                f"{side}: checkpoint sidecar override {text!r}: feature sizes must be 1..{MAX_IMAGE_SIZE // 16} "
+                f"(image size {MAX_IMAGE_SIZE} at most)"
+            )
+        return f"++{key}=[{sizes[0]},{sizes[1]}]"
     allowed = ", ".join(["++model.image_size=<int>", *(f"++{k}=[<int>,<int>]" for k in _FEAT_SIZES)])
     raise InputError(
         f"{side}: checkpoint sidecar override {text!r} refused; a sidecar may only hold {allowed} "

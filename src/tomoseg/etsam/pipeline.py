@@ -29,6 +29,7 @@ from tomoseg.core.io import (
     write_json,
     write_volume,
 )
+from tomoseg.core.io import check_outputs as check_replaceable_outputs
 from tomoseg.core.provenance import provenance_record, untrained_flag
 from tomoseg.etsam.engine import PropagationStats, fuse_passes, propagate_tiles
 from tomoseg.etsam.fusion import FusedVolume, threshold
@@ -376,13 +377,14 @@ def _write_all(outputs: dict[str, Path], writers: dict[str, Any]) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def check_outputs(outputs: dict[str, Path]) -> None:
-    """Before any work: every output's folder takes files and no folder sits where an output file goes."""
+def check_outputs(outputs: dict[str, Path], inputs: tuple[str | os.PathLike | None, ...] = ()) -> None:
+    """Before any work: every output's folder takes files, each output replaces only a regular file, none is an input."""
     for folder in {path.parent for path in outputs.values()}:
         require_writable_dir(folder)
     for path in outputs.values():
         if path.is_dir():
             raise OutputError(path, "a folder is in the way of this output file")
+    check_replaceable_outputs(outputs.values(), inputs)
 
 
 def run_stage1(
@@ -485,7 +487,7 @@ def run_segment(
     outputs = {"mask": out_dir / "mask.mrc", "provenance": out_dir / "provenance.json"}
     if store_logits:
         outputs.update({name.removesuffix(".mrc"): out_dir / name for name in STALE_LOGITS})
-    check_outputs(outputs)
+    check_outputs(outputs, (tomogram, opts.stage1_checkpoint, opts.stage2_checkpoint))
     opts.validate()
     for checkpoint in (opts.stage1_checkpoint, opts.stage2_checkpoint):
         opts.spec_for(checkpoint)  # a bad sidecar fails here

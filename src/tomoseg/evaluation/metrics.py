@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from tomoseg.core.io import InputError, atomic_path, check_finite_volume, open_volume
+from tomoseg.core.io import InputError, atomic_path, check_finite_volume, open_volume, read_placement
 
 log = logging.getLogger(__name__)
 
@@ -274,6 +274,44 @@ def max_of(data: np.ndarray, chunk: int) -> float:
     return float(max(np.max(data[z : z + chunk]) for z in range(0, data.shape[0], chunk)))
 
 
+GEOMETRY_RTOL = 1e-3
+"""Voxel sizes agree within this relative tolerance, origins within this fraction of a voxel."""
+
+
+def check_geometry(
+    pred_path: Path,
+    pred_voxel: tuple[float, float, float],
+    truth_path: Path,
+    truth_voxel: tuple[float, float, float],
+    strict: bool = False,
+) -> str | None:
+    """Compare the voxel size and origin of prediction and truth; warn (or with `strict`, refuse) when they differ.
+
+    Equal shapes with another voxel size or origin mean the two volumes do not cover the same place (a
+    binned prediction, a cropped or shifted truth): the scores would compare different voxels. Returns the
+    message (None when they agree); a header without a voxel size (0) is not compared.
+    """
+    problems = []
+    if all(v > 0 for v in (*pred_voxel, *truth_voxel)) and any(
+        abs(a - b) > GEOMETRY_RTOL * max(a, b) for a, b in zip(pred_voxel, truth_voxel, strict=True)
+    ):
+        problems.append(f"voxel size {tuple(pred_voxel)} A vs {tuple(truth_voxel)} A")
+    pred_origin, truth_origin = read_placement(pred_path).origin, read_placement(truth_path).origin
+    scale = max([*pred_voxel, *truth_voxel, 1.0])
+    if any(abs(a - b) > GEOMETRY_RTOL * scale for a, b in zip(pred_origin, truth_origin, strict=True)):
+        problems.append(f"origin {pred_origin} A vs {truth_origin} A (z, y, x)")
+    if not problems:
+        return None
+    message = (
+        f"prediction {pred_path} and ground truth {truth_path} differ in {' and '.join(problems)}: "
+        "they may not cover the same voxels"
+    )
+    if strict:
+        raise InputError(f"{message} (refused: --strict-geometry)")
+    log.warning("%s; scored voxel by voxel anyway (--strict-geometry refuses)", message)
+    return message
+
+
 def evaluate_volumes(
     pred_path: str | os.PathLike,
     truth_path: str | os.PathLike,
@@ -281,17 +319,19 @@ def evaluate_volumes(
     score_kind: str | None = None,
     thresholds: tuple[float, ...] | list[float] = DEFAULT_THRESHOLDS,
     chunk_voxels: int = 1 << 22,
+    strict_geometry: bool = False,
 ) -> Evaluation:
     """Confusion counts, metrics and (with scores) the score histogram, reading Z-chunks of memory maps."""
     pred_path, truth_path = Path(pred_path), Path(truth_path)
     if scores_path is not None and score_kind not in SCORE_KINDS:
         raise ValueError(f"score_kind must be one of {SCORE_KINDS}, got {score_kind!r}")
-    with open_volume(pred_path) as (pred, voxel_size), open_volume(truth_path) as (truth, _):
+    with open_volume(pred_path) as (pred, voxel_size), open_volume(truth_path) as (truth, truth_voxel):
         if pred.shape != truth.shape:
             raise InputError(
                 f"shape mismatch: prediction {pred_path} has shape {pred.shape}, "
                 f"ground truth {truth_path} has shape {truth.shape}"
             )
+        geometry = check_geometry(pred_path, voxel_size, truth_path, truth_voxel, strict_geometry)
         chunk = max(1, chunk_voxels // (pred.shape[1] * pred.shape[2]))
         hist: ScoreHistogram | None = None
         floor: float | None = None
@@ -337,6 +377,8 @@ def evaluate_volumes(
         **values,
         "undefined": reasons,
     }
+    if geometry is not None:
+        record["geometry_warning"] = geometry
     if hist is not None:
         ap = average_precision(hist)
         record.update(
@@ -406,11 +448,13 @@ def evaluate_files(
     tomo: str | None = None,
     thresholds: tuple[float, ...] | list[float] = DEFAULT_THRESHOLDS,
     extra: dict[str, Any] | None = None,
+    strict_geometry: bool = False,
 ) -> dict[str, Any]:
     """Evaluate and write `json_out` (and the histogram beside it as `<stem>.hist.npz`)."""
-    from tomoseg.core.io import write_json
+    from tomoseg.core.io import check_outputs, write_json
 
-    result = evaluate_volumes(pred, truth, scores, score_kind, thresholds)
+    check_outputs([json_out, histogram_path(json_out)], [pred, truth, scores])
+    result = evaluate_volumes(pred, truth, scores, score_kind, thresholds, strict_geometry=strict_geometry)
     record = {"method": method, "tomo": tomo, "status": "ok", **(extra or {}), **result.record}
     if result.histogram is not None:
         hist_path = histogram_path(json_out)

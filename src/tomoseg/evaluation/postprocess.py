@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from tomoseg.core.io import InputError, read_placement, read_volume, write_json, write_volume
+from tomoseg.core.io import InputError, check_outputs, read_placement, read_volume, write_json, write_volume
 from tomoseg.core.presets import POSTPROCESS_STEPS, canonical_steps
 from tomoseg.core.provenance import provenance_record
 
@@ -201,6 +201,7 @@ def postprocess_file(
 ) -> dict:
     """Post-process the mask in `mask_path` into `out` (uint8, same voxel size and placement); returns a summary."""
     check_min_slices(min_slices)
+    check_outputs([out], [mask_path])
     mask, voxel_size = read_volume(mask_path)
     before = int(np.count_nonzero(mask))
     chosen = canonical_steps(steps)
@@ -223,6 +224,7 @@ def run_postprocess(
     max_spur_len: int = 0,
 ) -> dict:
     """Post-process one mask file; optionally write a provenance record."""
+    check_outputs([provenance], [mask])
     summary = postprocess_file(mask, out, min_slices, steps, max_bridge_len, max_spur_len)
     log.info("%s -> %s: %s", mask, out, summary)
     if provenance is not None:

@@ -18,6 +18,7 @@ import numpy as np
 from tomoseg.core.errors import InputError
 from tomoseg.core.io import (
     check_finite_volume,
+    check_outputs,
     create_volume,
     open_volume,
     read_placement,
@@ -61,6 +62,7 @@ def rethreshold_file(
     if not logits.exists():
         raise InputError(f"{logits}: file not found")
     source = provenance_beside(logits, provenance)
+    check_outputs([out, own_provenance_path(out)], [logits, source])
     untrained = untrained_flag(source)
     placement = read_placement(logits)
     marked = 0
