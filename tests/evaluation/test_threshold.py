@@ -106,3 +106,13 @@ def test_cli_logs_the_mask_fraction(logits, tmp_path, cli_main, caplog, capsys):
     assert cli_main(["threshold", str(logits), "--threshold", "nan", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "finite" in err and str(logits) in err
+
+
+def test_each_threshold_keeps_its_own_provenance(logits, tmp_path):
+    """The record is named after the whole output name: mask_t0.5 and mask_t0.6 do not share one."""
+    rethreshold_file(logits, tmp_path / "mask_t0.5.mrc", 0.5)
+    rethreshold_file(logits, tmp_path / "mask_t0.6.mrc", 0.6)
+    for t in ("0.5", "0.6"):
+        record = json.loads((tmp_path / f"mask_t{t}.provenance.json").read_text())
+        assert record["parameters"]["threshold"] == float(t)
+    assert not (tmp_path / "mask_t0.provenance.json").exists()

@@ -57,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--provenance",
         type=Path,
         help="the prediction's provenance record, whose untrained flag goes into the JSON and the console "
-        "line (default: <stem>.provenance.json or provenance.json beside --pred, if there is one)",
+        "line (default: <name>.provenance.json or provenance.json beside --pred, if there is one)",
     )
     p.add_argument(
         "--strict-geometry",

@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "threshold",
         help="rewrite a mask from stored logits at a new threshold (mask = logit > T), with provenance",
         description="Write MASK (uint8 0/1, the logits' voxel size and placement) and MASK's "
-        "<stem>.provenance.json (the logits' path and sha256, the threshold, the untrained flag carried from "
+        "<name>.provenance.json (the logits' path and sha256, the threshold, the untrained flag carried from "
         "the logits' provenance), and log the mask fraction. Choose T with the report's threshold explorer. "
         "See docs/evaluation.md.",
     )
@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--provenance",
         type=Path,
-        help="the logits' provenance record, for the untrained flag (default: <stem>.provenance.json or "
+        help="the logits' provenance record, for the untrained flag (default: <name>.provenance.json or "
         "provenance.json beside the logits, if there is one)",
     )
     p.set_defaults(func=_run)

@@ -532,6 +532,20 @@ def copy_as_ome_zarr(source: str | os.PathLike, out: str | os.PathLike, mask: bo
     log.info("%s: written as OME-Zarr %s (shape %s, voxel size %s A)", source, out, volume.shape, voxel_size)
 
 
+VOLUME_SUFFIXES = (".ome.zarr", ".zarr", ".mrc", ".rec", ".map", ".st")
+"""The file names of tomograms and masks (matched case-insensitively): a folder of tomograms is searched for
+them, and a volume's name is its file name without one of them."""
+
+
+def volume_name(path: str | os.PathLike) -> str:
+    """A volume's name: its file name without its volume suffix (`mask_t0.5.mrc` -> `mask_t0.5`)."""
+    name = Path(path).name
+    for suffix in VOLUME_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(name).stem
+
+
 def sha256sum(path: str | os.PathLike, block: int = 1 << 22) -> str:
     """SHA-256 of a file, read in blocks (for provenance and download checks)."""
     import hashlib

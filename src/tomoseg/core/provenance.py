@@ -13,7 +13,7 @@ from typing import Any
 
 from tomoseg import __version__
 from tomoseg.core.errors import InputError
-from tomoseg.core.io import read_json
+from tomoseg.core.io import read_json, volume_name
 
 DEFAULT_PACKAGES = ("tomoseg", "numpy", "scipy", "mrcfile", "torch", "sam2", "snakemake")
 
@@ -78,7 +78,7 @@ PROVENANCE_NAME = "provenance.json"
 
 
 def provenance_beside(path: str | os.PathLike, given: str | os.PathLike | None = None) -> Path | None:
-    """The provenance record of the output `path`: `given` (it must exist), else `<stem>.provenance.json` or
+    """The provenance record of the output `path`: `given` (it must exist), else `<name>.provenance.json` or
     provenance.json beside it (the first that exists), else None."""
     if given is not None:
         if not Path(given).is_file():
@@ -91,9 +91,10 @@ def provenance_beside(path: str | os.PathLike, given: str | os.PathLike | None =
 
 
 def own_provenance_path(path: str | os.PathLike) -> Path:
-    """`<stem>.provenance.json` beside `path`: the record of a single file written into a shared folder."""
+    """`<name>.provenance.json` beside `path` (its whole name less the volume suffix, so `mask_t0.5.mrc` and
+    `mask_t0.6.mrc` get records of their own): the record of a single file written into a shared folder."""
     p = Path(path)
-    return p.with_name(p.name.split(".")[0] + ".provenance.json")
+    return p.with_name(volume_name(p) + ".provenance.json")
 
 
 def untrained_flag(provenance: str | os.PathLike | None) -> bool | None:

@@ -18,6 +18,7 @@ import torch
 
 from tomoseg.core.errors import OutputError
 from tomoseg.core.io import (
+    VOLUME_SUFFIXES,
     InputError,
     read_header,
     read_placement,
@@ -25,6 +26,7 @@ from tomoseg.core.io import (
     require_space,
     require_writable_dir,
     sha256sum,
+    volume_name,
     write_error,
     write_json,
     write_volume,
@@ -601,10 +603,6 @@ def segment_many(
     return folders
 
 
-VOLUME_SUFFIXES = (".ome.zarr", ".zarr", ".mrc", ".rec", ".map", ".st")
-"""Names a folder of tomograms is searched for (`tomoseg segment DIR`), matched case-insensitively."""
-
-
 def expand_inputs(paths: list[Path]) -> list[Path]:
     """The tomograms named by `paths`: a file (or .zarr store) as given, a folder as the volumes directly in it."""
     found: list[Path] = []
@@ -619,15 +617,6 @@ def expand_inputs(paths: list[Path]) -> list[Path]:
         else:
             found.append(path)
     return found
-
-
-def volume_name(path: Path) -> str:
-    """A tomogram's name for its output folder: the file name without its volume suffix."""
-    name = Path(path).name
-    for suffix in VOLUME_SUFFIXES:
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return Path(name).stem
 
 
 def _remove_stale(out_dir: Path, names: tuple[str, ...]) -> None:

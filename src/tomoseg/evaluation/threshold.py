@@ -49,7 +49,7 @@ def rethreshold_file(
     provenance: str | os.PathLike | None = None,
     chunk_voxels: int = 1 << 22,
 ) -> dict[str, Any]:
-    """Write `out` = uint8 mask of logits > `threshold` (placement kept) and `<stem>.provenance.json` beside it.
+    """Write `out` = uint8 mask of logits > `threshold` (placement kept) and `<name>.provenance.json` beside it.
 
     `provenance` is the logits' own record (default: the one beside them), whose `untrained` flag is carried
     over. Returns the new provenance record (with `mask_fraction`).
