@@ -137,3 +137,16 @@ def test_paper_comparison_difference():
     comp = paper_comparison(ours).set_index(["method", "quantity"])
     assert comp.loc[("etsam", "dice"), "difference"] == pytest.approx(0.8 - 0.7867)
     assert np.isnan(comp.loc[("membrain", "dice"), "ours"])
+
+
+def test_too_few_pairs_get_no_marker_in_the_table():
+    """One rule for the table and Figure 1b: below MIN_TEST_N pairs no *, ** or ***, however small p is."""
+    from tomoseg.evaluation.stats import MIN_TEST_N, paired_tests
+
+    idx = [f"t{i}" for i in range(MIN_TEST_N)]
+    a = pd.DataFrame({"dice": [0.9, 0.91, 0.92, 0.93, 0.94]}, index=idx)
+    b = pd.DataFrame({"dice": [0.1, 0.12, 0.13, 0.11, 0.1]}, index=idx)
+    few, _ = paired_tests({"a": a.iloc[:3], "b": b.iloc[:3]}, metrics=("dice",))
+    assert few.iloc[0]["ttest_p"] < 0.001 and few.iloc[0]["marker"] == f"n=3 < {MIN_TEST_N}"
+    enough, _ = paired_tests({"a": a, "b": b}, metrics=("dice",))
+    assert enough.iloc[0]["marker"] == "***"

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from tomoseg.core.io import write_volume
+from tomoseg.evaluation import stats
 from tomoseg.reporting import figures
 from tomoseg.reporting.pages import tomogram_page
 from tomoseg.reporting.tables import to_html_table, untrained_banner, write_table
@@ -70,7 +71,7 @@ def test_box_plots_draw_no_marker_below_min_n(tmp_path, monkeypatch):
         [{"metric": "dice", "method_a": "etsam", "method_b": "membrain", "n": 3, "marker": "***"}]
     )
     figures.box_plots(frames, tests, ["dice"], tmp_path / "b")
-    assert texts == [f"n=3 < {figures.MIN_TEST_N}"]
+    assert texts == [f"n=3 < {stats.MIN_TEST_N}"]
     texts.clear()
     figures.box_plots(frames, tests.assign(n=12), ["dice"], tmp_path / "b")
     assert texts == ["***"]

@@ -82,6 +82,16 @@ def summary_table(frames: dict[str, pd.DataFrame], metrics: tuple[str, ...] = ME
     return pd.DataFrame(rows)
 
 
+MIN_TEST_N = 5
+"""Below this many paired tomograms a paired t-test means nothing: no significance marker, in the paired-tests
+table and in Figure 1b alike (the marker column says `n=3 < 5` instead)."""
+
+
+def too_few_marker(n: int) -> str:
+    """The marker of a pair with fewer than MIN_TEST_N tomograms: the count, instead of a significance level."""
+    return f"n={n} < {MIN_TEST_N}"
+
+
 def marker(p: float, alpha: float) -> str:
     """Significance marker on the raw p-value against the Bonferroni alpha."""
     if not np.isfinite(p) or p >= alpha:
@@ -146,7 +156,7 @@ def _test_pair(x: np.ndarray, y: np.ndarray, alpha: float) -> dict[str, object]:
             "shapiro_p": shapiro_p,
             "normal": normal,
             "ttest_p": ttest_p,
-            "marker": marker(ttest_p, alpha),
+            "marker": marker(ttest_p, alpha) if n >= MIN_TEST_N else too_few_marker(n),
             "wilcoxon_p": wilcoxon_p,
         }
     )

@@ -23,12 +23,10 @@ from tomoseg.core.io import atomic_path, read_json  # noqa: E402
 from tomoseg.core.layout import METHODS_JSON, PR_CURVES, TABLE_FILES  # noqa: E402
 from tomoseg.core.methods import PAPER_METHODS, UNTRAINED_MARK, colour, label  # noqa: E402
 from tomoseg.evaluation.metrics import ScoreHistogram  # noqa: E402
-from tomoseg.evaluation.stats import METRICS  # noqa: E402
+from tomoseg.evaluation.stats import METRICS, MIN_TEST_N, too_few_marker  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-# Below this many paired tomograms a paired t-test means nothing: Figure 1b draws no marker (its caption says so).
-MIN_TEST_N = 5
 # True positive / false positive / false negative colours of the overlays (Okabe-Ito, colour-blind safe).
 CONFUSION_COLOURS = {"TP": "#009E73", "FP": "#D55E00", "FN": "#56B4E9"}
 
@@ -86,8 +84,8 @@ def box_plots(
             if row.empty:
                 continue
             n = int(row.iloc[0]["n"]) if "n" in row.columns and pd.notna(row.iloc[0]["n"]) else 0
-            # too few pairs for the test to mean anything: say so instead of a marker
-            text = row.iloc[0]["marker"] if n >= MIN_TEST_N else f"n={n} < {MIN_TEST_N}"
+            # the paired-tests table's rule (stats.MIN_TEST_N), also for a table written before it had it
+            text = row.iloc[0]["marker"] if n >= MIN_TEST_N else too_few_marker(n)
             ax.plot([1, 1, j, j], [level, level + 0.02, level + 0.02, level], color="black", lw=0.8)
             ax.text(
                 (1 + j) / 2,
