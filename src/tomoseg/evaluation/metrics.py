@@ -260,7 +260,7 @@ def to_logits(block: np.ndarray, kind: str, floor: float | None, path: Path, z: 
     return x
 
 
-def _nonzero(block: np.ndarray, path: Path, z: int) -> np.ndarray:
+def nonzero_mask(block: np.ndarray, path: Path, z: int) -> np.ndarray:
     """Foreground (non-zero) voxels of a mask slab; NaN or inf in a float mask is an InputError, never membrane."""
     block = np.asarray(block)
     if np.issubdtype(block.dtype, np.floating):
@@ -312,8 +312,8 @@ def evaluate_volumes(
             tp = fp = fn = 0
             n = 0
             for z in _progress(range(0, pred.shape[0], chunk), pred_path):
-                p = _nonzero(pred[z : z + chunk], pred_path, z)
-                t = _nonzero(truth[z : z + chunk], truth_path, z)
+                p = nonzero_mask(pred[z : z + chunk], pred_path, z)
+                t = nonzero_mask(truth[z : z + chunk], truth_path, z)
                 n += p.size
                 ptp = int(np.count_nonzero(p & t))
                 tp += ptp
