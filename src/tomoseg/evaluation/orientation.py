@@ -47,6 +47,7 @@ QUERY_CHUNK = 16384
 # θ-map value of voxels outside the mask (θ itself is in [0, 90])
 THETA_MAP_BACKGROUND = -1.0
 _TIE = 1e-9
+THETA_DECIMALS = 6
 
 
 def check_bins(bins: Sequence[float]) -> np.ndarray:
@@ -58,8 +59,12 @@ def check_bins(bins: Sequence[float]) -> np.ndarray:
 
 
 def bin_index(theta: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Bin of each θ (bin i: edges[i] ≤ θ < edges[i+1], the last bin closed); -1 for NaN."""
-    idx = np.searchsorted(edges, theta, side="right") - 1
+    """Bin of each θ (bin i: edges[i] ≤ θ < edges[i+1], the last bin closed); -1 for NaN.
+
+    θ is rounded to THETA_DECIMALS first, so that a θ on an edge (45° on a lattice diagonal) bins the
+    same whatever the floating-point error of the eigenvector.
+    """
+    idx = np.searchsorted(edges, np.round(theta, THETA_DECIMALS), side="right") - 1
     idx = np.minimum(idx, len(edges) - 2)
     idx[np.isnan(theta)] = -1
     return idx
@@ -74,12 +79,14 @@ def theta_from_neighbours(neighbours: np.ndarray, weights: np.ndarray) -> np.nda
     cov = np.einsum("qmc,qmd->qcd", centred, centred)
     _, vectors = np.linalg.eigh(cov)
     n_z = np.abs(vectors[:, 0, 0])  # z component of the eigenvector of the smallest eigenvalue
-    theta = np.degrees(np.arccos(np.clip(n_z, 0.0, 1.0)))
+    theta: np.ndarray = np.degrees(np.arccos(np.clip(n_z, 0.0, 1.0)))
     theta[count < 3] = np.nan
     return theta
 
 
-def _query_theta(tree: cKDTree, points: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _query_theta(
+    tree: cKDTree, points: np.ndarray, query: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """θ and neighbourhood radius of the `query` points among `points` (k nearest plus every tie)."""
     n = len(points)
     kk = min(k, n)
@@ -90,8 +97,9 @@ def _query_theta(tree: cKDTree, points: np.ndarray, query: np.ndarray, k: int) -
         rows = np.arange(len(q))
         m = min(2 * kk, n)
         while True:
-            dist, idx = tree.query(q[rows], k=m)
-            dist, idx = dist.reshape(len(rows), m), idx.reshape(len(rows), m)
+            found = tree.query(q[rows], k=m)
+            dist = np.asarray(found[0]).reshape(len(rows), m)
+            idx = np.asarray(found[1]).reshape(len(rows), m)
             r = dist[:, kk - 1]
             inside = dist <= r[:, None] + _TIE
             # a neighbourhood that fills all m columns may have more ties beyond: ask again for more

@@ -117,5 +117,7 @@ def plane_wise(
 ) -> dict[str, dict[str, Any]]:
     """Plane-wise metrics of two mask files: {xy|xz|yz: {dice, iou, precision, recall, slices, empty_slices}}."""
     if empty not in EMPTY_CONVENTIONS:
-        raise InputError(f"plane-wise empty-slice convention must be one of {EMPTY_CONVENTIONS}, got {empty!r}")
+        raise InputError(
+            f"plane-wise empty-slice convention must be one of {EMPTY_CONVENTIONS}, got {empty!r}"
+        )
     return plane_wise_from_counts(slice_counts(pred_path, truth_path, chunk_voxels), empty)

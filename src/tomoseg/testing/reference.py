@@ -57,7 +57,9 @@ def upstream_logits(
 # ---------------------------------------------------------------- plane-wise and theta-wise metrics, brute force
 
 
-def plane_wise_reference(pred: np.ndarray, truth: np.ndarray, empty: str = "zero") -> dict[str, dict[str, float]]:
+def plane_wise_reference(
+    pred: np.ndarray, truth: np.ndarray, empty: str = "zero"
+) -> dict[str, dict[str, float]]:
     """Plane-wise metrics slice by slice in plain Python (the oracle of tomoseg.evaluation.planewise)."""
     out = {}
     for name, axis in (("xy", 0), ("xz", 1), ("yz", 2)):
@@ -104,7 +106,7 @@ def theta_reference(mask: np.ndarray, k: int = 30) -> tuple[np.ndarray, np.ndarr
 def theta_wise_reference(
     pred: np.ndarray, truth: np.ndarray, bins: tuple[float, ...] = (0.0, 30.0, 60.0, 90.0), k: int = 30
 ) -> list[dict[str, float]]:
-    """Recall (truth normals) and precision (prediction normals) per θ bin by brute force."""
+    """Recall (truth normals) and precision (prediction normals) per θ bin by brute force (θ rounded to 1e-6 degrees)."""
     rows = []
     t_pts, t_theta = theta_reference(truth.astype(bool), k)
     p_pts, p_theta = theta_reference(pred.astype(bool), k)
@@ -114,8 +116,8 @@ def theta_wise_reference(
         def inside(theta: float, lo: float = lo, hi: float = hi, last: bool = last) -> bool:
             return lo <= theta < hi or (last and theta == hi)
 
-        t_in = [tuple(p) for p, th in zip(t_pts, t_theta, strict=True) if inside(th)]
-        p_in = [tuple(p) for p, th in zip(p_pts, p_theta, strict=True) if inside(th)]
+        t_in = [tuple(p) for p, th in zip(t_pts, t_theta, strict=True) if inside(round(th, 6))]
+        p_in = [tuple(p) for p, th in zip(p_pts, p_theta, strict=True) if inside(round(th, 6))]
         t_hit = sum(bool(pred[p]) for p in t_in)
         p_hit = sum(bool(truth[p]) for p in p_in)
         rows.append(
