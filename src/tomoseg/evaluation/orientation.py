@@ -28,14 +28,17 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from tomoseg.core.io import InputError, create_volume, open_volume
-from tomoseg.evaluation.metrics import nonzero_mask
+from tomoseg.evaluation.masks import nonzero_mask
+
+if TYPE_CHECKING:
+    from scipy.spatial import cKDTree
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +53,32 @@ _TIE = 1e-9
 THETA_DECIMALS = 6
 
 
+@dataclass(frozen=True)
+class ThetaOptions:
+    """Theta-wise metrics asked for: bin edges (degrees), neighbours per normal, and where to write the truth's θ map."""
+
+    bins: tuple[float, ...] = DEFAULT_BINS
+    k: int = DEFAULT_K
+    theta_map: str | os.PathLike | None = None
+
+    def __post_init__(self) -> None:
+        """Check the bins and k when asked, before any volume is read."""
+        check_bins(self.bins)
+        check_k(self.k)
+
+
 def check_bins(bins: Sequence[float]) -> np.ndarray:
     """The bin edges as an array; they must rise strictly from 0 to 90 degrees (InputError otherwise)."""
     edges = np.asarray(list(bins), dtype=np.float64)
     if len(edges) < 2 or edges[0] != 0 or edges[-1] != 90 or np.any(np.diff(edges) <= 0):
         raise InputError(f"theta bins must rise strictly from 0 to 90 degrees, got {list(bins)}")
     return edges
+
+
+def check_k(k: int) -> None:
+    """A plane needs at least 3 neighbours (InputError otherwise)."""
+    if k < 3:
+        raise InputError(f"theta-wise metrics need k >= 3 neighbours for a plane, got {k}")
 
 
 def bin_index(theta: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -123,6 +146,8 @@ def theta_slabs(
     halo: int = HALO,
 ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
     """Per Z-slab (z0, z1): the slab's membrane voxels (n, 3) Z, Y, X and their θ, from a memory-mapped mask."""
+    from scipy.spatial import cKDTree  # imported here: `tomoseg --help` stays free of scipy
+
     depth = mask.shape[0]
     slab = max(1, slab_voxels // (mask.shape[1] * mask.shape[2]))
     for z0 in range(0, depth, slab):
@@ -171,8 +196,7 @@ def theta_wise(
     "unbinned": {"truth_voxels", "pred_voxels"}}.
     """
     edges = check_bins(bins)
-    if k < 3:
-        raise InputError(f"theta-wise metrics need k >= 3 neighbours for a plane, got {k}")
+    check_k(k)
     pred_path, truth_path = Path(pred_path), Path(truth_path)
     n_bins = len(edges) - 1
     truth_c, pred_c = _counts(n_bins), _counts(n_bins)

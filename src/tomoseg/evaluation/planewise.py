@@ -23,12 +23,19 @@ from typing import Any
 import numpy as np
 
 from tomoseg.core.io import InputError, open_volume
-from tomoseg.evaluation.metrics import nonzero_mask
+from tomoseg.evaluation.masks import nonzero_mask
 
 # plane name -> the axis of a (Z, Y, X) volume its slices hold fixed
 PLANES: dict[str, int] = {"xy": 0, "xz": 1, "yz": 2}
 EMPTY_CONVENTIONS = ("zero", "skip", "one")
 PLANE_METRICS = ("dice", "iou", "precision", "recall")
+
+
+@dataclass(frozen=True)
+class PlaneOptions:
+    """Plane-wise metrics asked for: the empty-slice convention (see EMPTY_CONVENTIONS)."""
+
+    empty: str = "zero"
 
 
 @dataclass
