@@ -1,5 +1,6 @@
 # Scoring of every method's mask (and scores) against the ground truth, per tomogram.
-# Outputs: results/metrics/{method}/{tomo}.json (+ .hist.npz for methods with scores).
+# Outputs: results/metrics/{method}/{tomo}.json (+ .hist.npz for methods with scores); with
+# evaluate.theta_wise, the ground truth's θ map per tomogram (rule theta_map, for viewing).
 # Per method: mask, scores (None = mask only) and how to read the scores (see docs/evaluation.md).
 # Inputs per method and helpers: evaluation_common.smk.
 
@@ -25,6 +26,7 @@ rule evaluate_scored:
         thresholds=config["evaluate"]["thresholds"],
         provenance=provenance_of,
         record_failures=ALLOW_MISSING,
+        extended=extended_metrics,
     script:
         "../scripts/evaluate.py"
 
@@ -48,5 +50,23 @@ rule evaluate_mask:
         thresholds=config["evaluate"]["thresholds"],
         provenance=provenance_of,
         record_failures=ALLOW_MISSING,
+        extended=extended_metrics,
     script:
         "../scripts/evaluate.py"
+
+
+rule theta_map:
+    input:
+        truth="results/data/{tomo}/groundtruth.mrc",
+    output:
+        theta="results/theta/{tomo}/groundtruth_theta.mrc",
+    log:
+        "results/logs/theta_map/{tomo}.log",
+    benchmark:
+        "results/benchmarks/theta_map/{tomo}.tsv"
+    conda:
+        "../envs/tomoseg.yaml"
+    params:
+        k=config["evaluate"]["theta_k"],
+    script:
+        "../scripts/theta_map.py"

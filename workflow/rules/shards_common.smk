@@ -129,7 +129,7 @@ def ablation_steps(tomo):
 def evaluate_steps(tomo):
     if tomo not in TRUTH_KEYS:
         return []
-    return [
+    steps = [
         rule_step(
             "evaluate_scored" if m in SCORED_METHODS else "evaluate_mask",
             method=m,
@@ -137,6 +137,9 @@ def evaluate_steps(tomo):
         )
         for m in SCORED_METHODS + MASK_ONLY_METHODS
     ]
+    if config["evaluate"]["theta_wise"]:
+        steps.append(rule_step("theta_map", tomo=tomo))
+    return steps
 
 
 # Stage -> (steps of one run, the stages it reads); only the stages this config needs.

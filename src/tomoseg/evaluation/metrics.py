@@ -22,7 +22,7 @@ import contextlib
 import logging
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ import numpy as np
 
 from tomoseg.core.io import InputError, atomic_path, open_volume
 from tomoseg.evaluation.masks import nonzero_mask
-from tomoseg.evaluation.orientation import ThetaOptions, theta_wise
+from tomoseg.evaluation.orientation import DEFAULT_BINS, DEFAULT_K, ThetaOptions, theta_wise
 from tomoseg.evaluation.planewise import PlaneOptions, plane_wise
 
 log = logging.getLogger(__name__)
@@ -419,6 +419,18 @@ def evaluate_files(
         record["histogram"]["file"] = hist_path.name
     write_json(json_out, record)
     return record
+
+
+def extended_options(
+    plane_wise: bool = False,
+    plane_empty: str = "zero",
+    theta_wise: bool = False,
+    theta_bins: Sequence[float] = DEFAULT_BINS,
+    theta_k: int = DEFAULT_K,
+) -> tuple[PlaneOptions | None, ThetaOptions | None]:
+    """The plane-wise and theta-wise options from the workflow's settings (config evaluate.plane_wise, ...)."""
+    planes = PlaneOptions(plane_empty) if plane_wise else None
+    return planes, ThetaOptions(tuple(theta_bins), theta_k) if theta_wise else None
 
 
 def extended_metrics(
