@@ -11,7 +11,8 @@ random voxels; then measures, each in its own fresh process:
 
 Memory is sampled every 50 ms from /proc/self/smaps_rollup: `Anonymous` (the process's own memory: numpy
 arrays, KD-trees) and `Rss` (also the pages of the memory-mapped input files that happen to be
-resident; the kernel can drop those at any time). Result: benchmarks/results/planes.json (+ .md).
+resident; the kernel can drop those at any time); time as wall-clock and as the process's CPU time (the
+machine may be shared). Result: benchmarks/results/planes.json.
 """
 
 from __future__ import annotations
@@ -108,10 +109,10 @@ from tomoseg.evaluation.orientation import theta_wise
 from tomoseg.evaluation.planewise import plane_wise
 pred, truth, what = sys.argv[1:4]
 with PeakMemory() as mem:
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = plane_wise(pred, truth) if what == "plane_wise" else theta_wise(pred, truth)
-    seconds = time.perf_counter() - t0
-print(json.dumps({{"seconds": seconds, "peak_rss_mb": mem.peak["Rss"] / 2**20,
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
+print(json.dumps({{"seconds": seconds, "cpu_seconds": cpu_seconds, "peak_rss_mb": mem.peak["Rss"] / 2**20,
                   "peak_anonymous_mb": mem.peak["Anonymous"] / 2**20, "result": result}}))
 """
 

@@ -19,7 +19,8 @@ Memory: the mask is processed in Z-slabs of about `slab_voxels` voxels read with
 on each side. A voxel whose neighbourhood radius exceeds the halo could miss a neighbour outside the
 slab; it is recomputed with twice the halo (until the slab covers the volume), so the result equals that
 of one tree over the whole volume while memory stays that of one slab's points (never a float copy of
-the volume).
+the volume). An isolated speck far from other membrane widens its halo far: its tree then holds the
+membrane voxels of the wider range (read a slab at a time), still never a copy of the volume.
 """
 
 from __future__ import annotations
@@ -168,8 +169,7 @@ def theta_slabs(
         h = max(1, halo)
         while len(todo):
             lo, hi = max(0, z0 - h), min(depth, z1 + h)
-            points = np.argwhere(nonzero_mask(mask[lo:hi], path, lo)).astype(np.int32)
-            points[:, 0] += lo
+            points = _points(mask, path, lo, hi, slab)
             t, r = _query_theta(cKDTree(points), points, own[todo], k)
             theta[todo] = t
             if lo == 0 and hi == depth:
@@ -180,6 +180,16 @@ def theta_slabs(
                 log.debug("slab %d-%d: %d voxels need a halo wider than %d", z0, z1, len(todo), h)
             h *= 2
         yield z0, z1, own, theta
+
+
+def _points(mask: np.ndarray, path: Path, lo: int, hi: int, step: int) -> np.ndarray:
+    """Membrane voxels (n, 3) int32 Z, Y, X of slices lo..hi, read `step` slices at a time (no bool copy of the range)."""
+    parts = []
+    for z in range(lo, hi, step):
+        found = np.argwhere(nonzero_mask(mask[z : min(z + step, hi)], path, z)).astype(np.int32)
+        found[:, 0] += z
+        parts.append(found)
+    return np.concatenate(parts) if parts else np.empty((0, 3), np.int32)
 
 
 def _counts(n_bins: int) -> dict[str, np.ndarray]:
