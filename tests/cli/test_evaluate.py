@@ -91,6 +91,21 @@ def test_plane_and_theta_wise_go_into_the_json(masks, cli_main):
     assert set(record["theta_wise"][0]) >= {"bin", "recall", "precision", "truth_voxels", "pred_voxels"}
     assert record["theta_wise_normals"]["k"] == 12
     assert theta_map.exists()
+    # the map read back instead of the truth's normals: the same bins
+    code, again = _evaluate(
+        cli_main,
+        masks,
+        "--theta-wise",
+        "--theta-bins",
+        "0",
+        "45",
+        "90",
+        "--theta-k",
+        "12",
+        "--truth-theta",
+        str(theta_map),
+    )
+    assert code == 0 and again["theta_wise"] == record["theta_wise"]
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import mrcfile
 import numpy as np
 import pytest
@@ -164,3 +166,22 @@ def test_bins_must_rise_from_0_to_90(tmp_path, bins):
     files = _files(tmp_path, np.ones((3, 3, 3)), np.ones((3, 3, 3)))
     with pytest.raises(InputError, match="theta bins"):
         theta_wise(*files, bins=bins)
+
+
+def test_a_theta_map_of_the_truth_gives_the_same_bins_as_recomputing(tmp_path):
+    truth = _irregular()
+    pred = truth.copy()
+    pred[np.random.default_rng(4).random(pred.shape) < 0.2] = False
+    files = _files(tmp_path, pred, truth)
+    bins = (0.0, 20.0, 45.0, 70.0, 90.0)
+    direct = theta_wise(*files, bins=bins, theta_map=tmp_path / "theta.mrc")
+    reused = theta_wise(*files, bins=bins, truth_theta=tmp_path / "theta.mrc", slab_voxels=20 * 22 * 3)
+    assert json.dumps(reused) == json.dumps(direct)
+    # a map of another mask is refused, naming the map
+    write_volume(tmp_path / "other.mrc", np.roll(truth, 3, axis=2).astype(np.uint8), 1.0)
+    theta_map(tmp_path / "other.mrc", tmp_path / "other_theta.mrc")
+    with pytest.raises(InputError, match=r"other_theta\.mrc: not a θ map of .*truth\.mrc"):
+        theta_wise(*files, truth_theta=tmp_path / "other_theta.mrc")
+    write_volume(tmp_path / "small.mrc", np.zeros((3, 3, 3), np.float32), 1.0)
+    with pytest.raises(InputError, match="shape mismatch: θ map"):
+        theta_wise(*files, truth_theta=tmp_path / "small.mrc")

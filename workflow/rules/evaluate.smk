@@ -1,6 +1,7 @@
 # Scoring of every method's mask (and scores) against the ground truth, per tomogram.
 # Outputs: results/metrics/{method}/{tomo}.json (+ .hist.npz for methods with scores); with
-# evaluate.theta_wise, the ground truth's θ map per tomogram (rule theta_map, for viewing).
+# evaluate.theta_wise, the ground truth's θ map per tomogram (rule theta_map), which every method's
+# evaluation reads instead of recomputing the truth's normals, and which is there for viewing.
 # Per method: mask, scores (None = mask only) and how to read the scores (see docs/evaluation.md).
 # Inputs per method and helpers: evaluation_common.smk.
 
@@ -10,6 +11,7 @@ rule evaluate_scored:
         pred=lambda wc: EVAL_INPUTS[wc.method][0].format(tomo=wc.tomo),
         scores=lambda wc: EVAL_INPUTS[wc.method][1].format(tomo=wc.tomo),
         truth="results/data/{tomo}/groundtruth.mrc",
+        truth_theta=truth_theta,
     output:
         json="results/metrics/{method}/{tomo}.json",
         histogram="results/metrics/{method}/{tomo}.hist.npz",
@@ -35,6 +37,7 @@ rule evaluate_mask:
     input:
         pred=lambda wc: EVAL_INPUTS[wc.method][0].format(tomo=wc.tomo),
         truth="results/data/{tomo}/groundtruth.mrc",
+        truth_theta=truth_theta,
     output:
         json="results/metrics/{method}/{tomo}.json",
     log:

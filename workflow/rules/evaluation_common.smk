@@ -92,6 +92,13 @@ ALLOW_MISSING = config["evaluate"]["allow_missing"]
 EXTENDED_KEYS = ("plane_wise", "plane_empty", "theta_wise", "theta_bins", "theta_k")
 
 
+def truth_theta(wildcards):
+    """Input of an evaluate rule: the ground truth's θ map (rule theta_map) when theta-wise metrics are on."""
+    if config["evaluate"]["theta_wise"] and wildcards.method in config["methods"]:
+        return f"results/theta/{wildcards.tomo}/groundtruth_theta.mrc"
+    return []
+
+
 def extended_metrics(wildcards):
     """Params of an evaluate rule: the plane-/theta-wise settings for a configured method, none for ablations."""
     if wildcards.method not in config["methods"]:

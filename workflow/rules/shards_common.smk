@@ -129,7 +129,11 @@ def ablation_steps(tomo):
 def evaluate_steps(tomo):
     if tomo not in TRUTH_KEYS:
         return []
-    steps = [
+    # the truth's θ map first: the evaluations read it
+    steps = (
+        [rule_step("theta_map", tomo=tomo)] if config["evaluate"]["theta_wise"] else []
+    )
+    return steps + [
         rule_step(
             "evaluate_scored" if m in SCORED_METHODS else "evaluate_mask",
             method=m,
@@ -137,9 +141,6 @@ def evaluate_steps(tomo):
         )
         for m in SCORED_METHODS + MASK_ONLY_METHODS
     ]
-    if config["evaluate"]["theta_wise"]:
-        steps.append(rule_step("theta_map", tomo=tomo))
-    return steps
 
 
 # Stage -> (steps of one run, the stages it reads); only the stages this config needs.

@@ -2,7 +2,9 @@ from tomoseg.core.runlog import log_to
 from tomoseg.evaluation.metrics import evaluate_method_output, extended_options
 
 log_to(snakemake.log[0])
-planes, orientation = extended_options(**snakemake.params.extended)
+planes, orientation = extended_options(
+    **snakemake.params.extended, truth_theta=snakemake.input.get("truth_theta") or None
+)
 evaluate_method_output(
     pred=snakemake.input.pred,
     truth=snakemake.input.truth,

@@ -19,8 +19,8 @@ log = logging.getLogger(__name__)
 def _run(a: argparse.Namespace) -> int:
     if (a.scores is None) != (a.score_kind is None):
         raise InputError("--scores and --score-kind go together")
-    if a.theta_map is not None and not a.theta_wise:
-        raise InputError("--theta-map needs --theta-wise")
+    if (a.theta_map is not None or a.truth_theta is not None) and not a.theta_wise:
+        raise InputError("--theta-map and --truth-theta need --theta-wise")
     provenance = provenance_beside(a.pred, a.provenance)
     untrained = untrained_flag(provenance)
     record = evaluate_files(
@@ -34,7 +34,9 @@ def _run(a: argparse.Namespace) -> int:
         thresholds=a.thresholds,
         extra={"untrained": untrained, "provenance": str(provenance) if provenance else None},
         planes=PlaneOptions(a.plane_empty) if a.plane_wise else None,
-        orientation=ThetaOptions(tuple(a.theta_bins), a.theta_k, a.theta_map) if a.theta_wise else None,
+        orientation=ThetaOptions(tuple(a.theta_bins), a.theta_k, a.theta_map, a.truth_theta)
+        if a.theta_wise
+        else None,
     )
     summary = ", ".join(
         f"{k}={record[k]:.4f}" for k in ("dice", "iou", "precision", "recall", "auprc") if k in record
@@ -106,5 +108,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--theta-map",
         type=Path,
         help="with --theta-wise, also write the ground truth's θ per voxel (float32 MRC, -1 outside) for viewing",
+    )
+    p.add_argument(
+        "--truth-theta",
+        type=Path,
+        help="with --theta-wise, read the ground truth's θ from this θ map (written by --theta-map) instead "
+        "of recomputing its normals",
     )
     p.set_defaults(func=_run)

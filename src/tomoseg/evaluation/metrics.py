@@ -427,10 +427,13 @@ def extended_options(
     theta_wise: bool = False,
     theta_bins: Sequence[float] = DEFAULT_BINS,
     theta_k: int = DEFAULT_K,
+    truth_theta: str | os.PathLike | None = None,
 ) -> tuple[PlaneOptions | None, ThetaOptions | None]:
     """The plane-wise and theta-wise options from the workflow's settings (config evaluate.plane_wise, ...)."""
     planes = PlaneOptions(plane_empty) if plane_wise else None
-    return planes, ThetaOptions(tuple(theta_bins), theta_k) if theta_wise else None
+    if not theta_wise:
+        return planes, None
+    return planes, ThetaOptions(tuple(theta_bins), theta_k, truth_theta=truth_theta)
 
 
 def extended_metrics(
@@ -445,7 +448,14 @@ def extended_metrics(
         out["plane_wise"] = plane_wise(pred, truth, planes.empty)
         out["plane_wise_empty_slices"] = planes.empty
     if orientation is not None:
-        found = theta_wise(pred, truth, orientation.bins, orientation.k, orientation.theta_map)
+        found = theta_wise(
+            pred,
+            truth,
+            orientation.bins,
+            orientation.k,
+            orientation.theta_map,
+            truth_theta=orientation.truth_theta,
+        )
         out["theta_wise"] = found["bins"]
         out["theta_wise_unbinned"] = found["unbinned"]
         out["theta_wise_normals"] = {

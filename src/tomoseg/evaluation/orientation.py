@@ -56,11 +56,13 @@ THETA_DECIMALS = 6
 
 @dataclass(frozen=True)
 class ThetaOptions:
-    """Theta-wise metrics asked for: bin edges (degrees), neighbours per normal, and where to write the truth's θ map."""
+    """Theta-wise metrics asked for: bin edges (degrees), neighbours per normal, where to write the truth's θ map,
+    and a θ map of the truth to read instead of recomputing its normals."""
 
     bins: tuple[float, ...] = DEFAULT_BINS
     k: int = DEFAULT_K
     theta_map: str | os.PathLike | None = None
+    truth_theta: str | os.PathLike | None = None
 
     def __post_init__(self) -> None:
         """Check the bins and k when asked, before any volume is read."""
@@ -82,13 +84,20 @@ def check_k(k: int) -> None:
         raise InputError(f"theta-wise metrics need k >= 3 neighbours for a plane, got {k}")
 
 
-def bin_index(theta: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Bin of each θ (bin i: edges[i] ≤ θ < edges[i+1], the last bin closed); -1 for NaN.
+def binned_theta(theta: np.ndarray) -> np.ndarray:
+    """θ as it is binned and stored in θ maps: rounded to THETA_DECIMALS, then float32.
 
-    θ is rounded to THETA_DECIMALS first, so that a θ on an edge (45° on a lattice diagonal) bins the
-    same whatever the floating-point error of the eigenvector.
+    Rounding makes a θ on an edge (45° on a lattice diagonal) bin the same whatever the floating-point
+    error of the eigenvector; float32 is what a θ map holds, so binning a map's values gives the same bins
+    as binning the θ it was written from (float32(round(float64(v))) == v for these values).
     """
-    idx = np.searchsorted(edges, np.round(theta, THETA_DECIMALS), side="right") - 1
+    rounded: np.ndarray = np.round(theta, THETA_DECIMALS).astype(np.float32)
+    return rounded
+
+
+def bin_index(theta: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Bin of each θ, binned as `binned_theta` (bin i: edges[i] ≤ θ < edges[i+1], the last bin closed); -1 for NaN."""
+    idx = np.searchsorted(edges, binned_theta(theta).astype(np.float64), side="right") - 1
     idx = np.minimum(idx, len(edges) - 2)
     idx[np.isnan(theta)] = -1
     return idx
@@ -208,8 +217,12 @@ def theta_wise(
     theta_map: str | os.PathLike | None = None,
     slab_voxels: int = SLAB_VOXELS,
     halo: int = HALO,
+    truth_theta: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Recall (truth normals) and precision (prediction normals) per θ bin; optionally the truth's θ map as MRC.
+
+    `truth_theta`: a θ map of this ground truth written earlier (`theta_map`, --theta-map) whose values are
+    used instead of recomputing the truth's normals (the workflow scores every method against one map).
 
     Returns {"bins": [{bin, recall, precision, truth_voxels, pred_voxels, truth_predicted, pred_true}, ...],
     "unbinned": {"truth_voxels", "pred_voxels"}}.
@@ -231,11 +244,27 @@ def theta_wise(
         out = None
         if theta_map is not None:
             out = stack.enter_context(create_volume(theta_map, truth.shape, np.float32, voxel_size))
-        for mask, mask_path, other, other_path, into, key in (
-            (truth, truth_path, pred, pred_path, truth_c, "truth_voxels"),
-            (pred, pred_path, truth, truth_path, pred_c, "pred_voxels"),
+        truth_slabs = theta_slabs(truth, truth_path, k, slab_voxels, halo)
+        if truth_theta is not None:
+            thetas, _ = stack.enter_context(open_volume(truth_theta))
+            if thetas.shape != truth.shape:
+                raise InputError(
+                    f"shape mismatch: θ map {truth_theta} has shape {thetas.shape}, "
+                    f"ground truth {truth_path} has shape {truth.shape}"
+                )
+            truth_slabs = _slabs_from_map(truth, truth_path, thetas, Path(truth_theta), slab_voxels)
+        for slabs, mask, other, other_path, into, key in (
+            (truth_slabs, truth, pred, pred_path, truth_c, "truth_voxels"),
+            (
+                theta_slabs(pred, pred_path, k, slab_voxels, halo),
+                pred,
+                truth,
+                truth_path,
+                pred_c,
+                "pred_voxels",
+            ),
         ):
-            for z0, z1, pts, theta in theta_slabs(mask, mask_path, k, slab_voxels, halo):
+            for z0, z1, pts, theta in slabs:
                 hit = nonzero_mask(other[z0:z1], other_path, z0)[pts[:, 0] - z0, pts[:, 1], pts[:, 2]]
                 idx = bin_index(theta, edges)
                 ok = idx >= 0
@@ -280,5 +309,25 @@ def theta_map(
 def _write_theta(out: np.ndarray, z0: int, z1: int, pts: np.ndarray, theta: np.ndarray) -> None:
     """Write one slab of a θ map: θ at the membrane voxels, THETA_MAP_BACKGROUND elsewhere (and for NaN θ)."""
     block = np.full((z1 - z0, *out.shape[1:]), THETA_MAP_BACKGROUND, np.float32)
-    block[pts[:, 0] - z0, pts[:, 1], pts[:, 2]] = np.nan_to_num(theta, nan=THETA_MAP_BACKGROUND)
+    block[pts[:, 0] - z0, pts[:, 1], pts[:, 2]] = np.nan_to_num(binned_theta(theta), nan=THETA_MAP_BACKGROUND)
     out[z0:z1] = block
+
+
+def _slabs_from_map(
+    mask: np.ndarray, path: Path, thetas: np.ndarray, map_path: Path, slab_voxels: int
+) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+    """Like `theta_slabs`, with θ read from a θ map of this mask (written by `theta_map` or --theta-map)."""
+    slab = max(1, slab_voxels // (mask.shape[1] * mask.shape[2]))
+    for z0 in range(0, mask.shape[0], slab):
+        z1 = min(z0 + slab, mask.shape[0])
+        inside = nonzero_mask(mask[z0:z1], path, z0)
+        values = np.asarray(thetas[z0:z1])
+        if np.any(values[~inside] != THETA_MAP_BACKGROUND) or np.any(values[inside] > 90):
+            raise InputError(
+                f"{map_path}: not a θ map of {path} (θ outside its membrane or above 90, near slice {z0})"
+            )
+        pts = np.argwhere(inside).astype(np.int32)
+        theta = values[pts[:, 0], pts[:, 1], pts[:, 2]].astype(np.float64)
+        theta[theta < 0] = np.nan
+        pts[:, 0] += z0
+        yield z0, z1, pts, theta

@@ -106,7 +106,8 @@ def theta_reference(mask: np.ndarray, k: int = 30) -> tuple[np.ndarray, np.ndarr
 def theta_wise_reference(
     pred: np.ndarray, truth: np.ndarray, bins: tuple[float, ...] = (0.0, 30.0, 60.0, 90.0), k: int = 30
 ) -> list[dict[str, float]]:
-    """Recall (truth normals) and precision (prediction normals) per θ bin by brute force (θ rounded to 1e-6 degrees)."""
+    """Recall (truth normals) and precision (prediction normals) per θ bin by brute force (θ binned as rounded
+    to 1e-6 degrees and stored as float32, the θ maps' precision)."""
     rows = []
     t_pts, t_theta = theta_reference(truth.astype(bool), k)
     p_pts, p_theta = theta_reference(pred.astype(bool), k)
@@ -116,8 +117,8 @@ def theta_wise_reference(
         def inside(theta: float, lo: float = lo, hi: float = hi, last: bool = last) -> bool:
             return lo <= theta < hi or (last and theta == hi)
 
-        t_in = [tuple(p) for p, th in zip(t_pts, t_theta, strict=True) if inside(round(th, 6))]
-        p_in = [tuple(p) for p, th in zip(p_pts, p_theta, strict=True) if inside(round(th, 6))]
+        t_in = [tuple(p) for p, th in zip(t_pts, t_theta, strict=True) if inside(_binned(th))]
+        p_in = [tuple(p) for p, th in zip(p_pts, p_theta, strict=True) if inside(_binned(th))]
         t_hit = sum(bool(pred[p]) for p in t_in)
         p_hit = sum(bool(truth[p]) for p in p_in)
         rows.append(
@@ -130,3 +131,8 @@ def theta_wise_reference(
             }
         )
     return rows
+
+
+def _binned(theta: float) -> float:
+    """θ as binned: rounded to 1e-6 degrees, then float32 (NaN stays NaN)."""
+    return float(np.float32(np.round(theta, 6)))
