@@ -212,7 +212,7 @@ def runtime_memory(table: pd.DataFrame, stem: str | os.PathLike, untrained: Iter
     return save(fig, stem)
 
 
-def theta_bins(table: pd.DataFrame, stem: str | os.PathLike, untrained: Iterable[str] = ()) -> list[Path]:
+def theta_bin_bars(table: pd.DataFrame, stem: str | os.PathLike, untrained: Iterable[str] = ()) -> list[Path]:
     """Recall and precision per θ bin per method: bars mean ± sd over tomograms, dots pooled over voxels."""
     methods = list(dict.fromkeys(table["method"]))
     bins = list(dict.fromkeys(table["bin"]))
@@ -660,7 +660,7 @@ def _figure_theta(results: Path, out_dir: Path, untrained: list[str]) -> list[Pa
     if not len(table):
         return placeholder("no theta-wise metrics (evaluate.theta_wise)", out_dir / "figure_theta")
     table["method"] = table["method"].str.replace(UNTRAINED_MARK, "", regex=False)
-    return theta_bins(table, out_dir / "figure_theta", untrained)
+    return theta_bin_bars(table, out_dir / "figure_theta", untrained)
 
 
 def _threshold_explorer(
