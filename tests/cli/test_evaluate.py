@@ -109,15 +109,18 @@ def test_plane_and_theta_wise_go_into_the_json(masks, cli_main):
 
 
 @pytest.mark.parametrize(
-    "extra",
+    ("extra", "message"),
     [
-        ("--theta-wise", "--theta-bins", "0", "45"),
-        ("--theta-map", "x.mrc"),
-        ("--theta-wise", "--theta-k", "2"),
+        (("--theta-wise", "--theta-bins", "0", "45"), "theta bins must rise strictly from 0 to 90"),
+        (("--theta-map", "x.mrc"), "need --theta-wise"),
+        (("--truth-theta", "x.mrc"), "need --theta-wise"),
+        (("--theta-wise", "--theta-k", "2"), "k >= 3"),
+        (("--theta-wise", "--truth-theta", "missing.mrc"), "missing.mrc"),
     ],
 )
-def test_bad_theta_options_exit_2_without_output(masks, cli_main, capsys, extra):
+def test_bad_theta_options_exit_2_without_output(masks, cli_main, capsys, extra, message):
     code, _ = _evaluate(cli_main, masks, *extra)
     assert code == 2
     assert not (masks / "m.json").exists()
-    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert message in err[-1]
