@@ -135,3 +135,29 @@ def test_without_the_metrics_the_tables_say_so(tmp_path):
     for key in ("plane_wise", "theta_wise", "plane_wise_ttests", "theta_wise_ttests"):
         assert out[key].empty
     assert "not computed" in (res / "tables" / "theta_wise.md").read_text()
+
+
+def test_records_with_other_bins_are_left_out_and_named(tmp_path):
+    from tomoseg.reporting.planes import theta_frames
+
+    res = tmp_path / "results"
+    truth = membrane_mask((6, 16, 16), seed=0, n_shells=1, n_specks=0)
+    write_volume(tmp_path / "t.mrc", truth, 1.0)
+    for tomo, bins in (("a", (0, 30, 60, 90)), ("b", (0, 45, 90))):
+        evaluate_files(
+            tmp_path / "t.mrc",
+            tmp_path / "t.mrc",
+            res / "metrics" / "etsam" / f"{tomo}.json",
+            method="etsam",
+            tomo=tomo,
+            orientation=ThetaOptions(bins=bins, k=12),
+        )
+    frame = pd.DataFrame(
+        {"tomo": ["a", "b"], "_json": [str(res / "metrics" / "etsam" / f"{t}.json") for t in "ab"]}
+    )
+    per, bins, other = theta_frames({"etsam": frame})
+    assert list(per["etsam"]["tomo"]) == ["a"] and bins == [(0, 30), (30, 60), (60, 90)]
+    assert other == ["etsam/b"]
+    runs = pd.DataFrame({"tomo": ["a", "b"]}).set_index("tomo", drop=False)
+    build_summaries([("etsam", "a"), ("etsam", "b")], ["etsam"], res, runs)
+    assert "left out, scored with other θ bins: etsam/b" in (res / "tables" / "theta_wise.md").read_text()

@@ -73,13 +73,14 @@ def plane_frames(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
 
 def theta_frames(
     frames: dict[str, pd.DataFrame],
-) -> tuple[dict[str, pd.DataFrame], list[tuple[float, float]]]:
-    """Per method: one row per tomogram with θ-bin metrics and counts, columns `<metric>_<lo-hi>`; and the bins.
-
-    Records with other bins than the first record seen are left out (a table needs one set of bins).
+) -> tuple[dict[str, pd.DataFrame], list[tuple[float, float]], list[str]]:
+    """Per method: one row per tomogram with θ-bin metrics and counts, columns `<metric>_<lo-hi>`; the bins;
+    and the records (method/tomo) left out because their bins differ from the first record's (one table, one
+    set of bins).
     """
     out: dict[str, pd.DataFrame] = {}
     bins: list[tuple[float, float]] | None = None
+    other_bins: list[str] = []
     for method, frame in frames.items():
         rows = []
         for tomo, rec in _records(frame):
@@ -88,6 +89,7 @@ def theta_frames(
             these = [(float(r["bin"][0]), float(r["bin"][1])) for r in rec["theta_wise"]]
             bins = these if bins is None else bins
             if these != bins:
+                other_bins.append(f"{method}/{tomo}")
                 continue
             row: dict[str, Any] = {"tomo": tomo}
             for r in rec["theta_wise"]:
@@ -104,7 +106,7 @@ def theta_frames(
             rows.append(row)
         if rows:
             out[method] = pd.DataFrame(rows).set_index("tomo", drop=False)
-    return out, bins or []
+    return out, bins or [], other_bins
 
 
 def convention_notes(per: dict[str, pd.DataFrame]) -> list[str]:

@@ -433,7 +433,7 @@ def _write_planes(summary: _Summary) -> None:
     main = {m: per[m] for m in PAPER_METHODS if m in per}
     tests, notes = planes.paired(main, planes.plane_metric_columns())
     summary.write("plane_wise_ttests", tests, "Paired tests on plane-wise metrics", notes)
-    per, bins = planes.theta_frames(summary.frames)
+    per, bins, other_bins = planes.theta_frames(summary.frames)
     summary.write(
         "theta_wise",
         planes.theta_table(per, bins, summary.label),
@@ -441,6 +441,7 @@ def _write_planes(summary: _Summary) -> None:
         [
             "recall from ground-truth normals, precision from prediction normals; pooled = counts summed over tomograms",
             *([] if per else [off]),
+            *([f"left out, scored with other θ bins: {', '.join(other_bins)}"] if other_bins else []),
         ],
     )
     main = {m: per[m] for m in PAPER_METHODS if m in per}
