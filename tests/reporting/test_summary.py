@@ -44,7 +44,9 @@ def test_single_method_with_empty_truth(tmp_path):
     assert list(per["run_id"]) == [5, 6, 7]
     assert json.loads((res / "tables" / "methods.json").read_text())["etsam"]["untrained"] is False
     written = build_figures(res, ["etsam"], res / "figures")
-    assert len(written) == 12 and all(p.stat().st_size > 0 for p in written)  # 1a-1d, 4, threshold explorer
+    assert len(written) == 14 and all(
+        p.stat().st_size > 0 for p in written
+    )  # 1a-1d, 4, θ bins, threshold explorer
 
 
 def test_variants_table_pairs_each_variant_with_its_reference(tmp_path):

@@ -28,6 +28,7 @@ MY_RULES = [
     "figures",
     "overlay",
     "tomogram_page",
+    "theta_map",
 ]
 BENCH_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 
@@ -121,6 +122,7 @@ TARGETS = [
     "results/figures/figure1b.png",
     *(f"results/figures/overlays/{t}.png" for t in ("t1", "t2", "t3")),
     *(f"results/report/tomograms/{t}.html" for t in ("t1", "t2", "t3")),
+    *(f"results/theta/{t}/groundtruth_theta.mrc" for t in ("t1", "t2")),
 ]
 
 
@@ -186,7 +188,26 @@ def test_tables_figures_and_failures(report_run):
     )
     curves = json.loads((res / "tables" / "pr_curves.json").read_text())
     assert set(curves) == {"etsam", "etsam_stage1", "membrain", "tardis"}
-    for name in ("figure1a", "figure1b", "figure1c", "figure1d", "figure4", "threshold_explorer"):
+    # plane-wise and theta-wise metrics (on in the CI config) equal a direct computation; their tables
+    from tomoseg.evaluation.orientation import theta_wise
+    from tomoseg.evaluation.planewise import plane_wise
+
+    mask, gt = res / "etsam" / "t1" / "mask.mrc", res / "data" / "t1" / "groundtruth.mrc"
+    assert rec["plane_wise"] == json.loads(json.dumps(plane_wise(mask, gt)))
+    assert rec["theta_wise"] == json.loads(json.dumps(theta_wise(mask, gt)["bins"]))
+    assert len(pd.read_csv(res / "tables" / "plane_wise.csv")) == 3 * 5  # 5 methods x 3 planes
+    assert len(pd.read_csv(res / "tables" / "theta_wise.csv")) == 3 * 5
+    assert len(pd.read_csv(res / "stats" / "theta_wise_ttests.csv")) == 3 * 6
+    assert read_volume(res / "theta" / "t1" / "groundtruth_theta.mrc")[0].max() <= 90
+    for name in (
+        "figure1a",
+        "figure1b",
+        "figure1c",
+        "figure1d",
+        "figure4",
+        "figure_theta",
+        "threshold_explorer",
+    ):
         assert (res / "figures" / f"{name}.png").stat().st_size > 1000
         assert (res / "figures" / f"{name}.pdf").exists()
     for t in ("t1", "t2", "t3"):

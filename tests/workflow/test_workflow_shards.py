@@ -86,6 +86,13 @@ def test_sharded_jobs_write_the_same_per_run_files_as_one_job_per_run(both_runs)
             b = read_json(sharded / f"results/metrics/{method}/{tomo}.json")
             assert {k: a[k] for k in METRICS if k in a} == {k: b[k] for k in METRICS if k in b}
             assert "dice" in b
+            # plane-wise and theta-wise metrics (on in the CI config) come through the shard jobs' params
+            for key in ("plane_wise", "theta_wise"):
+                assert key in b and json.dumps(a[key]) == json.dumps(b[key]), key
+        theta = f"theta/{tomo}/groundtruth_theta.mrc"
+        np.testing.assert_array_equal(
+            read_volume(plain / "results" / theta)[0], read_volume(sharded / "results" / theta)[0]
+        )
         # per-run logs and benchmark records where the per-run rules put them
         for rule in ("normalize", "etsam_stage1", "etsam_stage2", "postprocess"):
             assert (sharded / f"results/logs/{rule}/{tomo}.log").exists(), rule

@@ -545,6 +545,13 @@ def summary_targets():
     return targets
 
 
+def theta_map_targets():
+    """The ground truth's θ map of every run with ground truth (evaluate.theta_wise; for viewing)."""
+    return expand(
+        "results/theta/{tomo}/groundtruth_theta.mrc", tomo=tomos(with_truth=True)
+    )
+
+
 def evaluation_targets():
     """Metrics, summary tables, figures and overlays for the configured methods (evaluate.smk etc.)."""
     targets = []
@@ -557,6 +564,8 @@ def evaluation_targets():
             for t in tomos(with_truth=True)
         ]
     targets += summary_targets()
+    if config["evaluate"]["theta_wise"]:
+        targets += theta_map_targets()
     if config["evaluate"]["overlays"]:
         targets += expand("results/figures/overlays/{tomo}.png", tomo=tomos())
         targets += expand("results/report/tomograms/{tomo}.html", tomo=tomos())

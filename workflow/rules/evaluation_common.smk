@@ -88,6 +88,22 @@ ABLATION_SCORED = sorted(
 SCORED_METHODS = [m for m in config["methods"] if EVAL_INPUTS[m][1]] + ABLATION_SCORED
 MASK_ONLY_METHODS = [m for m in config["methods"] if not EVAL_INPUTS[m][1]]
 ALLOW_MISSING = config["evaluate"]["allow_missing"]
+# Plane-wise and theta-wise metrics (evaluate.plane_wise, evaluate.theta_wise): the configured methods only.
+EXTENDED_KEYS = ("plane_wise", "plane_empty", "theta_wise", "theta_bins", "theta_k")
+
+
+def truth_theta(wildcards):
+    """Input of an evaluate rule: the ground truth's θ map (rule theta_map) when theta-wise metrics are on."""
+    if config["evaluate"]["theta_wise"] and wildcards.method in config["methods"]:
+        return f"results/theta/{wildcards.tomo}/groundtruth_theta.mrc"
+    return []
+
+
+def extended_metrics(wildcards):
+    """Params of an evaluate rule: the plane-/theta-wise settings for a configured method, none for ablations."""
+    if wildcards.method not in config["methods"]:
+        return {}
+    return {key: config["evaluate"][key] for key in EXTENDED_KEYS}
 
 
 def method_files(method):

@@ -1,4 +1,4 @@
-# Figures 1a-1d and 4 from the summary tables, per-tomogram slice overlays and Dice along Z (all
+# Figures 1a-1d and 4 and the θ-bin figure from the summary tables, per-tomogram slice overlays and Dice along Z (all
 # selected tomograms, with or without ground truth), and a report page per tomogram. PNG + PDF; the
 # PNGs and the pages go into `snakemake --report`.
 
@@ -8,6 +8,7 @@ FIGURE_TITLES = {
     "figure1c": "1c: pooled precision-recall",
     "figure1d": "1d: runtime and memory",
     "figure4": "4: before/after post-processing",
+    "figure_theta": "recall and precision per θ bin",
 }
 
 

@@ -129,7 +129,11 @@ def ablation_steps(tomo):
 def evaluate_steps(tomo):
     if tomo not in TRUTH_KEYS:
         return []
-    return [
+    # the truth's θ map first: the evaluations read it
+    steps = (
+        [rule_step("theta_map", tomo=tomo)] if config["evaluate"]["theta_wise"] else []
+    )
+    return steps + [
         rule_step(
             "evaluate_scored" if m in SCORED_METHODS else "evaluate_mask",
             method=m,

@@ -16,6 +16,10 @@ TABLE_TITLES = {
     "paper_comparison": "Paper vs ours",
     "failures": "Failures",
     "variants": "Upstream ETSAM variants",
+    "plane_wise": "Plane-wise metrics (XY, XZ, YZ)",
+    "plane_wise_ttests": "Paired tests, plane-wise",
+    "theta_wise": "Recall and precision per θ bin",
+    "theta_wise_ttests": "Paired tests, per θ bin",
 }
 
 

@@ -1,7 +1,10 @@
 from tomoseg.core.runlog import log_to
-from tomoseg.evaluation.metrics import evaluate_method_output
+from tomoseg.evaluation.metrics import evaluate_method_output, extended_options
 
 log_to(snakemake.log[0])
+planes, orientation = extended_options(
+    **snakemake.params.extended, truth_theta=snakemake.input.get("truth_theta") or None
+)
 evaluate_method_output(
     pred=snakemake.input.pred,
     truth=snakemake.input.truth,
@@ -13,4 +16,6 @@ evaluate_method_output(
     thresholds=snakemake.params.thresholds,
     provenance=snakemake.params.provenance,
     record_failures=snakemake.params.record_failures,
+    planes=planes,
+    orientation=orientation,
 )

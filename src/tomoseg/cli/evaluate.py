@@ -1,4 +1,5 @@
-"""`tomoseg evaluate`: Dice, IoU, precision, recall and (with scores) a score histogram and AUPRC."""
+"""`tomoseg evaluate`: Dice, IoU, precision, recall, (with scores) a score histogram and AUPRC, and on request
+plane-wise and theta-wise (orientation) metrics."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 from tomoseg.core.errors import InputError
 from tomoseg.core.provenance import provenance_beside, untrained_flag
 from tomoseg.evaluation.metrics import DEFAULT_THRESHOLDS, SCORE_KINDS, evaluate_files
+from tomoseg.evaluation.orientation import DEFAULT_BINS, DEFAULT_K, ThetaOptions
+from tomoseg.evaluation.planewise import EMPTY_CONVENTIONS, PlaneOptions
 
 log = logging.getLogger(__name__)
 
@@ -16,6 +19,8 @@ log = logging.getLogger(__name__)
 def _run(a: argparse.Namespace) -> int:
     if (a.scores is None) != (a.score_kind is None):
         raise InputError("--scores and --score-kind go together")
+    if (a.theta_map is not None or a.truth_theta is not None) and not a.theta_wise:
+        raise InputError("--theta-map and --truth-theta need --theta-wise")
     provenance = provenance_beside(a.pred, a.provenance)
     untrained = untrained_flag(provenance)
     record = evaluate_files(
@@ -29,11 +34,17 @@ def _run(a: argparse.Namespace) -> int:
         thresholds=a.thresholds,
         extra={"untrained": untrained, "provenance": str(provenance) if provenance else None},
         strict_geometry=a.strict_geometry,
+        planes=PlaneOptions(a.plane_empty) if a.plane_wise else None,
+        orientation=ThetaOptions(tuple(a.theta_bins), a.theta_k, a.theta_map, a.truth_theta)
+        if a.theta_wise
+        else None,
     )
     summary = ", ".join(
         f"{k}={record[k]:.4f}" for k in ("dice", "iou", "precision", "recall", "auprc") if k in record
     )
     log.info("wrote %s: %s%s", a.json, summary, " (untrained)" if untrained else "")
+    if a.theta_map is not None:
+        log.info("wrote %s: the ground truth's θ per membrane voxel (-1 elsewhere)", a.theta_map)
     return 0
 
 
@@ -73,5 +84,42 @@ def register(sub: argparse._SubParsersAction) -> None:
         nargs="+",
         default=list(DEFAULT_THRESHOLDS),
         help="logit thresholds for the threshold table",
+    )
+    p.add_argument(
+        "--plane-wise",
+        action="store_true",
+        help="also Dice/IoU/precision/recall per 2-D slice along XY, XZ and YZ, averaged per plane",
+    )
+    p.add_argument(
+        "--plane-empty",
+        choices=EMPTY_CONVENTIONS,
+        default="zero",
+        help="a slice where both masks are empty: zero = scores 0 (upstream ETSAM's, torchmetrics "
+        "zero_division=0), skip = left out of the average, one = scores 1",
+    )
+    p.add_argument(
+        "--theta-wise",
+        action="store_true",
+        help="also recall (truth normals) and precision (prediction normals) per bin of the angle θ "
+        "between the membrane normal and the beam (Z) axis",
+    )
+    p.add_argument(
+        "--theta-bins",
+        type=float,
+        nargs="+",
+        default=list(DEFAULT_BINS),
+        help="θ bin edges in degrees, rising from 0 to 90",
+    )
+    p.add_argument("--theta-k", type=int, default=DEFAULT_K, help="nearest voxels per normal (local PCA)")
+    p.add_argument(
+        "--theta-map",
+        type=Path,
+        help="with --theta-wise, also write the ground truth's θ per voxel (float32 MRC, -1 outside) for viewing",
+    )
+    p.add_argument(
+        "--truth-theta",
+        type=Path,
+        help="with --theta-wise, read the ground truth's θ from this θ map (written by --theta-map) instead "
+        "of recomputing its normals",
     )
     p.set_defaults(func=_run)

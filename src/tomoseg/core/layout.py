@@ -45,6 +45,10 @@ TABLE_FILES: dict[str, str] = {
     "variants": "tables/upstream_variants.csv",
     "paper_comparison": "tables/paper_comparison.csv",
     "failures": "tables/failures.csv",
+    "plane_wise": "tables/plane_wise.csv",
+    "plane_wise_ttests": "stats/plane_wise_ttests.csv",
+    "theta_wise": "tables/theta_wise.csv",
+    "theta_wise_ttests": "stats/theta_wise_ttests.csv",
 }
 # Tables that also go into `snakemake --report` (the others are listed there by path).
 REPORTED_TABLES: tuple[str, ...] = ("table1", "failures", "paper_comparison")
@@ -55,7 +59,7 @@ ABLATION_FILES: dict[int, str] = {
 }
 PR_CURVES = "tables/pr_curves.json"
 METHODS_JSON = "tables/methods.json"
-FIGURES: tuple[str, ...] = ("figure1a", "figure1b", "figure1c", "figure1d", "figure4")
+FIGURES: tuple[str, ...] = ("figure1a", "figure1b", "figure1c", "figure1d", "figure4", "figure_theta")
 
 
 def results_path(relative: str) -> str:

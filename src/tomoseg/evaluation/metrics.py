@@ -22,14 +22,17 @@ import contextlib
 import logging
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tomoseg.core.io import InputError, atomic_path, check_finite_volume, open_volume, read_placement
+from tomoseg.core.io import InputError, atomic_path, open_volume, read_placement
+from tomoseg.evaluation.masks import nonzero_mask
+from tomoseg.evaluation.orientation import DEFAULT_BINS, DEFAULT_K, ThetaOptions, theta_wise
+from tomoseg.evaluation.planewise import PlaneOptions, plane_wise
 
 log = logging.getLogger(__name__)
 
@@ -260,15 +263,6 @@ def to_logits(block: np.ndarray, kind: str, floor: float | None, path: Path, z: 
     return x
 
 
-def _nonzero(block: np.ndarray, path: Path, z: int) -> np.ndarray:
-    """Foreground (non-zero) voxels of a mask slab; NaN or inf in a float mask is an InputError, never membrane."""
-    block = np.asarray(block)
-    if np.issubdtype(block.dtype, np.floating):
-        check_finite_volume(block, path, first_slice=z)
-    nonzero: np.ndarray = block != 0
-    return nonzero
-
-
 def max_of(data: np.ndarray, chunk: int) -> float:
     """The maximum of a memory-mapped volume, read Z-chunk by Z-chunk."""
     return float(max(np.max(data[z : z + chunk]) for z in range(0, data.shape[0], chunk)))
@@ -352,8 +346,8 @@ def evaluate_volumes(
             tp = fp = fn = 0
             n = 0
             for z in _progress(range(0, pred.shape[0], chunk), pred_path):
-                p = _nonzero(pred[z : z + chunk], pred_path, z)
-                t = _nonzero(truth[z : z + chunk], truth_path, z)
+                p = nonzero_mask(pred[z : z + chunk], pred_path, z)
+                t = nonzero_mask(truth[z : z + chunk], truth_path, z)
                 n += p.size
                 ptp = int(np.count_nonzero(p & t))
                 tp += ptp
@@ -449,19 +443,72 @@ def evaluate_files(
     thresholds: tuple[float, ...] | list[float] = DEFAULT_THRESHOLDS,
     extra: dict[str, Any] | None = None,
     strict_geometry: bool = False,
+    planes: PlaneOptions | None = None,
+    orientation: ThetaOptions | None = None,
 ) -> dict[str, Any]:
-    """Evaluate and write `json_out` (and the histogram beside it as `<stem>.hist.npz`)."""
+    """Evaluate and write `json_out` (and the histogram beside it as `<stem>.hist.npz`).
+
+    With `planes`, the record gets `plane_wise`; with `orientation`, `theta_wise` (and the truth's θ map
+    where `orientation.theta_map` names a file).
+    """
     from tomoseg.core.io import check_outputs, write_json
 
-    check_outputs([json_out, histogram_path(json_out)], [pred, truth, scores])
+    theta_map = orientation.theta_map if orientation else None
+    truth_theta = orientation.truth_theta if orientation else None
+    check_outputs([json_out, histogram_path(json_out), theta_map], [pred, truth, scores, truth_theta])
     result = evaluate_volumes(pred, truth, scores, score_kind, thresholds, strict_geometry=strict_geometry)
     record = {"method": method, "tomo": tomo, "status": "ok", **(extra or {}), **result.record}
+    record.update(extended_metrics(pred, truth, planes, orientation))
     if result.histogram is not None:
         hist_path = histogram_path(json_out)
         result.histogram.save(hist_path)
         record["histogram"]["file"] = hist_path.name
     write_json(json_out, record)
     return record
+
+
+def extended_options(
+    plane_wise: bool = False,
+    plane_empty: str = "zero",
+    theta_wise: bool = False,
+    theta_bins: Sequence[float] = DEFAULT_BINS,
+    theta_k: int = DEFAULT_K,
+    truth_theta: str | os.PathLike | None = None,
+) -> tuple[PlaneOptions | None, ThetaOptions | None]:
+    """The plane-wise and theta-wise options from the workflow's settings (config evaluate.plane_wise, ...)."""
+    planes = PlaneOptions(plane_empty) if plane_wise else None
+    if not theta_wise:
+        return planes, None
+    return planes, ThetaOptions(tuple(theta_bins), theta_k, truth_theta=truth_theta)
+
+
+def extended_metrics(
+    pred: str | os.PathLike,
+    truth: str | os.PathLike,
+    planes: PlaneOptions | None,
+    orientation: ThetaOptions | None,
+) -> dict[str, Any]:
+    """The plane-wise and theta-wise parts of a metrics record (empty when neither is asked for)."""
+    out: dict[str, Any] = {}
+    if planes is not None:
+        out["plane_wise"] = plane_wise(pred, truth, planes.empty)
+        out["plane_wise_empty_slices"] = planes.empty
+    if orientation is not None:
+        found = theta_wise(
+            pred,
+            truth,
+            orientation.bins,
+            orientation.k,
+            orientation.theta_map,
+            truth_theta=orientation.truth_theta,
+        )
+        out["theta_wise"] = found["bins"]
+        out["theta_wise_unbinned"] = found["unbinned"]
+        out["theta_wise_normals"] = {
+            "method": "local PCA of the k nearest voxels and ties",
+            "k": orientation.k,
+        }
+    return out
 
 
 def histogram_path(json_path: str | os.PathLike) -> Path:
@@ -481,6 +528,8 @@ def evaluate_method_output(
     thresholds: tuple[float, ...] | list[float] = DEFAULT_THRESHOLDS,
     provenance: str | os.PathLike | None = None,
     record_failures: bool = False,
+    planes: PlaneOptions | None = None,
+    orientation: ThetaOptions | None = None,
 ) -> dict[str, Any]:
     """Workflow entry: evaluate one method's output and record whether it came from untrained weights.
 
@@ -507,6 +556,8 @@ def evaluate_method_output(
             tomo=tomo,
             thresholds=thresholds,
             extra=extra,
+            planes=planes,
+            orientation=orientation,
         )
     except InputError as err:
         if not record_failures:

@@ -1,7 +1,8 @@
 """Figures: per-tomogram bars (1a), box plots with significance markers (1b), PR curves (1c),
-runtime/memory (1d), post-processing before/after (4), per-tomogram slice overlays and Dice along Z.
+runtime/memory (1d), post-processing before/after (4), recall and precision per θ bin, per-tomogram slice
+overlays and Dice along Z.
 
-`build_figures` draws Figures 1a-1d and 4 from the tables the summary step wrote.
+`build_figures` draws Figures 1a-1d, 4 and the θ-bin figure from the tables the summary step wrote.
 """
 
 from __future__ import annotations
@@ -205,6 +206,41 @@ def runtime_memory(table: pd.DataFrame, stem: str | os.PathLike, untrained: Iter
             if np.isnan(v):
                 ax.text(i, 0, "n/a", ha="center", va="bottom", fontsize=8)
         ax.set_xticks(range(len(methods)), [label(m, untrained) for m in methods], rotation=30, ha="right")
+    fig.tight_layout()
+    return save(fig, stem)
+
+
+def theta_bin_bars(table: pd.DataFrame, stem: str | os.PathLike, untrained: Iterable[str] = ()) -> list[Path]:
+    """Recall and precision per θ bin per method: bars mean ± sd over tomograms, dots pooled over voxels."""
+    methods = list(dict.fromkeys(table["method"]))
+    bins = list(dict.fromkeys(table["bin"]))
+    width = 0.8 / max(1, len(methods))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    for ax, metric, title in zip(
+        axes,
+        ("recall", "precision"),
+        ("Recall (truth normals)", "Precision (prediction normals)"),
+        strict=True,
+    ):
+        for i, method in enumerate(methods):
+            rows = table[table["method"] == method].set_index("bin").reindex(bins)
+            x = np.arange(len(bins)) + (i - (len(methods) - 1) / 2) * width
+            ax.bar(
+                x,
+                np.nan_to_num(rows[f"{metric}_mean"].to_numpy(float)),
+                width,
+                yerr=np.nan_to_num(rows[f"{metric}_sd"].to_numpy(float)),
+                capsize=2,
+                color=colour(method, methods),
+                label=label(method, untrained),
+            )
+            ax.plot(x, rows[f"pooled_{metric}"].to_numpy(float), "k.", markersize=4)
+        ax.set_xticks(range(len(bins)), [f"{b}°" for b in bins])
+        ax.set_xlabel("θ: membrane normal vs beam axis")
+        ax.set_title(title)
+        ax.set_ylim(0, 1.05)
+    axes[0].set_ylabel("mean ± sd over tomograms (dots: pooled)")
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, frameon=False)
     fig.tight_layout()
     return save(fig, stem)
 
@@ -547,7 +583,7 @@ def threshold_explorer(
 def build_figures(
     results: str | os.PathLike, methods: Sequence[str], out_dir: str | os.PathLike
 ) -> list[Path]:
-    """Figures 1a-1d and 4 from the summary tables (a figure without data says so on its canvas)."""
+    """Figures 1a-1d, 4 and the θ-bin figure from the summary tables (a figure without data says so on its canvas)."""
     results, out_dir = Path(results), Path(out_dir)
     info = read_json(results / METHODS_JSON)
     untrained = [m for m, v in info.items() if v["untrained"]]
@@ -557,6 +593,7 @@ def build_figures(
         *_figure1c(results, out_dir, untrained),
         *_figure1d(results, out_dir, untrained),
         *_figure4(frames, out_dir, untrained),
+        *_figure_theta(results, out_dir, untrained),
         *_threshold_explorer(results, frames, out_dir, untrained),
     ]
 
@@ -613,6 +650,15 @@ def _figure4(frames: dict[str, pd.DataFrame], out_dir: Path, untrained: list[str
     return postprocess_effect(
         frames["etsam"], frames["etsam_postprocessed"], list(METRICS), out_dir / "figure4", untrained
     )
+
+
+def _figure_theta(results: Path, out_dir: Path, untrained: list[str]) -> list[Path]:
+    """Recall and precision per θ bin per method, from the theta-wise table."""
+    table = pd.read_csv(results / TABLE_FILES["theta_wise"], dtype={"bin": str})
+    if not len(table):
+        return placeholder("no theta-wise metrics (evaluate.theta_wise)", out_dir / "figure_theta")
+    table["method"] = table["method"].str.replace(UNTRAINED_MARK, "", regex=False)
+    return theta_bin_bars(table, out_dir / "figure_theta", untrained)
 
 
 def _threshold_explorer(
