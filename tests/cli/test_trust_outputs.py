@@ -138,11 +138,12 @@ def test_an_output_that_is_an_input_is_refused_and_the_input_kept(capsys, files,
 
 
 def test_threshold_refuses_a_mask_whose_record_would_replace_the_logits_record(capsys, files):
-    """`--out` beside the logits with the same stem: its provenance would overwrite the logits' own."""
+    """`--out` beside the logits with the same name (another volume suffix): its provenance would overwrite
+    the logits' own."""
     record = files / "logits.provenance.json"
     record.write_text(json.dumps({"untrained": True}))
     code, err = run(
-        capsys, "threshold", files / "logits.mrc", "--threshold", "0", "--out", files / "logits.x.mrc"
+        capsys, "threshold", files / "logits.mrc", "--threshold", "0", "--out", files / "logits.rec"
     )
     assert code == 2 and "the same file as the input" in err and str(record) in err
     assert json.loads(record.read_text()) == {"untrained": True}
