@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from tomoseg.core.io import InputError, atomic_path
+from tomoseg.etsam.prompts import build_prompts, resize_mask_prompt
 from tomoseg.training.augment import apply_transform, draw_transform
 from tomoseg.training.data import SliceDataset
 from tomoseg.training.loss import LOSS_NAMES, frame_loss
@@ -63,11 +64,17 @@ def _frame_features(model: torch.nn.Module, frames: torch.Tensor) -> list[tuple]
 
 
 def plan_prompts(
-    labels: np.ndarray, rng: np.random.Generator, settings
+    labels: np.ndarray, rng: np.random.Generator, settings, inference_prompt: np.ndarray | None = None
 ) -> tuple[dict[int, Prompt], list[int]]:
     """Conditioning frames with their prompts (frame 0 always, up to max_cond_frames), and the frames of
-    those that get correction clicks (point and box prompts only; a mask prompt is output as it is)."""
+    those that get correction clicks (point and box prompts only; a mask prompt is output as it is).
+
+    With probability `prob_inference_prompt`, frame 0 alone is prompted with `inference_prompt` (the S x S
+    mask inference gives frame 0) instead.
+    """
     n = len(labels)
+    if inference_prompt is not None and rng.random() < settings.prob_inference_prompt:
+        return {0: Prompt("mask", mask=np.asarray(inference_prompt, bool))}, []
     count = int(rng.integers(1, settings.max_cond_frames + 1))
     others = rng.permutation(np.arange(1, n))[: count - 1] if n > 1 else []
     cond = [0, *sorted(int(f) for f in others)]
@@ -227,6 +234,16 @@ class StageTrainer:
         return True
 
     # -- one step ------------------------------------------------------------------------------------
+    def inference_prompt(self, shape: tuple[int, ...]) -> np.ndarray | None:
+        """The S x S mask inference prompts frame 0 with (paper: Stage 1 grid dots, Stage 2 empty)."""
+        if not self.settings.prob_inference_prompt:
+            return None
+        s = self.model.image_size
+        if self.stage == 2:
+            return np.zeros((s, s), bool)
+        grid = build_prompts("grid_first", (1, *shape[1:]), s, grid_spacing=self.settings.grid_spacing)[0]
+        return resize_mask_prompt(grid, s)[0, 0].numpy() > 0.5
+
     def _sample_loss(self, s: int) -> dict[str, torch.Tensor]:
         images, labels, _, _ = self.dataset.sample(s)
         rng = np.random.default_rng([self.settings.seed, self.stage, s])
@@ -237,7 +254,9 @@ class StageTrainer:
             transform,
             self.model.image_size,
         )
-        prompts, corrected = plan_prompts(truth.cpu().numpy() > 0.5, rng, self.settings)
+        prompts, corrected = plan_prompts(
+            truth.cpu().numpy() > 0.5, rng, self.settings, self.inference_prompt(images.shape)
+        )
         with _autocast(self.device, self.settings.bf16):
             return forward_sample(
                 self.model, frames, truth.to(self.device), prompts, corrected, rng, self.settings

@@ -150,6 +150,7 @@ def engine_options(job: TrainJob, stage1: Path, stage2: Path | None = None) -> E
         stage1_checkpoint=str(stage1),
         stage2_checkpoint=str(stage2 or stage1),
         device=job.device,
+        grid_spacing=job.settings.grid_spacing,
         progress=False,
     )
 

@@ -38,6 +38,10 @@ class TrainSettings:
     prob_points: float = 0.5
     prob_box: float = 0.5  # of the non-point prompts
     max_cond_frames: int = 2  # 1..max initial conditioning frames (frame 0 always)
+    # not in the paper (0 there): the probability that frame 0 gets inference's prompt instead (Stage 1 the
+    # grid of dots, Stage 2 the empty mask) and is the only conditioning frame
+    prob_inference_prompt: float = 0.0
+    grid_spacing: int = 50  # px between the grid's dots (inference's Stage 1 prompt), for the above
     correction_frames: int = 2  # frames that get iterative correction clicks (1..this)
     correction_clicks: int = 7
     prob_click_from_truth: float = 0.1
@@ -74,7 +78,14 @@ class TrainSettings:
         for name in ("epochs_stage1", "epochs_stage2", "warmup_steps", "correction_clicks"):
             if getattr(self, name) < 0:
                 raise InputError(f"training setting {name} must be >= 0, got {getattr(self, name)}")
-        for name in ("prob_points", "prob_box", "prob_flip", "prob_click_from_truth", "lr_final_ratio"):
+        probabilities = (
+            "prob_points",
+            "prob_box",
+            "prob_flip",
+            "prob_click_from_truth",
+            "prob_inference_prompt",
+        )
+        for name in (*probabilities, "lr_final_ratio"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise InputError(f"training setting {name} must lie in [0, 1], got {getattr(self, name)}")
         if self.max_cond_frames < 1 or self.max_cond_frames > self.frames:
@@ -98,7 +109,8 @@ class TrainSettings:
 PRESETS: dict[str, TrainSettings] = {
     "paper": TrainSettings(),
     # Hiera-tiny at 128 px, 6-slice samples, from random weights: fits 2 CPU cores in minutes. Random
-    # initialisation needs far larger learning rates than fine-tuning, and no layer decay.
+    # initialisation needs far larger learning rates than fine-tuning, and no layer decay; frame 0 gets
+    # inference's own prompt in 30% of the samples (the paper: never).
     "demo": TrainSettings(
         model_config=TINY_MODEL,
         image_size=128,
@@ -116,6 +128,7 @@ PRESETS: dict[str, TrainSettings] = {
         drop_path=0.0,
         correction_frames=1,
         correction_clicks=1,
+        prob_inference_prompt=0.3,
         checkpoint_every=25,
         val_every=5,
     ),
