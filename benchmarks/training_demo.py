@@ -100,6 +100,8 @@ def main() -> None:
     p.add_argument("--epochs-stage1", type=int, default=None)
     p.add_argument("--epochs-stage2", type=int, default=None)
     p.add_argument("--repeats", type=int, default=None)
+    p.add_argument("--image-size", type=int, default=None, help="instead of the preset's (a deviation)")
+    p.add_argument("--frames", type=int, default=None, help="instead of the preset's (a deviation)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--note", default="")
     a = p.parse_args()
@@ -112,7 +114,14 @@ def main() -> None:
         | {s: "test" for s in a.test_seeds}
     )
     sheet = make_phantoms(a.work, seeds, a.shape, a.voxel_size, a.snr)
-    settings = preset("demo", epochs_stage1=a.epochs_stage1, epochs_stage2=a.epochs_stage2, repeats=a.repeats)
+    settings = preset(
+        "demo",
+        epochs_stage1=a.epochs_stage1,
+        epochs_stage2=a.epochs_stage2,
+        repeats=a.repeats,
+        image_size=a.image_size,
+        frames=a.frames,
+    )
     job = TrainJob(sheet, a.work / "model", settings, data_dir=a.work / "data", device="cpu", progress=False)
     t0 = time.perf_counter()
     record = train(job)
@@ -180,7 +189,8 @@ def main() -> None:
     text = (
         f"{head}\n## Session {result['session']} ({result['commit']})\n\n{result['machine']}; load {result['load_1min_before_after']}; "
         f"phantoms {a.shape} at {a.voxel_size} A, SNR {a.snr}; train seeds {a.train_seeds}, val {a.val_seeds}, test {a.test_seeds}; "
-        f"preset demo, epochs {settings.epochs_stage1}/{settings.epochs_stage2}, repeats {settings.repeats}. {a.note}\n\n"
+        f"preset demo, image size {settings.image_size}, {settings.frames} slices a sample, epochs "
+        f"{settings.epochs_stage1}/{settings.epochs_stage2}, repeats {settings.repeats}. {a.note}\n\n"
         "| trained Stage 1 | trained both stages | untrained Stage 1 | untrained both | classical |\n|---|---|---|---|---|\n"
         f"| {line} |\n\nTraining: {round(train_seconds)} s in all; {sps}. Classical fit: sigma {fit['sigma']}, "
         f"threshold {fit['threshold']:.4f} (training Dice {fit['dice']:.3f}).\n"

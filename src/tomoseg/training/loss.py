@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 LOSS_NAMES = ("focal", "dice", "iou", "object")
+LOGIT_CLIP = 20.0
 
 
 def focal_loss(
@@ -48,7 +49,9 @@ def frame_loss(
     """The loss terms of one frame: multimasks (B, M, S, S) logits, ious (B, M), object_logits (B, 1),
     target (B, 1, S, S) 0/1. Returns {"focal", "dice", "iou", "object", "total"} (weighted total)."""
     target = target.to(multimasks.dtype)
-    multimasks = multimasks.float()
+    # SAM2 writes -1024 into the masks of frames it predicts empty (no gradient flows there); clipped so
+    # that constant does not swamp the loss curve. Saturated logits have no focal/dice gradient anyway.
+    multimasks = multimasks.float().clamp(-LOGIT_CLIP, LOGIT_CLIP)
     focal = focal_loss(multimasks, target.expand_as(multimasks), settings.focal_alpha, settings.focal_gamma)
     dice = dice_loss(multimasks, target.expand_as(multimasks))
     actual = mask_iou(multimasks, target.expand_as(multimasks))
