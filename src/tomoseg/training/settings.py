@@ -68,6 +68,7 @@ class TrainSettings:
     def validate(self) -> None:
         """Refuse settings no run could use, naming the setting."""
         positive = ("image_size", "frames", "batch_size", "repeats", "checkpoint_every", "val_every")
+        positive += ("epochs_stage1", "epochs_stage2")
         for name in positive:
             if getattr(self, name) < 1:
                 raise InputError(f"training setting {name} must be >= 1, got {getattr(self, name)}")
@@ -75,7 +76,7 @@ class TrainSettings:
             raise InputError(
                 f"training setting image_size must be a multiple of 32 and >= 64, got {self.image_size}"
             )
-        for name in ("epochs_stage1", "epochs_stage2", "warmup_steps", "correction_clicks"):
+        for name in ("warmup_steps", "correction_clicks"):
             if getattr(self, name) < 0:
                 raise InputError(f"training setting {name} must be >= 0, got {getattr(self, name)}")
         probabilities = (
