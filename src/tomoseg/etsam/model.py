@@ -172,7 +172,9 @@ def read_checkpoint(model: torch.nn.Module, checkpoint: str | os.PathLike) -> di
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling problem is a bad input file
         first = (str(err).strip().splitlines() or [""])[0]  # torch's messages run over many lines
-        raise InputError(f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: {first})") from err
+        raise InputError(
+            f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: {first})"
+        ) from err
     if not isinstance(blob, dict) or not isinstance(blob.get("model"), dict):
         raise InputError(f"{path}: expected a checkpoint dict with a 'model' state_dict")
     state = blob["model"]
