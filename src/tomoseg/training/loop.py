@@ -159,6 +159,27 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _world() -> tuple[int, int]:
+    """(number of processes, this process's rank) of torch.distributed, (1, 0) without it."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size(), dist.get_rank()
+    return 1, 0
+
+
+def _all_reduce_gradients(model: torch.nn.Module) -> None:
+    """Sum every parameter's gradient over the processes; a parameter no process used keeps no gradient."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    used = torch.tensor([p.grad is not None for p in params], dtype=torch.float32)
+    torch.distributed.all_reduce(used)
+    for p, n in zip(params, used.tolist(), strict=True):
+        if n == 0:
+            continue
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        torch.distributed.all_reduce(p.grad)
+
+
 class StageTrainer:
     """Trains one stage's model on a SliceDataset; `state_path` holds the resume checkpoint."""
 
@@ -263,33 +284,47 @@ class StageTrainer:
             )
 
     def train_step(self) -> dict[str, float]:
-        """One optimizer step over `batch_size` samples (gradients accumulated); returns the mean terms."""
+        """One optimizer step over `batch_size` samples (gradients accumulated); returns the mean terms.
+
+        Under torch.distributed (DDP through torchrun, any backend) each of the W processes takes
+        batch_size / W of the step's samples and the gradients are summed over processes before clipping,
+        so W processes take the same step as one process on the whole batch.
+        """
         b = self.settings.batch_size
+        world, rank = _world()
+        if b % world:
+            raise InputError(f"batch size {b} is not a multiple of the {world} training processes")
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        sums = dict.fromkeys((*LOSS_NAMES, "total"), 0.0)
-        for i in range(b):
-            terms = self._sample_loss(self.step * b + i)
+        sums = torch.zeros(len(LOSS_NAMES) + 1, dtype=torch.float64)
+        for i in range(rank * (b // world), (rank + 1) * (b // world)):
+            s = self.step * b + i
+            torch.manual_seed(self.settings.seed * 1_000_003 + self.stage * 7919 + s)  # dropout, drop-path
+            terms = self._sample_loss(s)
             (terms["total"] / b).backward()
-            for key in sums:
-                sums[key] += float(terms[key].detach()) / b
+            sums += torch.tensor(
+                [float(terms[k].detach()) / b for k in (*LOSS_NAMES, "total")], dtype=torch.float64
+            )
+        if world > 1:
+            _all_reduce_gradients(self.model)
+            torch.distributed.all_reduce(sums)
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.clip_norm)
         self.optimizer.step()
         self.scheduler.step()
         self.step += 1
-        return sums
+        return dict(zip((*LOSS_NAMES, "total"), sums.tolist(), strict=True))
 
     # -- the run -------------------------------------------------------------------------------------
     def run(self, stop_after: int | None = None) -> StageLog:
         """Train to the last step (or `stop_after` steps in this call), checkpointing and validating on the way."""
         self.load_state()
+        _, rank = _world()  # under DDP, process 0 alone validates and writes checkpoints
         end = self.total_steps if stop_after is None else min(self.total_steps, self.step + stop_after)
         bar = tqdm(
             total=self.total_steps, initial=self.step, desc=f"train stage {self.stage}", unit="step",
-            disable=not self.progress,
+            disable=not self.progress or rank > 0,
         )  # fmt: skip
         while self.step < end:
-            torch.manual_seed(self.settings.seed * 1_000_003 + self.stage * 7919 + self.step)
             t0 = time.perf_counter()
             terms = self.train_step()
             self.log.seconds += time.perf_counter() - t0
@@ -300,7 +335,8 @@ class StageTrainer:
             epoch_done = self.step % self.steps_per_epoch == 0
             epoch = self.step // self.steps_per_epoch
             if (
-                epoch_done
+                rank == 0
+                and epoch_done
                 and self.validate
                 and (epoch % self.settings.val_every == 0 or self.step == self.total_steps)
             ):
@@ -308,7 +344,9 @@ class StageTrainer:
                 scores = self.validate(self.model)
                 self.log.val_dice.append({"epoch": epoch, "step": self.step, **scores})
                 log.info("stage %d epoch %d: validation Dice %s", self.stage, epoch, scores)
-            if self.step % self.settings.checkpoint_every == 0 or self.step == end or epoch_done:
+            if rank == 0 and (
+                self.step % self.settings.checkpoint_every == 0 or self.step == end or epoch_done
+            ):
                 self.save_state()
         bar.close()
         self.model.eval()
