@@ -26,7 +26,7 @@ HEAVY = (
 )
 ABSENT = ("torch", "sam2", "hydra", "pandas", "matplotlib")  # what a base install may lack
 COMMANDS = (
-    "phantom", "normalize", "segment", "fetch-weights", "make-test-checkpoints", "pin-runs", "nightly",
+    "phantom", "normalize", "segment", "train", "fetch-weights", "make-test-checkpoints", "pin-runs", "nightly",
     "postprocess", "evaluate", "threshold", "stats", "make-baseline-checkpoints", "baseline", "profile", "view",
 )  # fmt: skip
 

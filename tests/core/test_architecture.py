@@ -58,6 +58,16 @@ def test_layer_contracts_hold(lint_imports_available, tmp_path):
             "import tomoseg.baselines.runner",
             "tomoseg.etsam is not allowed to import tomoseg.baselines",
         ),
+        (
+            "training/loss.py",
+            "import tomoseg.reporting.tables",
+            "tomoseg.training is not allowed to import tomoseg.reporting",
+        ),
+        (
+            "evaluation/metrics.py",
+            "import tomoseg.training.settings",
+            "tomoseg.evaluation is not allowed to import tomoseg.training",
+        ),
         ("reporting/tables.py", "import tomoseg.testing.synthetic", "Test-only code"),
         (
             "reporting/tables.py",

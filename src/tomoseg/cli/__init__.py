@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "tomoseg.cli.phantom",
     "tomoseg.cli.normalize",
     "tomoseg.cli.segment",
+    "tomoseg.cli.train",
     "tomoseg.cli.etsam_weights",
     "tomoseg.cli.portal",
     "tomoseg.cli.nightly",

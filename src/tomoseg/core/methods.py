@@ -173,6 +173,19 @@ METHODS: dict[str, Method] = {
             compare_with="etsam_upstream",
             gpu_rules=("etsam_variant_stage1", "etsam_variant_stage2"),
         ),
+        # ETSAM trained here (workflow/rules/training.smk, docs/training.md); labelled with what it learned from
+        Method(
+            "etsam_trained",
+            "ETSAM, trained here",
+            "etsam_trained",
+            "mask.mrc",
+            "stage2_logits.mrc",
+            "etsam-logits",
+            "provenance.json",
+            "#DDCC77",
+            compare_with="etsam",
+            gpu_rules=("train_etsam", "etsam_trained_stage1", "etsam_trained_stage2"),
+        ),
     )
 }
 METHOD_NAMES: tuple[str, ...] = tuple(METHODS)

@@ -182,7 +182,10 @@ def read_checkpoint(model: torch.nn.Module, checkpoint: str | os.PathLike) -> di
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling problem is a bad input file
-        raise InputError(f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: {err})") from err
+        first = (str(err).strip().splitlines() or [""])[0]  # torch's messages run over many lines
+        raise InputError(
+            f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: {first})"
+        ) from err
     if not isinstance(blob, dict) or not isinstance(blob.get("model"), dict):
         raise InputError(f"{path}: expected a checkpoint dict with a 'model' state_dict")
     state = blob["model"]
@@ -237,26 +240,31 @@ def random_model(
     return model
 
 
-def write_untrained_checkpoint(path: str | os.PathLike, spec: ModelSpec, seed: int) -> Path:
-    """Write a random model as `{'model': state_dict}` plus a sidecar JSON marking it untrained."""
+def write_checkpoint(
+    path: str | os.PathLike, model: torch.nn.Module, spec: ModelSpec, **sidecar: Any
+) -> Path:
+    """Write `{'model': state_dict}` atomically plus the sidecar JSON (config, overrides, `sidecar` keys)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    model = random_model(spec, seed)
+    state = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:
-        torch.save({"model": model.state_dict()}, tmp)
+        torch.save({"model": state}, tmp)
     write_json(
         sidecar_path(path),
-        {
-            "model_config": config_name(spec.config),
-            "overrides": list(spec.overrides),
-            "untrained": True,
-            "seed": seed,
-            "object_score_bias": TEST_OBJECT_SCORE_BIAS,
-        },
+        {"model_config": config_name(spec.config), "overrides": list(spec.overrides), **sidecar},
     )
-    log.info("wrote %s (untrained, seed %d)", path, seed)
+    log.info("wrote %s", path)
     log.info("wrote %s", sidecar_path(path))
     return path
+
+
+def write_untrained_checkpoint(path: str | os.PathLike, spec: ModelSpec, seed: int) -> Path:
+    """Write a random model as `{'model': state_dict}` plus a sidecar JSON marking it untrained."""
+    model = random_model(spec, seed)
+    log.info("%s: untrained, seed %d", path, seed)
+    return write_checkpoint(
+        path, model, spec, untrained=True, seed=seed, object_score_bias=TEST_OBJECT_SCORE_BIAS
+    )
 
 
 def tiny_spec(image_size: int = 128) -> ModelSpec:

@@ -1,0 +1,111 @@
+# Training ETSAM (tomoseg.training, docs/training.md): `snakemake train` trains both stages on the train/val
+# rows of the training sheet (config training.runs), and the method etsam_trained segments the selected runs
+# with the result, labelled with what it was trained on. Phantom rows are made here; local rows use their
+# files. The training job is one GPU job; it resumes from its last checkpoint when rerun.
+
+
+rule training_phantom:
+    output:
+        tomogram=f"{TRAIN_DIR}/data/{{tomo}}/tomogram.mrc",
+        truth=f"{TRAIN_DIR}/data/{{tomo}}/groundtruth.mrc",
+    log:
+        "results/logs/training_phantom/{tomo}.log",
+    wildcard_constraints:
+        tomo=one_of(
+            sorted(t for t, r in TRAIN_ROWS.items() if r["source"] == "phantom")
+        ),
+    conda:
+        "../envs/tomoseg.yaml"
+    params:
+        row=lambda wc: TRAIN_ROWS[wc.tomo],
+        phantom=config["phantom"],
+    script:
+        "../scripts/phantom.py"
+
+
+rule train_etsam:
+    input:
+        unpack(training_inputs),
+    output:
+        stage1=f"{TRAIN_DIR}/etsam_stage1.pt",
+        stage2=f"{TRAIN_DIR}/etsam_stage2.pt",
+        sidecars=multiext(f"{TRAIN_DIR}/etsam_stage", "1.json", "2.json"),
+        record=f"{TRAIN_DIR}/training.json",
+    log:
+        "results/logs/train_etsam/train_etsam.log",
+    benchmark:
+        "results/benchmarks/train_etsam/train_etsam.tsv"
+    conda:
+        "../envs/tomoseg.yaml"
+    resources:
+        gpu=1,
+        mem_mb=TRAINING.get("mem_mb", 32000),
+        runtime=TRAINING.get("runtime", 2880),
+    params:
+        data=f"{TRAIN_DIR}/data",
+        preset=TRAINING.get("preset", "paper"),
+        device=TRAINING.get("device", "cuda"),
+        epochs_stage1=TRAINING.get("epochs_stage1"),
+        epochs_stage2=TRAINING.get("epochs_stage2"),
+    script:
+        "../scripts/train_etsam.py"
+
+
+rule train:
+    input:
+        rules.train_etsam.output,
+
+
+rule etsam_trained_stage1:
+    input:
+        normalized="results/data/{tomo}/normalized.mrc",
+        checkpoint=f"{TRAIN_DIR}/etsam_stage1.pt",
+        record=f"{TRAIN_DIR}/training.json",
+    output:
+        logits="results/etsam_trained/{tomo}/stage1_logits.mrc",
+        mask="results/etsam_trained/{tomo}/stage1_mask.mrc",
+        provenance="results/etsam_trained/{tomo}/stage1_provenance.json",
+        gpu="results/benchmarks/etsam_trained_stage1/{tomo}.gpu.json",
+    log:
+        "results/logs/etsam_trained_stage1/{tomo}.log",
+    benchmark:
+        "results/benchmarks/etsam_trained_stage1/{tomo}.tsv"
+    conda:
+        "../envs/tomoseg.yaml"
+    resources:
+        gpu=1,
+        mem_mb=config["etsam"]["mem_mb"],
+        runtime=config["etsam"]["runtime"],
+    params:
+        options={k: v for k, v in etsam_options().items() if k != "model_config"},
+    script:
+        "../scripts/etsam_trained_stage1.py"
+
+
+rule etsam_trained_stage2:
+    input:
+        normalized="results/data/{tomo}/normalized.mrc",
+        stage1_logits="results/etsam_trained/{tomo}/stage1_logits.mrc",
+        stage1_provenance="results/etsam_trained/{tomo}/stage1_provenance.json",
+        checkpoint=f"{TRAIN_DIR}/etsam_stage2.pt",
+        record=f"{TRAIN_DIR}/training.json",
+    output:
+        logits="results/etsam_trained/{tomo}/stage2_logits.mrc",
+        mask="results/etsam_trained/{tomo}/mask.mrc",
+        provenance="results/etsam_trained/{tomo}/provenance.json",
+        gpu="results/benchmarks/etsam_trained_stage2/{tomo}.gpu.json",
+    log:
+        "results/logs/etsam_trained_stage2/{tomo}.log",
+    benchmark:
+        "results/benchmarks/etsam_trained_stage2/{tomo}.tsv"
+    conda:
+        "../envs/tomoseg.yaml"
+    resources:
+        gpu=1,
+        mem_mb=config["etsam"]["mem_mb"],
+        runtime=config["etsam"]["runtime"],
+    params:
+        options={k: v for k, v in etsam_options().items() if k != "model_config"},
+        method="etsam_trained",
+    script:
+        "../scripts/etsam_trained_stage2.py"

@@ -1,0 +1,17 @@
+from pathlib import Path
+
+from tomoseg.core.io import read_json
+from tomoseg.core.runlog import log_to
+from tomoseg.etsam.pipeline import EtsamOptions, run_stage1
+
+log_to(snakemake.log[0])
+out = snakemake.output
+run_stage1(
+    Path(snakemake.input.normalized),
+    Path(out.logits),
+    Path(out.mask),
+    EtsamOptions(stage1_checkpoint=snakemake.input.checkpoint, progress=False, **snakemake.params.options),
+    provenance_out=Path(out.provenance),
+    gpu_json=Path(out.gpu),
+    labels={"trained_on": read_json(snakemake.input.record)["trained_on"]},
+)
