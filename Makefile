@@ -14,7 +14,7 @@ setup: $(VENV)/.installed
 	$(MAKE) --no-print-directory -j2 baselines
 
 # CPU install: torch pinned to 2.13.0 (CPU build), sam2 built without build isolation and without
-# dependencies so that no CUDA torch or torchvision is pulled in (see README, "Installing").
+# dependencies so that no CUDA torch or torchvision is pulled in (see docs/install.md).
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools wheel

@@ -1,4 +1,4 @@
-"""Nightly batch: find new portal runs, segment them with the workflow, record and report (see docs/portal.md).
+"""Nightly batch: find new portal runs, segment them with the workflow, record and report (see docs/nightly.md).
 
 One night = `tomoseg nightly --configfile CONFIG`:
   1. take an exclusive lock (flock) on `<state_dir>/nightly.lock`; a second invocation exits 75 and changes nothing;

@@ -54,7 +54,7 @@ def load_night_config(config_path: Path) -> tuple[dict[str, Any], dict[str, Any]
     night_cfg = config.get("nightly")
     if not isinstance(night_cfg, dict):
         raise InputError(
-            f"{config_path}: no `nightly:` section (start_date, cap, ...); see docs/portal.md and config/config.yaml"
+            f"{config_path}: no `nightly:` section (start_date, cap, ...); see docs/nightly.md and config/config.yaml"
         )
     import jsonschema
 

@@ -1,6 +1,6 @@
 """The night's report: per-run statistics, figures and pages, `report.tsv`, `report.md` and `index.html`.
 
-What the nightly batch (`tomoseg.batch.nightly`) publishes for the runs of one night (docs/portal.md).
+What the nightly batch (`tomoseg.batch.nightly`) publishes for the runs of one night (docs/nightly.md).
 Portal run names and error lines are data: report.md shows them as text (no Markdown or HTML of theirs
 runs), and report.tsv writes cells that a spreadsheet would take for a formula as text.
 """
