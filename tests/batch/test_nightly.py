@@ -156,6 +156,7 @@ def _state(work):
     return json.loads((work / "nightly" / "state.json").read_text())
 
 
+@pytest.mark.workflow
 def test_night_with_new_runs_then_a_night_with_none(portal, tmp_path):
     a = add_run(
         portal, 10000, 245, "TS_026", membrane=[("GO:0016020", "membrane")], date="2024-02-01T00:00:00"
@@ -209,6 +210,7 @@ def test_night_with_new_runs_then_a_night_with_none(portal, tmp_path):
     assert not (work / "on_failure.txt").exists()
 
 
+@pytest.mark.workflow
 def test_killed_night_resumes_and_a_second_night_is_refused(portal, tmp_path):
     info = add_run(portal, 10000, 245, "TS_026", shape=(32, 64, 64), date="2024-02-01T00:00:00")
     name = info["url"].split("/files/")[1]
@@ -253,6 +255,7 @@ def test_killed_night_resumes_and_a_second_night_is_refused(portal, tmp_path):
     )  # the rerun resumed the partial file
 
 
+@pytest.mark.workflow
 def test_snakemake_failing_outside_jobs_fails_the_night_not_the_runs(portal, tmp_path):
     add_run(portal, 10000, 245, "TS_026", date="2024-02-01T00:00:00")
     add_run(portal, 10000, 246, "TS_027", date="2024-02-01T00:00:00")
@@ -402,6 +405,7 @@ def test_report_labels_untrained_outputs(tmp_path):
     )
 
 
+@pytest.mark.workflow
 def test_kill_9_of_the_night_alone_does_not_block_the_next_night(portal, tmp_path):
     """Issue 13: the night's own process killed, its Snakemake stops with it and the next night runs."""
     info = add_run(portal, 10000, 245, "TS_026", shape=(32, 64, 64), date="2024-02-01T00:00:00")
@@ -545,6 +549,7 @@ def _night_of(work, pattern):
 
 
 @pytest.mark.slow
+@pytest.mark.workflow
 def test_twenty_thousand_pending_runs_in_one_night(portal, tmp_path):
     runs = int(os.environ.get("TOMOSEG_TEST_NIGHT_RUNS", 20000))
     add_bare_runs(portal, runs, membrane_every=0)

@@ -150,6 +150,7 @@ def test_cli_flag_reaches_the_engine(cli_main, tmp_path, checkpoints):
     assert (tmp_path / "on" / "mask.mrc").is_file()
 
 
+@pytest.mark.workflow
 def test_workflow_config_key_reaches_the_engine(tmp_path):
     """config etsam.bidirectional: true -> the etsam_stage1 rule runs both passes (stage1_provenance.json)."""
     tomogram = np.random.default_rng(7).normal(size=(6, 48, 64)).astype(np.float32)
