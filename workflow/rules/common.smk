@@ -1,4 +1,3 @@
-import csv
 import os
 import re
 from pathlib import Path
@@ -7,9 +6,10 @@ import pandas as pd
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-# The only package imports at parse time: the method registry, the results-tree layout and the presets
-# (light modules).
-from tomoseg.core import layout, presets
+# The only package imports at parse time: the method registry, the results-tree layout, the presets and
+# the runs sheet (light modules).
+from tomoseg.core import layout, presets, runsheet
+from tomoseg.core.errors import InputError
 from tomoseg.core.methods import METHODS
 
 # The conda environments' post-deploy scripts (workflow/envs/*.post-deploy.sh) install tomoseg from
@@ -42,56 +42,12 @@ if config["etsam"]["checkpoints"] == "paths":
 RUNS_COLUMNS = layout.RUNS_COLUMNS
 
 
-def _overlong_row(sheet):
-    """(line number, fields) of the first row with more non-empty fields than the header, or None."""
-    with open(sheet, newline="", encoding="utf-8") as handle:
-        lines = enumerate(csv.reader(handle, delimiter="\t"), start=1)
-        rows = [(n, r) for n, r in lines if r and not r[0].startswith("#")]
-    width = len(rows[0][1]) if rows else 0
-    for number, row in rows[1:]:
-        if any(field.strip() for field in row[width:]):
-            return number, len(row), width
-    return None
-
-
 def read_runs_sheet(sheet):
-    """The runs sheet as strings; a sheet that is unreadable, ragged, empty or has unknown columns is refused naming it."""
+    """The runs sheet as strings (tomoseg.core.runsheet); a sheet it refuses stops the workflow naming it."""
     try:
-        overlong = _overlong_row(sheet)
-        table = pd.read_csv(
-            sheet,
-            sep="\t",
-            dtype=str,
-            keep_default_na=False,
-            comment="#",
-            index_col=False,
-        )
-    except FileNotFoundError:
-        raise WorkflowError(f"{sheet}: runs sheet not found (config key `runs`)")
-    except pd.errors.EmptyDataError:
-        table = pd.DataFrame(columns=list(RUNS_COLUMNS))
-    except (pd.errors.ParserError, UnicodeDecodeError, csv.Error) as err:
-        raise WorkflowError(
-            f"{sheet}: not a readable runs sheet (tab-separated text, a header line, then one "
-            f"row per tomogram): {err}"
-        )
-    if overlong:
-        raise WorkflowError(
-            f"{sheet}: not a readable runs sheet: line {overlong[0]} has {overlong[1]} fields "
-            f"but the header {overlong[2]} (a stray tab, or a column without a header?)"
-        )
-    unknown = [c for c in table.columns if c not in RUNS_COLUMNS]
-    missing = [c for c in RUNS_COLUMNS if c not in table.columns]
-    if unknown or missing:
-        raise WorkflowError(
-            f"{sheet}: the runs sheet has the columns {list(RUNS_COLUMNS)}, tab-separated, in any "
-            f"order; unknown: {unknown}, missing: {missing} (config/README.md)"
-        )
-    if table.empty:
-        raise WorkflowError(
-            f"{sheet}: the runs sheet has no rows; add one row per tomogram (config/README.md)"
-        )
-    return table
+        return runsheet.read_runs_sheet(sheet)
+    except InputError as err:
+        raise WorkflowError(str(err))
 
 
 # What etsam.preset decides, with every key the config sets explicitly (not null) over it: the
@@ -116,11 +72,7 @@ except WorkflowError as err:
         "checked against workflow/schemas/runs.schema.yaml)",
         err,
     )
-_duplicates = sorted(runs["tomo"][runs["tomo"].duplicated()].unique())
-if _duplicates:
-    raise ValueError(
-        f"{config['runs']}: duplicate tomo keys {_duplicates}; every row needs its own key"
-    )
+runsheet.check_unique_keys(runs, config["runs"])
 runs = runs.set_index("tomo", drop=False)
 # Rows selected for this invocation: the splits named in the config.
 selected = runs[runs["split"].isin(config["splits"])]
@@ -248,17 +200,7 @@ def etsam_checkpoint(stage):
 
 
 # Engine options a preset decides (from SETTINGS) and those that only say how to run (from the config).
-PRESET_KEYS = [
-    "prompt_stage1",
-    "prompt_stage2",
-    "every_n",
-    "grid_spacing",
-    "stage1_threshold",
-    "threshold",
-    "split",
-    "split_grid_spacing",
-    "split_every_n",
-]
+PRESET_KEYS = list(presets.ETSAM_PRESET_KEYS)
 ENGINE_KEYS = ["model_config", "device", "dtype", "encoder_batch"]
 
 

@@ -17,7 +17,6 @@ One night = `tomoseg nightly --configfile CONFIG`:
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import datetime as _dt
 import logging
@@ -54,10 +53,11 @@ from tomoseg.batch.queue import (
     utc_now,
 )
 from tomoseg.batch.settings import load_night_config
+from tomoseg.core import runsheet
 from tomoseg.core.children import start_child, stop_group
 from tomoseg.core.errors import TomosegError
 from tomoseg.core.io import InputError, atomic_path, write_json
-from tomoseg.core.layout import RUNS_COLUMNS, log_path
+from tomoseg.core.layout import log_path
 from tomoseg.core.runlog import last_error_line
 from tomoseg.reporting.night import publish_night, run_page, run_statistics
 
@@ -268,26 +268,21 @@ def _take_batch(
     return _Batch(night_dir.name, night_dir, runs, methods, targets, metrics, cost, benchmark_rules)
 
 
+def sheet_row(run: dict[str, Any]) -> dict[str, Any]:
+    """The runs-sheet row of a portal run: a cdp row of the test split, with portal truth when it has a mask."""
+    return {
+        "tomo": tomo_key(run),
+        "source": "cdp",
+        "dataset_id": run["dataset_id"],
+        "run_id": run["run_id"],
+        "split": "test",
+        "truth": "cdp" if run["has_membrane"] else "none",
+    }
+
+
 def write_runs_sheet(sheet: Path, runs: list[tuple[str, dict[str, Any]]]) -> Path:
     """The runs sheet of a batch (one test-split row per portal run), the workflow's input for the night."""
-    with atomic_path(sheet) as tmp, open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=RUNS_COLUMNS, delimiter="\t", lineterminator="\n")
-        writer.writeheader()
-        for _, run in runs:
-            writer.writerow(
-                {
-                    "tomo": tomo_key(run),
-                    "source": "cdp",
-                    "dataset_id": run["dataset_id"],
-                    "run_id": run["run_id"],
-                    "tomogram_id": "",
-                    "path": "",
-                    "truth_path": "",
-                    "split": "test",
-                    "truth": "cdp" if run["has_membrane"] else "none",
-                }
-            )
-    return sheet
+    return runsheet.write_runs_sheet(sheet, (sheet_row(run) for _, run in runs))
 
 
 SNAKEMAKE_GRACE_S = 60.0

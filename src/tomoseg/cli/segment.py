@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tomoseg.core.presets import NORMALIZATION_ALIASES, PRESET_NAMES, resolve
+from tomoseg.core.presets import ETSAM_PRESET_KEYS, NORMALIZATION_ALIASES, PRESET_NAMES, resolve
 from tomoseg.etsam.options import (
     DTYPE_NAMES,
     STAGE1_MODES,
@@ -15,19 +15,6 @@ from tomoseg.etsam.options import (
     EtsamOptions,
 )
 from tomoseg.preprocess import NORMALIZATION_MODES
-
-# the options a preset decides (default None = the preset's value)
-PRESET_OPTIONS = (
-    "prompt_stage1",
-    "prompt_stage2",
-    "every_n",
-    "grid_spacing",
-    "stage1_threshold",
-    "threshold",
-    "split",
-    "split_grid_spacing",
-    "split_every_n",
-)
 
 
 def add_engine_options(p: argparse.ArgumentParser) -> None:
@@ -164,7 +151,7 @@ def _resolve_device(device: str) -> str:
 
 def settings_from(a: argparse.Namespace) -> dict:
     """The preset's settings with the options given on the command line over them (tomoseg.core.presets)."""
-    given = {k: getattr(a, k) for k in PRESET_OPTIONS}
+    given = {k: getattr(a, k) for k in ETSAM_PRESET_KEYS}
     return resolve(a.preset, {"normalization": getattr(a, "normalization", None), "etsam": given})
 
 
@@ -183,7 +170,7 @@ def options_from(a: argparse.Namespace) -> EtsamOptions:
         bin=a.bin,
         bidirectional=a.bidirectional,
         progress=not a.no_progress,
-        **{k: e[k] for k in PRESET_OPTIONS},
+        **{k: e[k] for k in ETSAM_PRESET_KEYS},
     )
 
 
