@@ -4,6 +4,7 @@ The workflow reads the sheet named by the config's `runs` (workflow/rules/common
 each row against workflow/schemas/runs.schema.yaml), the nightly batch writes one per night, and
 `tomoseg pin-runs` writes chosen tomogram ids back into one (`tomoseg.acquisition.rows`). A sheet that
 cannot be used is an InputError naming it and the problem (config/README.md describes the columns).
+Light to import (the workflow imports it at parse time).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from tomoseg.core.io import InputError, atomic_path
+from tomoseg.core.errors import InputError
 from tomoseg.core.layout import RUNS_COLUMNS
 
 
@@ -78,6 +79,8 @@ def selected_rows(table: pd.DataFrame, splits: Iterable[str]) -> dict[str, dict[
 
 def write_runs_sheet(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> Path:
     """Write rows as a runs sheet (every column, in order; a column a row lacks is empty), atomically."""
+    from tomoseg.core.io import atomic_path  # here: the workflow reads sheets at parse time, without core.io
+
     path = Path(path)
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=RUNS_COLUMNS, delimiter="\t", lineterminator="\n")
