@@ -79,7 +79,7 @@ def run_figure(
     if not normalized.exists():
         return None
     # imported here: the CLI loads this module for every command, and matplotlib is slow to import
-    from tomoseg.reporting.figures import overlay_files
+    from tomoseg.reporting.overlays import overlay_files
 
     truth = workdir / data_path(tomo, "groundtruth.mrc")
     masks = {m: workdir / method(m).mask_path(tomo) for m in methods}
