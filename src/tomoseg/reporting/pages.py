@@ -21,7 +21,7 @@ import pandas as pd
 
 from tomoseg.core.io import atomic_path, read_json
 from tomoseg.core.methods import label
-from tomoseg.reporting.summary import runtime_records
+from tomoseg.reporting.runtime import runtime_records
 from tomoseg.reporting.tables import html_page, to_html_table, untrained_banner
 
 log = logging.getLogger(__name__)
