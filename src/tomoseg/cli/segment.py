@@ -20,6 +20,13 @@ from tomoseg.preprocess import NORMALIZATION_MODES
 def add_engine_options(p: argparse.ArgumentParser) -> None:
     """Options shared by every command that runs the ETSAM engine (defaults = the paper)."""
     d = EtsamOptions()
+    _add_model_options(p, d)
+    _add_preset_options(p)
+    _add_run_options(p, d)
+
+
+def _add_model_options(p: argparse.ArgumentParser, d: EtsamOptions) -> None:
+    """Checkpoints, the sam2 model, device, dtype and the preset."""
     p.add_argument("--stage1-checkpoint", default=d.stage1_checkpoint, help="Stage 1 checkpoint")
     p.add_argument("--stage2-checkpoint", default=d.stage2_checkpoint, help="Stage 2 checkpoint")
     p.add_argument(
@@ -52,6 +59,10 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
         help="paper: the paper's published code; upstream: current upstream ETSAM's defaults "
         "(docs/etsam.md). Options given explicitly win over the preset",
     )
+
+
+def _add_preset_options(p: argparse.ArgumentParser) -> None:
+    """The options a preset decides (tomoseg.core.presets.ETSAM_PRESET_KEYS; None = the preset's value)."""
     p.add_argument(
         "--prompt-stage1",
         choices=STAGE1_MODES + UPSTREAM_STAGE1_NAMES,
@@ -116,6 +127,10 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="slice interval of the *_every_n modes in split tiles (default: the preset's, 10 as upstream's)",
     )
+
+
+def _add_run_options(p: argparse.ArgumentParser, d: EtsamOptions) -> None:
+    """How the engine runs: encoder batch, aspect, binning, both directions, progress bar."""
     p.add_argument(
         "--encoder-batch", type=int, default=d.encoder_batch, help="frames per image-encoder batch"
     )
