@@ -1,3 +1,4 @@
+import functools
 import os
 import re
 from pathlib import Path
@@ -8,7 +9,7 @@ from snakemake.utils import validate
 
 # The only package imports at parse time: the method registry, the results-tree layout, the presets and
 # the runs sheet (light modules).
-from tomoseg.core import layout, presets, runsheet
+from tomoseg.core import layout, planning, presets, runsheet
 from tomoseg.core.errors import InputError
 from tomoseg.core.methods import METHODS
 
@@ -189,38 +190,12 @@ def run_row(wildcards):
     return selected_row(wildcards.tomo)
 
 
-def etsam_checkpoint(stage):
-    """The checkpoint file of `stage` (1 or 2) that the config selects."""
-    source = config["etsam"]["checkpoints"]
-    if source == "test":
-        return f"resources/etsam/test/etsam_stage{stage}_test.pt"
-    if source == "zenodo":
-        return f"resources/etsam/etsam_stage{stage}_v1.pt"
-    return config["etsam"][f"stage{stage}_checkpoint"]
+# The checkpoint file of stage 1 or 2 that the config selects (tomoseg.core.planning).
+etsam_checkpoint = functools.partial(planning.etsam_checkpoint, config["etsam"])
 
 
-# Engine options a preset decides (from SETTINGS) and those that only say how to run (from the config).
-PRESET_KEYS = list(presets.ETSAM_PRESET_KEYS)
-ENGINE_KEYS = ["model_config", "device", "dtype", "encoder_batch"]
-
-
-def etsam_options():
-    """Engine options of the etsam* methods (everything except checkpoints and resources).
-
-    Without split processing the split keys are left out, so that the paper's jobs keep the params they
-    had before split processing existed (Snakemake reruns a job whose params change).
-    """
-    e = SETTINGS["etsam"]
-    keys = ["model_config", "device", "dtype"] + PRESET_KEYS
-    keys += [
-        "encoder_batch",
-        "keep_aspect",
-        "bin",
-        "bidirectional",
-    ]  # the order they always had
-    if e["split"] == 1:
-        keys = [k for k in keys if not k.startswith("split")]
-    return {k: e[k] for k in keys if e.get(k) is not None}
+# Engine options of the etsam* methods (tomoseg.core.planning.etsam_options): the params of their rules.
+ETSAM_OPTIONS = planning.etsam_options(SETTINGS["etsam"])
 
 
 # Upstream ETSAM variants (methods etsam_upstream*, tomoseg.core.presets.VARIANTS): each configured one
@@ -234,25 +209,6 @@ POSTPROCESSED_VARIANTS = {v.run: v for v in VARIANTS.values() if v.base}
 def variant_settings(run):
     """The resolved settings (normalization, etsam, postprocess) of a variant's run."""
     return presets.VARIANTS[run].settings()
-
-
-def variant_options(run):
-    """Engine options of a variant's run: its preset and option, the config's engine keys."""
-    e = variant_settings(run)["etsam"]
-    options = {k: e[k] for k in PRESET_KEYS}
-    options.update(
-        {
-            k: config["etsam"][k]
-            for k in ENGINE_KEYS
-            if config["etsam"].get(k) is not None
-        }
-    )
-    return options
-
-
-def variant_labels(run):
-    """Recorded in the variant's provenance: which variant and preset made it."""
-    return {"preset": presets.VARIANTS[run].preset, "variant": run}
 
 
 def variant_normalized(wildcards):
@@ -274,24 +230,10 @@ OTHER_NORMALIZATIONS = sorted(
 )
 
 
-def postprocess_params():
-    """Params of the postprocess rule, min_slices alone for the paper's thin_noise step (the params it always
-    had, so existing outputs are not rerun), all settings otherwise."""
-    p = SETTINGS["postprocess"]
-    if p["steps"] == ["thin_noise"]:
-        return {"min_slices": p["min_slices"]}
-    return {"settings": p}
-
-
-def benchmark_rules():
-    """evaluate.benchmark_rules, plus the rules of each configured variant the config does not list."""
-    rules = dict(config["evaluate"]["benchmark_rules"])
-    for name, v in VARIANTS.items():
-        own = [f"etsam_variant_stage1/{v.run}", f"etsam_variant_stage2/{v.run}"]
-        rules.setdefault(
-            name, own + ([f"postprocess_variant/{v.run}"] if v.base else [])
-        )
-    return rules
+# evaluate.benchmark_rules, plus the rules of each configured variant the config does not list.
+BENCHMARK_RULES = planning.benchmark_rules(
+    config["evaluate"]["benchmark_rules"], VARIANTS
+)
 
 
 # The folder holding workflow/: relative tool paths in the config (e.g. venvs/) start here.
@@ -341,30 +283,13 @@ def portal_row(wildcards):
 
 # copick rows (source copick; copick.smk): `path` is the project's config file, `run_id` the run's name.
 COPICK = config["copick"]
-COPICK_TRUTH = {"name": "membrane", "user_id": None, "session_id": None}
-COPICK_TRUTH.update(COPICK.get("truth") or {})
-COPICK_SEGMENTATION = {
-    "write": False,
-    "methods": None,
-    "name": "membrane",
-    "user_id": "tomoseg-{method}",
-    "session_id": "0",
-}
-COPICK_SEGMENTATION.update(COPICK.get("segmentation") or {})
+COPICK_TRUTH = planning.copick_truth(COPICK)
+COPICK_SEGMENTATION = planning.copick_segmentation(COPICK)
 if tomos(source="copick") and not COPICK.get("voxel_spacing"):
     raise WorkflowError(
         f"invalid configuration: {config['runs']} has copick rows but copick.voxel_spacing is not set; "
         "give the voxel spacing (Angstrom) of the runs' tomograms to segment (config/README.md)"
     )
-
-
-def copick_ids(method):
-    """Name, user id and session id of `method`'s copick segmentation ({method} filled in; copick names have no `_`)."""
-    fill = method.replace("_", "-")
-    return {
-        key: str(COPICK_SEGMENTATION[key]).replace("{method}", fill)
-        for key in ("name", "user_id", "session_id")
-    }
 
 
 COPICK_METHODS = []
@@ -374,7 +299,10 @@ if COPICK_SEGMENTATION["write"]:
         for m in config["methods"]
         if COPICK_SEGMENTATION["methods"] is None or m in COPICK_SEGMENTATION["methods"]
     ]
-    _ids = [tuple(copick_ids(m).values()) for m in COPICK_METHODS]
+    _ids = [
+        tuple(planning.copick_ids(m, COPICK_SEGMENTATION).values())
+        for m in COPICK_METHODS
+    ]
     if len(set(_ids)) < len(_ids):
         raise WorkflowError(
             "invalid configuration: copick.segmentation gives several methods the same name, user id and "
@@ -382,7 +310,9 @@ if COPICK_SEGMENTATION["write"]:
             f"{COPICK_SEGMENTATION['session_id']}); put {{method}} into one of them"
         )
 # tomoseg's own user ids: a copick ground truth is never one of them (masks written back by an earlier run).
-TOMOSEG_USER_IDS = sorted({copick_ids(m)["user_id"] for m in METHODS})
+TOMOSEG_USER_IDS = sorted(
+    {planning.copick_ids(m, COPICK_SEGMENTATION)["user_id"] for m in METHODS}
+)
 
 
 def copick_row(wildcards):
