@@ -13,7 +13,7 @@ import csv
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -74,7 +74,8 @@ def check_unique_keys(table: pd.DataFrame, sheet: str | os.PathLike) -> None:
 def selected_rows(table: pd.DataFrame, splits: Iterable[str]) -> dict[str, dict[str, str]]:
     """The rows of the given splits by key, in sheet order (looked up once per job while planning)."""
     keyed = table.set_index("tomo", drop=False)
-    return keyed[keyed["split"].isin(list(splits))].to_dict("index")
+    rows = keyed[keyed["split"].isin(list(splits))].to_dict("index")
+    return cast(dict[str, dict[str, str]], rows)
 
 
 def write_runs_sheet(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> Path:
