@@ -35,6 +35,7 @@ def test_backward_prompt_frames_count_from_the_end():
     assert prompts[3].sum() == 9  # the Stage 1 mask of the slice itself, not of its mirror image
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["grid_first", "grid_every_n"])
 def test_backward_pass_matches_upstream_reverse(mode):
     """Our backward pass = upstream propagate_in_video(start_frame_idx=N-1, reverse=True) on a fresh state with
@@ -104,6 +105,7 @@ def checkpoints(tmp_path_factory):
     return make_test_checkpoints(tmp_path_factory.mktemp("ckpt"), IMAGE_SIZE)
 
 
+@pytest.mark.slow
 def test_pipeline_off_is_the_forward_engine_and_on_fuses_both_passes(checkpoints):
     """Default off: both stages' logits are exactly the plain forward propagation. On: exactly
     fuse_passes(forward, backward) per stage, Stage 2 fed the fused Stage 1 logits, both passes timed."""
