@@ -53,6 +53,7 @@ def test_backward_pass_matches_upstream_reverse(mode):
     assert diff <= TOL
 
 
+@pytest.mark.slow
 def test_backward_pass_is_the_forward_pass_of_the_reversed_volume():
     """Why the backward prompts count from the end: reverse tracking is the mode run on the Z-flipped volume."""
     n = 10
@@ -134,6 +135,7 @@ def test_pipeline_off_is_the_forward_engine_and_on_fuses_both_passes(checkpoints
     assert on.stats["stage2_backward"].conditioning_frames == [2, 5]
 
 
+@pytest.mark.slow
 def test_cli_flag_reaches_the_engine(cli_main, tmp_path, checkpoints):
     """`tomoseg segment --bidirectional` runs both passes of both stages and records it in provenance.json."""
     s1, s2 = checkpoints
