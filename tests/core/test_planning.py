@@ -85,3 +85,18 @@ def test_copick_ids_fill_in_the_method_without_underscores():
         "user_id": "curator",
         "session_id": None,
     }
+
+
+def test_the_registry_gives_each_methods_benchmark_rules():
+    """Issue 22: the rules that make up a method's cost come from the registry, not a list in every config
+    (these are the lists the shipped configs carried before)."""
+    assert planning.method_benchmark_rules() == {
+        "etsam": ["etsam_stage1", "etsam_stage2"],
+        "etsam_stage1": ["etsam_stage1"],
+        "etsam_postprocessed": ["etsam_stage1", "etsam_stage2", "postprocess"],
+        "membrain": ["membrain"],
+        "tardis": ["tardis"],
+    }
+    assert planning.method_benchmark_rules({"tardis": ["tardis", "extra"]})["tardis"] == ["tardis", "extra"]
+    for path in (REPO / "config").rglob("*.yaml"):
+        assert "benchmark_rules" not in path.read_text(), f"{path} lists the registry's benchmark rules"

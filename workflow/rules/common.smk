@@ -230,9 +230,13 @@ OTHER_NORMALIZATIONS = sorted(
 )
 
 
-# evaluate.benchmark_rules, plus the rules of each configured variant the config does not list.
+# Which rules' benchmark records make up each method's cost: the registry's, evaluate.benchmark_rules over
+# them; BENCHMARK_RULES adds the rules of each configured upstream variant.
+METHOD_BENCHMARK_RULES = planning.method_benchmark_rules(
+    config["evaluate"].get("benchmark_rules")
+)
 BENCHMARK_RULES = planning.benchmark_rules(
-    config["evaluate"]["benchmark_rules"], VARIANTS
+    config["evaluate"].get("benchmark_rules"), VARIANTS
 )
 
 

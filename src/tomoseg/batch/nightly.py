@@ -58,6 +58,7 @@ from tomoseg.core.children import start_child, stop_group
 from tomoseg.core.errors import TomosegError
 from tomoseg.core.io import InputError, atomic_path, write_json
 from tomoseg.core.layout import log_path
+from tomoseg.core.planning import method_benchmark_rules
 from tomoseg.core.runlog import last_error_line
 from tomoseg.reporting.night import publish_night, run_page, run_statistics
 
@@ -264,7 +265,7 @@ def _take_batch(
         cost.hours,
         cost.source,
     )
-    benchmark_rules = dict((config.get("evaluate") or {}).get("benchmark_rules") or {})
+    benchmark_rules = method_benchmark_rules((config.get("evaluate") or {}).get("benchmark_rules"))
     return _Batch(night_dir.name, night_dir, runs, methods, targets, metrics, cost, benchmark_rules)
 
 

@@ -1,5 +1,5 @@
 """What the workflow plans from its config: checkpoints, engine options, post-processing params, the
-methods' benchmark rules and copick ids, as plain functions of config sections.
+methods' benchmark rules and copick ids, as plain functions of config sections and the registries.
 
 The workflow's rules (workflow/rules/common.smk) call these at parse time, so the module stays light
 (presets and the method registry only) and each value is computed here, once, with tests, instead of in
@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tomoseg.core import presets
+from tomoseg.core.methods import METHODS
 
 ENGINE_KEYS: tuple[str, ...] = ("model_config", "device", "dtype", "encoder_batch")
 """Engine options that say how to run, not what to compute: a variant takes them from the config."""
@@ -73,11 +74,20 @@ def postprocess_params(postprocess: Mapping[str, Any]) -> dict[str, Any]:
     return {"settings": postprocess}
 
 
+def method_benchmark_rules(configured: Mapping[str, list[str]] | None = None) -> dict[str, list[str]]:
+    """Which rules' benchmark records make up each method's runtime and memory: its GPU rules and CPU
+    rules in the method registry, with `evaluate.benchmark_rules` (when set) over them, per method."""
+    rules = {
+        name: [*m.gpu_rules, *m.cpu_rules] for name, m in METHODS.items() if name not in presets.VARIANTS
+    }
+    return {**rules, **dict(configured or {})}
+
+
 def benchmark_rules(
-    configured: Mapping[str, list[str]], variants: Mapping[str, presets.Variant]
+    configured: Mapping[str, list[str]] | None, variants: Mapping[str, presets.Variant]
 ) -> dict[str, list[str]]:
-    """`evaluate.benchmark_rules`, plus the rules of each configured variant the config does not list."""
-    rules = dict(configured)
+    """`method_benchmark_rules`, plus the rules of each configured variant not listed there."""
+    rules = method_benchmark_rules(configured)
     for name, v in variants.items():
         own = [f"etsam_variant_stage1/{v.run}", f"etsam_variant_stage2/{v.run}"]
         rules.setdefault(name, own + ([f"postprocess_variant/{v.run}"] if v.base else []))
