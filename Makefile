@@ -1,5 +1,6 @@
 # Two entry points: `make demo` (install + run the workflow on the bundled phantoms) and
-# `make test` (install + the full check suite). Both start from plain Python 3.11.
+# `make test` (install + the full check suite). Both start from plain Python 3.11. `make check` is the
+# inner loop once installed: lint and the tests that run no Snakemake, Slurm or browser.
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV ?= .venv
@@ -7,14 +8,14 @@ BIN := $(VENV)/bin
 CORES ?= 2
 SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: setup baselines demo test ci-demo lint clean-demo
+.PHONY: setup baselines demo test check ci-demo lint clean-demo
 
 # The two baseline environments build in parallel (each is mostly pip waiting on I/O).
 setup: $(VENV)/.installed
 	$(MAKE) --no-print-directory -j2 baselines
 
 # CPU install: torch pinned to 2.13.0 (CPU build), sam2 built without build isolation and without
-# dependencies so that no CUDA torch or torchvision is pulled in (see README, "Installing").
+# dependencies so that no CUDA torch or torchvision is pulled in (see docs/install.md).
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
@@ -57,13 +58,25 @@ demo: setup
 	$(SNAKEMAKE) --cores $(CORES) --configfile config/demo/config.yaml --profile profiles/local
 	@echo "Demo outputs are in results/ (all segmentations there come from untrained weights)."
 
-lint: setup
+define LINT
 	$(BIN)/ruff check src tests workflow/scripts benchmarks docs
 	$(BIN)/ruff format --check src tests workflow/scripts benchmarks docs
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy
 	$(BIN)/snakefmt --check workflow/Snakefile workflow/rules
 	$(SNAKEMAKE) --lint --configfile config/config.yaml
+endef
+
+lint: setup
+	$(LINT)
+
+# The inner loop (an installed .venv; it installs nothing): the lint, then every test not marked
+# `workflow` (runs Snakemake), `browser`, `slurm` or `slow` (pyproject.toml's markers).
+CHECK_MARKERS ?= not workflow and not browser and not slurm and not slow
+check:
+	@test -x $(BIN)/pytest || { echo "make check: no $(BIN)/pytest; run make setup first" >&2; exit 1; }
+	$(LINT)
+	$(BIN)/pytest -q -p no:cacheprovider -m "$(CHECK_MARKERS)" --durations=15
 
 # Three sessions side by side, so that one's waiting is another's work: the Slurm cluster test (~4 min,
 # mostly waiting on Slurm's scheduler and status polls; its own pytest session and temporary folder), the
@@ -76,7 +89,7 @@ test: setup lint
 	slurm_pid=$$!; \
 	$(MAKE) --no-print-directory ci-demo > $(TEST_LOGS)/ci-demo.log 2>&1 & \
 	demo_pid=$$!; \
-	$(BIN)/pytest -ra -m "not slurm"; rest=$$?; \
+	$(BIN)/pytest -ra -m "not slurm" --durations=15; rest=$$?; \
 	wait $$slurm_pid; slurm=$$?; wait $$demo_pid; demo=$$?; \
 	echo "--- Slurm cluster tests (pytest -m slurm, run beside the others): exit $$slurm ---"; \
 	cat $(TEST_LOGS)/slurm.log; \

@@ -121,6 +121,7 @@ def test_tiny_checkpoints_are_marked_untrained(checkpoints):
         assert marker["parameters"] > 1000
 
 
+@pytest.mark.slow
 def test_membrain_outputs(membrain_run, tomogram):
     out, record, gpu = membrain_run
     scores, vs_scores = read_volume(out / "scores.mrc")
@@ -140,6 +141,7 @@ def test_membrain_outputs(membrain_run, tomogram):
     assert read_placement(out / "scores.mrc") == read_placement(out / "mask.mrc") == PLACED
 
 
+@pytest.mark.slow
 def test_membrain_provenance(membrain_run, checkpoints):
     out, record, gpu = membrain_run
     prov = read_json(out / "provenance.json")
@@ -190,6 +192,7 @@ def _border(n: int) -> int:
     return max(1, min(5, int(round(n * 0.01))))
 
 
+@pytest.mark.slow
 def test_tardis_outputs(tardis_run, tomogram):
     out, record, gpu = tardis_run
     probabilities, vs_p = read_volume(out / "probabilities.mrc")
@@ -204,6 +207,7 @@ def test_tardis_outputs(tardis_run, tomogram):
     assert read_placement(out / "probabilities.mrc") == read_placement(out / "mask.mrc") == PLACED
 
 
+@pytest.mark.slow
 def test_tardis_mask_equals_tools_own_inside_border(tardis_run):
     out, record, gpu = tardis_run
     mask, _ = read_volume(out / "mask.mrc")

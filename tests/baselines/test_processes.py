@@ -34,6 +34,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.workflow
 def test_kill_9_of_snakemake_stops_the_tool(tmp_path):
     pids = tmp_path / "pids"
     driver = tmp_path / "driver.py"

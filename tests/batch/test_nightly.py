@@ -1,6 +1,5 @@
 """The nightly batch against the stand-in portal: paging, new runs, nothing new, a killed night, two at once."""
 
-import datetime as dt
 import json
 import os
 import shutil
@@ -16,9 +15,14 @@ import pytest
 import yaml
 from cdp_standin import add_run
 
+from tomoseg.acquisition import listing as portal_listing
 from tomoseg.acquisition import portal as cdp
-from tomoseg.batch import nightly
+from tomoseg.batch import lock as night_lock
+from tomoseg.batch import nightly, queue
+from tomoseg.batch.settings import night_settings
 from tomoseg.core.io import read_volume
+from tomoseg.reporting import night as night_report
+from tomoseg.reporting import pages
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
@@ -45,7 +49,7 @@ def test_listing_is_paged(portal):
     )
     portal.tables["Tomogram"][-1]["releaseDate"] = "2024-06-01T00:00:00"  # tomogram of run 201 is new
     client = cdp.portal_client(portal.graphql_url, 60)
-    runs = nightly.list_new_runs(client, "2024-01-01", sorted(cdp.load_membrane_terms()), page_size=2)
+    runs = portal_listing.list_new_runs(client, "2024-01-01", sorted(cdp.load_membrane_terms()), page_size=2)
     assert [r["name"] for r in runs] == [f"TS_{k}" for k in range(5)] + ["lumen_only"]
     assert [r["has_membrane"] for r in runs] == [True] * 5 + [False]
     listing = [e["detail"] for e in portal.log if e["kind"] == "graphql" and "Date" in e["detail"]]
@@ -87,7 +91,9 @@ def test_listing_twenty_thousand_runs_through_the_real_client(portal):
     # client can list the portal's size in a test; the nightly's requests grow linearly with the runs.
     add_bare_runs(portal, 20000)
     client = cdp.portal_client(portal.graphql_url, 60)
-    runs = nightly.list_new_runs(client, "2024-01-01", sorted(cdp.load_membrane_terms()), page_size=5000)
+    runs = portal_listing.list_new_runs(
+        client, "2024-01-01", sorted(cdp.load_membrane_terms()), page_size=5000
+    )
     assert len(runs) == 20000 and len({(r["dataset_id"], r["name"]) for r in runs}) == 20000
     assert sum(r["has_membrane"] for r in runs) == 10000
     assert runs[0] == {"dataset_id": 20000, "run_id": 100000, "name": "TS_0", "has_membrane": True}
@@ -150,6 +156,7 @@ def _state(work):
     return json.loads((work / "nightly" / "state.json").read_text())
 
 
+@pytest.mark.workflow
 def test_night_with_new_runs_then_a_night_with_none(portal, tmp_path):
     a = add_run(
         portal, 10000, 245, "TS_026", membrane=[("GO:0016020", "membrane")], date="2024-02-01T00:00:00"
@@ -203,6 +210,7 @@ def test_night_with_new_runs_then_a_night_with_none(portal, tmp_path):
     assert not (work / "on_failure.txt").exists()
 
 
+@pytest.mark.workflow
 def test_killed_night_resumes_and_a_second_night_is_refused(portal, tmp_path):
     info = add_run(portal, 10000, 245, "TS_026", shape=(32, 64, 64), date="2024-02-01T00:00:00")
     name = info["url"].split("/files/")[1]
@@ -247,6 +255,7 @@ def test_killed_night_resumes_and_a_second_night_is_refused(portal, tmp_path):
     )  # the rerun resumed the partial file
 
 
+@pytest.mark.workflow
 def test_snakemake_failing_outside_jobs_fails_the_night_not_the_runs(portal, tmp_path):
     add_run(portal, 10000, 245, "TS_026", date="2024-02-01T00:00:00")
     add_run(portal, 10000, 246, "TS_027", date="2024-02-01T00:00:00")
@@ -268,7 +277,7 @@ def test_snakemake_failing_outside_jobs_fails_the_night_not_the_runs(portal, tmp
 def test_per_run_targets_and_report_with_methods(tmp_path):
     from tomoseg.core.io import write_json, write_volume
 
-    targets = nightly.per_run_targets("t", True, ["etsam", "membrain"], metrics=True)
+    targets = queue.per_run_targets("t", True, ["etsam", "membrain"], metrics=True)
     assert targets == [
         "results/data/t/normalized.mrc",
         "results/data/t/groundtruth.mrc",
@@ -277,7 +286,7 @@ def test_per_run_targets_and_report_with_methods(tmp_path):
         "results/membrain/t/mask.mrc",
         "results/metrics/membrain/t.json",
     ]
-    assert nightly.per_run_targets("t", False, ["tardis"], metrics=True) == [
+    assert queue.per_run_targets("t", False, ["tardis"], metrics=True) == [
         "results/data/t/normalized.mrc",
         "results/tardis/t/mask.mrc",
     ]
@@ -293,22 +302,22 @@ def test_per_run_targets_and_report_with_methods(tmp_path):
         bench = tmp_path / f"results/benchmarks/{rule}/t.tsv"
         bench.parent.mkdir(parents=True)
         bench.write_text(f"s\tmax_rss\n{seconds}\t100.0\n")
-    stats = nightly.run_statistics(tmp_path, "t", ["etsam"], truth=True)
+    stats = night_report.run_statistics(tmp_path, "t", ["etsam"], truth=True)
     assert stats["etsam_fraction"] == stats["truth_fraction"] == mask.mean()
     assert stats["etsam_dice"] == 0.75 and stats["etsam_iou"] == 0.6
     run = {"dataset_id": 1, "run_id": 2, "name": "r", "has_membrane": True}
     rules = {"etsam": ["etsam_stage1", "etsam_stage2"]}
-    drawn = nightly.run_page(tmp_path, "t", ["etsam"], tmp_path / "night", run, rules)
+    drawn = night_report.run_page(tmp_path, "t", ["etsam"], tmp_path / "night", run, rules)
     assert drawn == {"figure": str(tmp_path / "night/figures/t.png"), "page": "pages/t.html"}
     assert Path(drawn["figure"]).stat().st_size > 0
     assert (tmp_path / "night/figures/t_dice_z.png").read_bytes() != Path(drawn["figure"]).read_bytes()
     row = {"tomo": "t", **run, "status": "processed", **drawn, **stats}
     failed = {"tomo": "u", "dataset_id": 1, "run_id": 3, "name": "s", "status": "failed"}
     failed.update(reason="download_tomogram: HTTP 404", attempts=1, retry_after=None)
-    report = nightly.write_report(tmp_path / "night", "N", "2024-01-01", [row], 0, ["etsam"]).read_text()
+    report = night_report.write_report(tmp_path / "night", "N", "2024-01-01", [row], 0, ["etsam"]).read_text()
     assert "etsam_dice" in report and "0.75" in report and "figures/t.png" in report
     # the night's HTML index links each run to the workflow's per-tomogram page, which shows its metrics
-    index = nightly.write_index(
+    index = pages.write_index(
         tmp_path / "night", "N", "1 of 2 runs failed", "2024-01-01", [row, failed], 0, ["etsam"]
     )
     html = _Html(index)
@@ -380,19 +389,23 @@ def test_report_labels_untrained_outputs(tmp_path):
     for name, untrained in (("etsam", True), ("membrain", False)):
         write_volume(tmp_path / f"results/{name}/t/mask.mrc", mask, 10.0)
         write_json(tmp_path / f"results/{name}/t/provenance.json", {"untrained": untrained})
-    stats = nightly.run_statistics(tmp_path, "t", ["etsam", "membrain"], truth=False)
+    stats = night_report.run_statistics(tmp_path, "t", ["etsam", "membrain"], truth=False)
     assert stats["untrained"] == "etsam"
     row = {"tomo": "t", "dataset_id": 1, "run_id": 2, "name": "r", "status": "processed", **stats}
-    report = nightly.write_report(tmp_path / "night", "N", "2024-01-01", [row], 0, ["etsam", "membrain"])
+    report = night_report.write_report(tmp_path / "night", "N", "2024-01-01", [row], 0, ["etsam", "membrain"])
     text = report.read_text()
     assert "**Untrained**: the outputs of etsam come from randomly initialised weights" in text
     header, line = (tmp_path / "night" / "report.tsv").read_text().splitlines()
     assert dict(zip(header.split("\t"), line.split("\t"), strict=True))["untrained"] == "etsam"
     write_json(tmp_path / "results/etsam/t/provenance.json", {"untrained": False})
-    row.update(nightly.run_statistics(tmp_path, "t", ["etsam", "membrain"], truth=False))
-    assert "Untrained" not in nightly.write_report(tmp_path / "n2", "N", "x", [row], 0, ["etsam"]).read_text()
+    row.update(night_report.run_statistics(tmp_path, "t", ["etsam", "membrain"], truth=False))
+    assert (
+        "Untrained"
+        not in night_report.write_report(tmp_path / "n2", "N", "x", [row], 0, ["etsam"]).read_text()
+    )
 
 
+@pytest.mark.workflow
 def test_kill_9_of_the_night_alone_does_not_block_the_next_night(portal, tmp_path):
     """Issue 13: the night's own process killed, its Snakemake stops with it and the next night runs."""
     info = add_run(portal, 10000, 245, "TS_026", shape=(32, 64, 64), date="2024-02-01T00:00:00")
@@ -450,9 +463,9 @@ def test_lock_held_by_a_dead_nights_snakemake_is_cleaned_up(tmp_path, monkeypatc
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     lock.write_text(f"pid {dead.pid} since 2025-01-01T00:00:00+00:00; snakemake pgid {holder.pid}\n")
-    monkeypatch.setattr(nightly, "LOCK_CLEANUP_S", 20.0)
+    monkeypatch.setattr(night_lock, "LOCK_CLEANUP_S", 20.0)
     try:
-        fd = nightly.acquire_lock(lock)
+        fd = night_lock.acquire_lock(lock)
         os.close(fd)
         assert holder.wait(timeout=10) == -signal.SIGTERM
         assert lock.read_text().startswith(f"pid {os.getpid()} since")
@@ -466,9 +479,9 @@ def test_lock_held_by_a_dead_nights_snakemake_is_cleaned_up(tmp_path, monkeypatc
         assert blocker.stdout.readline().strip() == "locked"
         lock.write_text(f"pid {live.pid} since now\n")
         try:
-            nightly.acquire_lock(lock)
+            night_lock.acquire_lock(lock)
             raise AssertionError("a live night's lock was taken")
-        except nightly.NightBusy as err:
+        except night_lock.NightBusy as err:
             assert f"pid {live.pid}" in str(err)
         finally:
             live.kill()
@@ -478,105 +491,14 @@ def test_lock_held_by_a_dead_nights_snakemake_is_cleaned_up(tmp_path, monkeypatc
             holder.kill()
 
 
-def _pending(dataset_id, run_id, attempts=0, retry_after=None):
-    entry = {"dataset_id": dataset_id, "run_id": run_id, "name": f"r{run_id}", "has_membrane": False}
-    entry["attempts"] = attempts
-    if retry_after:
-        entry["retry_after"] = retry_after
-    return nightly.run_key(dataset_id, f"r{run_id}"), entry
-
-
-NOW = dt.datetime(2025, 3, 10, 2, 30, tzinfo=dt.timezone.utc)
-
-
-def test_new_runs_come_first_and_failed_runs_wait_for_their_retry_time():
-    pending = dict(
-        [
-            _pending(10001, 5, attempts=1, retry_after="2025-03-09T02:30:00+00:00"),  # due
-            _pending(10002, 1),
-            _pending(10001, 7, attempts=2, retry_after="2025-03-12T02:30:00+00:00"),  # not yet
-            _pending(10000, 9),
-            _pending(10001, 6, attempts=1, retry_after="2025-03-08T02:30:00+00:00"),  # due, waiting longer
-        ]
-    )
-    order = [key for key, _ in nightly.queue_order(pending, NOW)]
-    assert order == ["10000/r9", "10002/r1", "10001/r6", "10001/r5"]
-
-
-def test_failed_attempts_back_off_then_are_given_up():
-    state = {"pending": dict([_pending(10000, 1)]), "failed": {}}
-    cfg = {"retry_after_nights": 1, "max_attempts": 3}
-    first = nightly._count_attempt(state, "10000/r1", "boom", cfg, NOW)
-    assert first["attempts"] == 1 and first["retry_after"] == "2025-03-11T02:30:00+00:00"
-    second = nightly._count_attempt(state, "10000/r1", "boom", cfg, NOW)
-    assert second["retry_after"] == "2025-03-12T02:30:00+00:00"  # 2 nights after the second failure
-    nightly._count_attempt(state, "10000/r1", "boom again", cfg, NOW)
-    assert state["pending"] == {} and state["failed"]["10000/r1"]["last_error"] == "boom again"
-    assert "retry_after" not in state["failed"]["10000/r1"]
-
-
-def test_the_night_budget_in_runs_and_in_gpu_hours():
-    assumed = nightly.RunCost(0.5, "assumed", 0)
-    assert nightly.batch_size({"cap": 50}, 20000, assumed) == 50
-    assert nightly.batch_size({"cap": None}, 20000, assumed) == 20000
-    assert nightly.batch_size({"cap": None, "gpu_hours": 12}, 20000, assumed) == 24
-    assert nightly.batch_size({"cap": 10, "gpu_hours": 12}, 20000, assumed) == 10
-    assert nightly.batch_size({"cap": None, "gpu_hours": 0.1}, 5, assumed) == 1  # at least one run a night
-    free = nightly.RunCost(0.0, "no GPU rules", 0)
-    assert nightly.batch_size({"cap": None, "gpu_hours": 1}, 300, free) == 300
-
-
-def test_gpu_cost_is_measured_from_the_benchmark_records(tmp_path):
-    cfg = {"gpu_hours_per_run": 0.75}
-    state = {"costs": []}
-    assert nightly.run_cost(state, cfg, []) == nightly.RunCost(0.0, "no GPU rules", 0)
-    assert nightly.run_cost(state, cfg, ["etsam_postprocessed"]) == nightly.RunCost(0.75, "assumed", 0)
-    for tomo, (s1, s2) in {"a": (1800, 1800), "b": (3600, 3600), "c": (900, 900)}.items():
-        for rule, seconds in (("etsam_stage1", s1), ("etsam_stage2", s2)):
-            record = tmp_path / "results" / "benchmarks" / rule / f"{tomo}.tsv"
-            record.parent.mkdir(parents=True, exist_ok=True)
-            record.write_text(f"s\th:m:s\tmax_rss\n{seconds}\t0:00:00\t1.0\n")
-    rules = nightly.gpu_rules(["etsam", "etsam_postprocessed"])
-    assert rules == ["etsam_stage1", "etsam_stage2"]
-    assert nightly.gpu_hours(tmp_path, "a", rules) == 1.0
-    assert nightly.gpu_hours(tmp_path, "missing", rules) is None
-    state["costs"] = [{"hours": nightly.gpu_hours(tmp_path, t, rules), "rules": rules} for t in "abc"]
-    assert nightly.run_cost(state, cfg, ["etsam"]) == nightly.RunCost(1.0, "measured", 3)
-    assert nightly.run_cost(state, cfg, ["membrain"]).source == "assumed"  # other GPU rules: not measured
-
-
-def test_backlog_estimate_in_the_report(tmp_path):
-    state = {
-        "pending": dict([_pending(10000, k) for k in range(95)] + [_pending(10001, 1, attempts=1)]),
-        "nights": [{"batch": 0}, {"batch": 50, "processed": 40}, {"batch": 50, "processed": 50}],
-    }
-    backlog = nightly.backlog_estimate(state, NOW, nightly.RunCost(0.5, "measured", 12))
-    assert backlog == {
-        "pending": 96,
-        "new": 95,
-        "retrying": 1,
-        "rate": 45.0,
-        "rate_nights": 2,
-        "nights": 3,
-        "gpu_hours_per_run": 0.5,
-        "cost_source": "measured",
-        "gpu_hours": 48.0,
-    }
-    text = nightly.backlog_sentence(backlog)
-    assert "96 runs pending (95 new, 1 waiting to retry)" in text
-    assert "45 runs a night (mean of the last 2 nights) it takes about 3 more nights" in text
-    assert "48.0 h for the backlog" in text
-    stalled = nightly.backlog_estimate(
-        {**state, "nights": [{"batch": 5, "processed": 0}]}, NOW, nightly.RunCost(0, "", 0)
-    )
-    assert stalled["nights"] is None and "does not drain" in nightly.backlog_sentence(stalled)
-    report = nightly.write_report(tmp_path, "N", "2024-01-01", [], 96, [], backlog).read_text()
-    assert "## Backlog" in report and "about 3 more nights" in report
-
-
 def test_the_night_hands_its_runs_to_snakemake_in_files_not_arguments(tmp_path):
     # 20,000 runs: the old command line (~416 bytes of targets a run) would exceed the kernel's limit
-    runs = [_pending(20000 + k // 100, 100000 + k) for k in range(20000)]
+    runs = [
+        (queue.run_key(20000 + k // 100, f"r{k}"), {"dataset_id": 20000 + k // 100, "run_id": 100000 + k})
+        for k in range(20000)
+    ]
+    for _, run in runs:
+        run.update(name=f"r{run['run_id']}", has_membrane=False, attempts=0)
     batch = nightly._Batch("N", tmp_path / "N", runs, ["etsam"], {}, True)
     sheet = nightly.write_runs_sheet(tmp_path / "N" / "runs.tsv", runs)
     night_config = nightly.write_night_config(tmp_path / "N" / "config.yaml", sheet, batch)
@@ -592,10 +514,12 @@ def test_the_night_hands_its_runs_to_snakemake_in_files_not_arguments(tmp_path):
     stub.chmod(0o755)
     config = tmp_path / "config.yaml"
     config.write_text("{}")
-    lock_fd = nightly.acquire_lock(tmp_path / "nightly.lock")  # the night records its Snakemake in the lock
+    lock_fd = night_lock.acquire_lock(
+        tmp_path / "nightly.lock"
+    )  # the night records its Snakemake in the lock
     try:
         code = nightly._run_snakemake(
-            {"cores": 2}, config, night_config, REPO, tmp_path, batch, lock_fd, str(stub)
+            night_settings({"cores": 2}), config, night_config, REPO, tmp_path, batch, lock_fd, str(stub)
         )
     finally:
         os.close(lock_fd)
@@ -625,6 +549,7 @@ def _night_of(work, pattern):
 
 
 @pytest.mark.slow
+@pytest.mark.workflow
 def test_twenty_thousand_pending_runs_in_one_night(portal, tmp_path):
     runs = int(os.environ.get("TOMOSEG_TEST_NIGHT_RUNS", 20000))
     add_bare_runs(portal, runs, membrane_every=0)
@@ -673,3 +598,31 @@ def test_twenty_thousand_pending_runs_in_one_night(portal, tmp_path):
     assert third.returncode == 0 and "nothing new" in third.stderr
     assert len(list((work / "nightly" / "nights").iterdir())) == 2  # the killed night's and the second's
     assert len(_state(work)["processed"]) == runs
+
+
+def test_an_unreachable_portal_is_one_line_and_leaves_the_state_alone(portal, tmp_path):
+    """Issue 21: without network the night says so in one line (was a 110-line traceback), state untouched."""
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on: connection refused, as with no network
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    work = _workdir(tmp_path, portal)
+    config_file = work / "config" / "nightly.yaml"
+    config = yaml.safe_load(config_file.read_text())
+    config["download"]["portal_url"] = f"http://127.0.0.1:{closed_port}/graphql"
+    config_file.write_text(yaml.safe_dump(config))
+    state_file = work / "nightly" / "state.json"
+    state_file.parent.mkdir(parents=True)
+    state = {"since": "2024-03-01T00:00:00+00:00", "processed": {}, "pending": {}, "failed": {}, "nights": []}
+    state_file.write_text(json.dumps(state))
+    before = state_file.read_bytes()
+
+    result = _night(work)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
+    assert len(lines) == 1, result.stderr
+    assert "Portal" in lines[0] and "unreachable" in lines[0] and "Connection refused" in lines[0]
+    assert state_file.read_bytes() == before
+    assert sorted(p.name for p in state_file.parent.iterdir()) == ["nightly.lock", "state.json"]
+    assert (work / "on_failure.txt").read_text().startswith("error: the CryoET Data Portal")

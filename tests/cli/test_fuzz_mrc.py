@@ -198,6 +198,7 @@ def _commands(fuzzed: Path, good: Path, out: Path) -> dict[str, tuple[list, Path
 COMMANDS = ("normalize", "postprocess", "evaluate-pred", "evaluate-truth") * 3 + ("evaluate-scores",)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(case=CASE, command=st.sampled_from(COMMANDS))
 def test_commands_that_read_mrc_survive_fuzzed_files(capsys, outcomes, record_property, case, command):

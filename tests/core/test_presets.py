@@ -1,5 +1,8 @@
 """Presets, upstream names and variants: what each resolves to, and that explicit settings win."""
 
+import argparse
+from pathlib import Path
+
 import pytest
 
 from tomoseg.core import presets
@@ -72,3 +75,21 @@ def test_variants_switch_one_upstream_option_each():
         changed = [k for k in ("normalization",) if s[k] != base[k]]
         changed += [k for k in s["etsam"] if s["etsam"][k] != base["etsam"][k]]
         assert len(changed) == 1, (name, changed)
+
+
+def test_the_preset_keys_are_one_list_every_preset_decides():
+    """Issue 22: the CLI and the workflow take the nine preset keys from the presets, in a fixed order
+    (the workflow's params keep their order, so existing ETSAM jobs are not rerun)."""
+    from tomoseg.cli.segment import settings_from
+    from tomoseg.core.presets import ETSAM_PRESET_KEYS, PRESETS
+
+    assert ETSAM_PRESET_KEYS == (
+        *("prompt_stage1", "prompt_stage2", "every_n", "grid_spacing", "stage1_threshold"),
+        *("threshold", "split", "split_grid_spacing", "split_every_n"),
+    )
+    for preset in PRESETS.values():
+        assert tuple(preset["etsam"]) == ETSAM_PRESET_KEYS
+    for rules in (Path(__file__).resolve().parents[2] / "workflow" / "rules").glob("*.smk"):
+        assert '"split_every_n"' not in rules.read_text(), f"{rules.name} lists the preset keys again"
+    given = argparse.Namespace(preset="paper", normalization=None, **dict.fromkeys(ETSAM_PRESET_KEYS))
+    assert settings_from(given)["etsam"] == PRESETS["paper"]["etsam"]

@@ -142,3 +142,22 @@ def test_cli_installs_into_the_xdg_config_home(tmp_path, monkeypatch, capsys):
     assert "--force" in capsys.readouterr().err
     assert main(["profile", "install", "local", "--dest", str(tmp_path / "p")]) == 0
     assert (tmp_path / "p" / "config.yaml").exists()
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
+        repeated = sorted({k for k in keys if keys.count(k) > 1})
+        assert not repeated, f"line {node.start_mark.line + 1}: keys given twice: {repeated}"
+        return super().construct_mapping(node, deep=deep)
+
+
+@pytest.mark.parametrize("name", ["slurm", "local"])
+def test_shipped_profiles_give_each_key_once(name):
+    """Issue 22: the Slurm profile listed the shard rules' resources twice."""
+    files = {k: v for k, v in shipped_profile(name).items() if k.endswith((".yaml", ".yml"))}
+    assert files
+    for text in files.values():
+        yaml.load(text, Loader=_UniqueKeyLoader)

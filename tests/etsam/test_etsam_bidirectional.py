@@ -35,6 +35,7 @@ def test_backward_prompt_frames_count_from_the_end():
     assert prompts[3].sum() == 9  # the Stage 1 mask of the slice itself, not of its mirror image
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["grid_first", "grid_every_n"])
 def test_backward_pass_matches_upstream_reverse(mode):
     """Our backward pass = upstream propagate_in_video(start_frame_idx=N-1, reverse=True) on a fresh state with
@@ -52,6 +53,7 @@ def test_backward_pass_matches_upstream_reverse(mode):
     assert diff <= TOL
 
 
+@pytest.mark.slow
 def test_backward_pass_is_the_forward_pass_of_the_reversed_volume():
     """Why the backward prompts count from the end: reverse tracking is the mode run on the Z-flipped volume."""
     n = 10
@@ -104,6 +106,7 @@ def checkpoints(tmp_path_factory):
     return make_test_checkpoints(tmp_path_factory.mktemp("ckpt"), IMAGE_SIZE)
 
 
+@pytest.mark.slow
 def test_pipeline_off_is_the_forward_engine_and_on_fuses_both_passes(checkpoints):
     """Default off: both stages' logits are exactly the plain forward propagation. On: exactly
     fuse_passes(forward, backward) per stage, Stage 2 fed the fused Stage 1 logits, both passes timed."""
@@ -132,6 +135,7 @@ def test_pipeline_off_is_the_forward_engine_and_on_fuses_both_passes(checkpoints
     assert on.stats["stage2_backward"].conditioning_frames == [2, 5]
 
 
+@pytest.mark.slow
 def test_cli_flag_reaches_the_engine(cli_main, tmp_path, checkpoints):
     """`tomoseg segment --bidirectional` runs both passes of both stages and records it in provenance.json."""
     s1, s2 = checkpoints
@@ -150,6 +154,7 @@ def test_cli_flag_reaches_the_engine(cli_main, tmp_path, checkpoints):
     assert (tmp_path / "on" / "mask.mrc").is_file()
 
 
+@pytest.mark.workflow
 def test_workflow_config_key_reaches_the_engine(tmp_path):
     """config etsam.bidirectional: true -> the etsam_stage1 rule runs both passes (stage1_provenance.json)."""
     tomogram = np.random.default_rng(7).normal(size=(6, 48, 64)).astype(np.float32)

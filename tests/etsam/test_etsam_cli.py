@@ -179,6 +179,7 @@ def test_cuda_without_gpu_is_a_clear_error(monkeypatch, capsys, tmp_path, tomogr
     )
 
 
+@pytest.mark.slow
 def test_bin_option(monkeypatch, tmp_path, tomogram, checkpoints):
     """--bin 2 (off by default): SAM2 sees 2x2 block means; logits come back at full slice size."""
     from tomoseg.etsam.pipeline import bin_slices, unbin_slices
@@ -226,6 +227,7 @@ def test_preset_and_explicit_options_resolve(tmp_path):
     assert settings_from(mixed)["normalization"] == "max_positive"
 
 
+@pytest.mark.slow
 def test_segment_upstream_options_end_to_end(monkeypatch, tmp_path, tomogram, checkpoints):
     """--preset upstream with split processing, softplus normalization and the Stage 1 mask prompt."""
     s1, s2 = checkpoints

@@ -14,6 +14,8 @@ from tomoseg.etsam.fusion import fuse
 from tomoseg.etsam.prompts import build_prompts, grid_mask, resize_mask_prompt
 from tomoseg.testing.reference import frames_as_video, upstream_logits
 
+pytestmark = pytest.mark.slow  # the upstream parity runs: in make test, not make check
+
 TOL = 1e-3
 log = logging.getLogger("parity")
 

@@ -69,6 +69,7 @@ def checkpoints(tmp_path_factory):
     return [str(p) for p in make_test_checkpoints(tmp_path_factory.mktemp("ckpt"), IMAGE_SIZE)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "modes",
     [

@@ -270,6 +270,7 @@ def test_full_disk_is_one_clean_error_and_leaves_nothing(tmp_path, capsys, check
     assert list(out.iterdir()) == []  # no output, no staging folder, no temporary file
 
 
+@pytest.mark.slow
 def test_reused_out_keeps_no_stale_logits(tmp_path, capsys, checkpoints, caplog):
     tomo, out = _tomogram(tmp_path / "t.mrc", 0, 1), tmp_path / "out"
     assert _segment(capsys, tomo, out, *checkpoints, "--store-logits")[0] == 0

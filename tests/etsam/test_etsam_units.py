@@ -123,6 +123,7 @@ def test_grid_prompt_frame_is_the_mask_at_low_resolution():
     assert out[0][0, 0] > -9.5 and out[0][8, 8] == pytest.approx(-10.0, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_state_is_bounded():
     """Only what memory attention reads is kept: the last 15 frames' object pointers and the last 6 memories."""
     net = model(0)

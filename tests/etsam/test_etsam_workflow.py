@@ -9,6 +9,8 @@ from snakemake_helpers import make_workdir, run_snakemake
 
 from tomoseg.core.io import read_mask, read_volume, write_volume
 
+pytestmark = pytest.mark.workflow  # runs Snakemake: left out of `make check`
+
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config" / "demo" / "ci.yaml"
 HEADER = "tomo\tsource\tdataset_id\trun_id\ttomogram_id\tpath\ttruth_path\ttruth\tsplit\n"
 

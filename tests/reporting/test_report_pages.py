@@ -8,7 +8,7 @@ import pandas as pd
 
 from tomoseg.core.io import write_volume
 from tomoseg.evaluation import stats
-from tomoseg.reporting import figures
+from tomoseg.reporting import figures, overlays
 from tomoseg.reporting.pages import tomogram_page
 from tomoseg.reporting.tables import to_html_table, untrained_banner, write_table
 
@@ -94,7 +94,7 @@ def test_mask_statistics_and_tomogram_page(tmp_path):
     pred = np.zeros_like(truth)
     pred[0, :4] = 1  # slice 0 right, slice 1 missed
     pred[3, 0, 0] = 1  # a false positive in a slice without truth
-    stats = figures.mask_statistics({"etsam": pred}, truth)
+    stats = overlays.mask_statistics({"etsam": pred}, truth)
     assert stats["dice_z"]["etsam"] == [1.0, 0.0, None, 0.0]
     assert stats["mask_fraction"]["etsam"] == 33 / 256 and stats["truth_fraction"] == 64 / 256
     for name, arr in (
@@ -103,7 +103,7 @@ def test_mask_statistics_and_tomogram_page(tmp_path):
         ("p", pred),
     ):
         write_volume(tmp_path / f"{name}.mrc", arr.astype(np.float32 if name == "tomo" else np.uint8), 10.0)
-    written = figures.overlay_files(
+    written = overlays.overlay_files(
         tmp_path / "tomo.mrc",
         {"etsam": tmp_path / "p.mrc"},
         tmp_path / "ov",

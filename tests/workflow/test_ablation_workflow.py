@@ -14,6 +14,8 @@ from tomoseg.core.io import read_mask, read_volume, write_volume
 from tomoseg.evaluation.metrics import scores_from_counts
 from tomoseg.reporting.tables import paper_file
 
+pytestmark = pytest.mark.workflow  # runs Snakemake: left out of `make check`
+
 HEADER = "tomo\tsource\tdataset_id\trun_id\ttomogram_id\tpath\ttruth_path\ttruth\tsplit\n"
 TABLE4 = "results/tables/supp_table4_stage1_prompts.csv"
 TABLES5_8 = "results/tables/supp_tables5-8_stage2_prompts.csv"

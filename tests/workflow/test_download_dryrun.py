@@ -8,8 +8,11 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from tomoseg.testing.offline import offline_env
+
+pytestmark = pytest.mark.workflow  # runs Snakemake: left out of `make check`
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")

@@ -17,6 +17,8 @@ import pytest
 import yaml
 from snakemake_helpers import snakemake_command
 
+pytestmark = pytest.mark.workflow  # runs Snakemake: left out of `make check`
+
 REPO = Path(__file__).resolve().parents[2]
 # Every rule that requests a GPU (`gpu=1` in its resources), read from the rules themselves.
 GPU_RULES = tuple(

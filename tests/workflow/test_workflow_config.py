@@ -3,6 +3,8 @@
 import pytest
 from snakemake_helpers import make_workdir, run_snakemake
 
+pytestmark = pytest.mark.workflow  # runs Snakemake: left out of `make check`
+
 HEADER = "tomo\tsource\tdataset_id\trun_id\ttomogram_id\tpath\ttruth_path\ttruth\tsplit\n"
 
 

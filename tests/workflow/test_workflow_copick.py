@@ -17,6 +17,8 @@ from tomoseg.acquisition.phantoms import make_phantom
 from tomoseg.core import methods
 from tomoseg.core.io import read_json, read_mask, read_placement, read_volume
 
+pytestmark = pytest.mark.workflow  # runs Snakemake: left out of `make check`
+
 copick = pytest.importorskip("copick")
 pytest.importorskip("ome_zarr")
 

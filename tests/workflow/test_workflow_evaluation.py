@@ -18,6 +18,8 @@ from snakemake_helpers import run_snakemake
 from tomoseg.core.io import write_volume
 from tomoseg.testing.synthetic import membrane_mask
 
+pytestmark = pytest.mark.workflow  # runs Snakemake: left out of `make check`
+
 REPO = Path(__file__).resolve().parents[2]
 SHAPE = (16, 40, 40)
 MY_RULES = [
@@ -232,6 +234,7 @@ def test_report(report_html):
     assert "System Message" not in html  # captions render without reStructuredText warnings
 
 
+@pytest.mark.browser
 def test_report_in_a_browser(report_html, tmp_path):
     """Open the report in headless Chromium and read what a scientist sees on the rendered pages."""
     from browser_helpers import report_browser

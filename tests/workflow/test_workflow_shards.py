@@ -15,6 +15,8 @@ from snakemake_helpers import REPO, make_workdir, run_snakemake, snakemake_comma
 
 from tomoseg.core.io import read_json, read_volume, write_volume
 
+pytestmark = pytest.mark.workflow  # runs Snakemake: left out of `make check`
+
 HEADER = "tomo\tsource\tdataset_id\trun_id\ttomogram_id\tpath\ttruth_path\ttruth\tsplit\n"
 PHANTOMS = HEADER + "".join(f"phantom-00{i}\tphantom\t\t{i}\t\t\t\tphantom\ttest\n" for i in (1, 2))
 METHODS = ["etsam", "etsam_stage1", "etsam_postprocessed"]

@@ -4,6 +4,8 @@ with one message that names the sheet or the key."""
 import pytest
 from snakemake_helpers import make_workdir, run_snakemake
 
+pytestmark = pytest.mark.workflow  # runs Snakemake: left out of `make check`
+
 HEADER = "tomo\tsource\tdataset_id\trun_id\ttomogram_id\tpath\ttruth_path\ttruth\tsplit\n"
 ROW = "p1\tphantom\t\t1\t\t\t\tphantom\ttest\n"
 

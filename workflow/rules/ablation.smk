@@ -27,7 +27,7 @@ rule etsam_ablation_stage1:
         mem_mb=config["etsam"]["mem_mb"],
         runtime=config["etsam"]["runtime"],
     params:
-        options=lambda wc: {**etsam_options(), "prompt_stage1": wc.mode},
+        options=lambda wc: {**ETSAM_OPTIONS, "prompt_stage1": wc.mode},
     script:
         "../scripts/etsam_stage1.py"
 
@@ -58,7 +58,7 @@ rule etsam_ablation_stage2:
         runtime=config["etsam"]["runtime"],
     params:
         options=lambda wc: {
-            **etsam_options(),
+            **ETSAM_OPTIONS,
             "prompt_stage1": ABLATION_STAGE2_INPUT_MODE,
             "prompt_stage2": wc.mode,
         },

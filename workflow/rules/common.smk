@@ -1,4 +1,4 @@
-import csv
+import functools
 import os
 import re
 from pathlib import Path
@@ -7,9 +7,10 @@ import pandas as pd
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-# The only package imports at parse time: the method registry, the results-tree layout and the presets
-# (light modules).
-from tomoseg.core import layout, presets
+# The only package imports at parse time: the method registry, the results-tree layout, the presets and
+# the runs sheet (light modules).
+from tomoseg.core import layout, planning, presets, runsheet
+from tomoseg.core.errors import InputError
 from tomoseg.core.methods import METHODS
 
 # The conda environments' post-deploy scripts (workflow/envs/*.post-deploy.sh) install tomoseg from
@@ -42,56 +43,12 @@ if config["etsam"]["checkpoints"] == "paths":
 RUNS_COLUMNS = layout.RUNS_COLUMNS
 
 
-def _overlong_row(sheet):
-    """(line number, fields) of the first row with more non-empty fields than the header, or None."""
-    with open(sheet, newline="", encoding="utf-8") as handle:
-        lines = enumerate(csv.reader(handle, delimiter="\t"), start=1)
-        rows = [(n, r) for n, r in lines if r and not r[0].startswith("#")]
-    width = len(rows[0][1]) if rows else 0
-    for number, row in rows[1:]:
-        if any(field.strip() for field in row[width:]):
-            return number, len(row), width
-    return None
-
-
 def read_runs_sheet(sheet):
-    """The runs sheet as strings; a sheet that is unreadable, ragged, empty or has unknown columns is refused naming it."""
+    """The runs sheet as strings (tomoseg.core.runsheet); a sheet it refuses stops the workflow naming it."""
     try:
-        overlong = _overlong_row(sheet)
-        table = pd.read_csv(
-            sheet,
-            sep="\t",
-            dtype=str,
-            keep_default_na=False,
-            comment="#",
-            index_col=False,
-        )
-    except FileNotFoundError:
-        raise WorkflowError(f"{sheet}: runs sheet not found (config key `runs`)")
-    except pd.errors.EmptyDataError:
-        table = pd.DataFrame(columns=list(RUNS_COLUMNS))
-    except (pd.errors.ParserError, UnicodeDecodeError, csv.Error) as err:
-        raise WorkflowError(
-            f"{sheet}: not a readable runs sheet (tab-separated text, a header line, then one "
-            f"row per tomogram): {err}"
-        )
-    if overlong:
-        raise WorkflowError(
-            f"{sheet}: not a readable runs sheet: line {overlong[0]} has {overlong[1]} fields "
-            f"but the header {overlong[2]} (a stray tab, or a column without a header?)"
-        )
-    unknown = [c for c in table.columns if c not in RUNS_COLUMNS]
-    missing = [c for c in RUNS_COLUMNS if c not in table.columns]
-    if unknown or missing:
-        raise WorkflowError(
-            f"{sheet}: the runs sheet has the columns {list(RUNS_COLUMNS)}, tab-separated, in any "
-            f"order; unknown: {unknown}, missing: {missing} (config/README.md)"
-        )
-    if table.empty:
-        raise WorkflowError(
-            f"{sheet}: the runs sheet has no rows; add one row per tomogram (config/README.md)"
-        )
-    return table
+        return runsheet.read_runs_sheet(sheet)
+    except InputError as err:
+        raise WorkflowError(str(err))
 
 
 # What etsam.preset decides, with every key the config sets explicitly (not null) over it: the
@@ -116,11 +73,7 @@ except WorkflowError as err:
         "checked against workflow/schemas/runs.schema.yaml)",
         err,
     )
-_duplicates = sorted(runs["tomo"][runs["tomo"].duplicated()].unique())
-if _duplicates:
-    raise ValueError(
-        f"{config['runs']}: duplicate tomo keys {_duplicates}; every row needs its own key"
-    )
+runsheet.check_unique_keys(runs, config["runs"])
 runs = runs.set_index("tomo", drop=False)
 # Rows selected for this invocation: the splits named in the config.
 selected = runs[runs["split"].isin(config["splits"])]
@@ -237,48 +190,12 @@ def run_row(wildcards):
     return selected_row(wildcards.tomo)
 
 
-def etsam_checkpoint(stage):
-    """The checkpoint file of `stage` (1 or 2) that the config selects."""
-    source = config["etsam"]["checkpoints"]
-    if source == "test":
-        return f"resources/etsam/test/etsam_stage{stage}_test.pt"
-    if source == "zenodo":
-        return f"resources/etsam/etsam_stage{stage}_v1.pt"
-    return config["etsam"][f"stage{stage}_checkpoint"]
+# The checkpoint file of stage 1 or 2 that the config selects (tomoseg.core.planning).
+etsam_checkpoint = functools.partial(planning.etsam_checkpoint, config["etsam"])
 
 
-# Engine options a preset decides (from SETTINGS) and those that only say how to run (from the config).
-PRESET_KEYS = [
-    "prompt_stage1",
-    "prompt_stage2",
-    "every_n",
-    "grid_spacing",
-    "stage1_threshold",
-    "threshold",
-    "split",
-    "split_grid_spacing",
-    "split_every_n",
-]
-ENGINE_KEYS = ["model_config", "device", "dtype", "encoder_batch"]
-
-
-def etsam_options():
-    """Engine options of the etsam* methods (everything except checkpoints and resources).
-
-    Without split processing the split keys are left out, so that the paper's jobs keep the params they
-    had before split processing existed (Snakemake reruns a job whose params change).
-    """
-    e = SETTINGS["etsam"]
-    keys = ["model_config", "device", "dtype"] + PRESET_KEYS
-    keys += [
-        "encoder_batch",
-        "keep_aspect",
-        "bin",
-        "bidirectional",
-    ]  # the order they always had
-    if e["split"] == 1:
-        keys = [k for k in keys if not k.startswith("split")]
-    return {k: e[k] for k in keys if e.get(k) is not None}
+# Engine options of the etsam* methods (tomoseg.core.planning.etsam_options): the params of their rules.
+ETSAM_OPTIONS = planning.etsam_options(SETTINGS["etsam"])
 
 
 # Upstream ETSAM variants (methods etsam_upstream*, tomoseg.core.presets.VARIANTS): each configured one
@@ -292,25 +209,6 @@ POSTPROCESSED_VARIANTS = {v.run: v for v in VARIANTS.values() if v.base}
 def variant_settings(run):
     """The resolved settings (normalization, etsam, postprocess) of a variant's run."""
     return presets.VARIANTS[run].settings()
-
-
-def variant_options(run):
-    """Engine options of a variant's run: its preset and option, the config's engine keys."""
-    e = variant_settings(run)["etsam"]
-    options = {k: e[k] for k in PRESET_KEYS}
-    options.update(
-        {
-            k: config["etsam"][k]
-            for k in ENGINE_KEYS
-            if config["etsam"].get(k) is not None
-        }
-    )
-    return options
-
-
-def variant_labels(run):
-    """Recorded in the variant's provenance: which variant and preset made it."""
-    return {"preset": presets.VARIANTS[run].preset, "variant": run}
 
 
 def variant_normalized(wildcards):
@@ -332,24 +230,14 @@ OTHER_NORMALIZATIONS = sorted(
 )
 
 
-def postprocess_params():
-    """Params of the postprocess rule, min_slices alone for the paper's thin_noise step (the params it always
-    had, so existing outputs are not rerun), all settings otherwise."""
-    p = SETTINGS["postprocess"]
-    if p["steps"] == ["thin_noise"]:
-        return {"min_slices": p["min_slices"]}
-    return {"settings": p}
-
-
-def benchmark_rules():
-    """evaluate.benchmark_rules, plus the rules of each configured variant the config does not list."""
-    rules = dict(config["evaluate"]["benchmark_rules"])
-    for name, v in VARIANTS.items():
-        own = [f"etsam_variant_stage1/{v.run}", f"etsam_variant_stage2/{v.run}"]
-        rules.setdefault(
-            name, own + ([f"postprocess_variant/{v.run}"] if v.base else [])
-        )
-    return rules
+# Which rules' benchmark records make up each method's cost: the registry's, evaluate.benchmark_rules over
+# them; BENCHMARK_RULES adds the rules of each configured upstream variant.
+METHOD_BENCHMARK_RULES = planning.method_benchmark_rules(
+    config["evaluate"].get("benchmark_rules")
+)
+BENCHMARK_RULES = planning.benchmark_rules(
+    config["evaluate"].get("benchmark_rules"), VARIANTS
+)
 
 
 # The folder holding workflow/: relative tool paths in the config (e.g. venvs/) start here.
@@ -399,30 +287,13 @@ def portal_row(wildcards):
 
 # copick rows (source copick; copick.smk): `path` is the project's config file, `run_id` the run's name.
 COPICK = config["copick"]
-COPICK_TRUTH = {"name": "membrane", "user_id": None, "session_id": None}
-COPICK_TRUTH.update(COPICK.get("truth") or {})
-COPICK_SEGMENTATION = {
-    "write": False,
-    "methods": None,
-    "name": "membrane",
-    "user_id": "tomoseg-{method}",
-    "session_id": "0",
-}
-COPICK_SEGMENTATION.update(COPICK.get("segmentation") or {})
+COPICK_TRUTH = planning.copick_truth(COPICK)
+COPICK_SEGMENTATION = planning.copick_segmentation(COPICK)
 if tomos(source="copick") and not COPICK.get("voxel_spacing"):
     raise WorkflowError(
         f"invalid configuration: {config['runs']} has copick rows but copick.voxel_spacing is not set; "
         "give the voxel spacing (Angstrom) of the runs' tomograms to segment (config/README.md)"
     )
-
-
-def copick_ids(method):
-    """Name, user id and session id of `method`'s copick segmentation ({method} filled in; copick names have no `_`)."""
-    fill = method.replace("_", "-")
-    return {
-        key: str(COPICK_SEGMENTATION[key]).replace("{method}", fill)
-        for key in ("name", "user_id", "session_id")
-    }
 
 
 COPICK_METHODS = []
@@ -432,7 +303,10 @@ if COPICK_SEGMENTATION["write"]:
         for m in config["methods"]
         if COPICK_SEGMENTATION["methods"] is None or m in COPICK_SEGMENTATION["methods"]
     ]
-    _ids = [tuple(copick_ids(m).values()) for m in COPICK_METHODS]
+    _ids = [
+        tuple(planning.copick_ids(m, COPICK_SEGMENTATION).values())
+        for m in COPICK_METHODS
+    ]
     if len(set(_ids)) < len(_ids):
         raise WorkflowError(
             "invalid configuration: copick.segmentation gives several methods the same name, user id and "
@@ -440,7 +314,9 @@ if COPICK_SEGMENTATION["write"]:
             f"{COPICK_SEGMENTATION['session_id']}); put {{method}} into one of them"
         )
 # tomoseg's own user ids: a copick ground truth is never one of them (masks written back by an earlier run).
-TOMOSEG_USER_IDS = sorted({copick_ids(m)["user_id"] for m in METHODS})
+TOMOSEG_USER_IDS = sorted(
+    {planning.copick_ids(m, COPICK_SEGMENTATION)["user_id"] for m in METHODS}
+)
 
 
 def copick_row(wildcards):

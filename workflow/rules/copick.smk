@@ -57,6 +57,6 @@ rule copick_export:
         "../envs/tomoseg.yaml"
     params:
         row=copick_row,
-        ids=lambda wc: copick_ids(wc.method),
+        ids=lambda wc: planning.copick_ids(wc.method, COPICK_SEGMENTATION),
     script:
         "../scripts/copick_export.py"

@@ -59,7 +59,7 @@ rule etsam_stage1:
         mem_mb=config["etsam"]["mem_mb"],
         runtime=config["etsam"]["runtime"],
     params:
-        options=etsam_options(),
+        options=ETSAM_OPTIONS,
     script:
         "../scripts/etsam_stage1.py"
 
@@ -87,7 +87,7 @@ rule etsam_stage2:
         mem_mb=config["etsam"]["mem_mb"],
         runtime=config["etsam"]["runtime"],
     params:
-        options=etsam_options(),
+        options=ETSAM_OPTIONS,
     script:
         "../scripts/etsam_stage2.py"
 
@@ -117,8 +117,8 @@ rule etsam_variant_stage1:
         mem_mb=config["etsam"]["mem_mb"],
         runtime=config["etsam"]["runtime"],
     params:
-        options=lambda wc: variant_options(wc.variant),
-        labels=lambda wc: variant_labels(wc.variant),
+        options=lambda wc: planning.variant_options(wc.variant, config["etsam"]),
+        labels=lambda wc: planning.variant_labels(wc.variant),
     script:
         "../scripts/etsam_stage1.py"
 
@@ -148,8 +148,8 @@ rule etsam_variant_stage2:
         mem_mb=config["etsam"]["mem_mb"],
         runtime=config["etsam"]["runtime"],
     params:
-        options=lambda wc: variant_options(wc.variant),
-        labels=lambda wc: variant_labels(wc.variant),
+        options=lambda wc: planning.variant_options(wc.variant, config["etsam"]),
+        labels=lambda wc: planning.variant_labels(wc.variant),
         method=lambda wc: wc.variant,
     script:
         "../scripts/etsam_stage2.py"

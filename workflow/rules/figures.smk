@@ -101,7 +101,7 @@ rule tomogram_page:
         provenance=lambda wc: {
             m: PROVENANCE[m].format(tomo=wc.tomo) for m in OVERLAY_MASKS
         },
-        benchmark_rules=config["evaluate"]["benchmark_rules"],
+        benchmark_rules=METHOD_BENCHMARK_RULES,
         run=lambda wc: {k: str(v) for k, v in SELECTED[wc.tomo].items() if pd.notna(v)},
     script:
         "../scripts/tomogram_page.py"

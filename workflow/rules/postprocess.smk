@@ -17,7 +17,7 @@ rule postprocess:
     conda:
         "../envs/tomoseg.yaml"
     params:
-        **postprocess_params(),
+        **planning.postprocess_params(SETTINGS["postprocess"]),
     script:
         "../scripts/postprocess.py"
 

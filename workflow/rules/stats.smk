@@ -55,7 +55,7 @@ rule summarize:
             for t in tomos(with_truth=False)
         ],
         thresholds=config["evaluate"]["thresholds"],
-        benchmark_rules=benchmark_rules(),
+        benchmark_rules=BENCHMARK_RULES,
         method_inputs={m: method_files(m) for m in config["methods"]},
         runs=runs.to_dict("records"),
         run_columns=list(runs.columns),

@@ -37,6 +37,7 @@ rule train_etsam:
         "results/benchmarks/train_etsam/train_etsam.tsv"
     conda:
         "../envs/tomoseg.yaml"
+    threads: config["etsam"]["threads"]
     resources:
         gpu=1,
         mem_mb=TRAINING.get("mem_mb", 32000),
@@ -72,12 +73,13 @@ rule etsam_trained_stage1:
         "results/benchmarks/etsam_trained_stage1/{tomo}.tsv"
     conda:
         "../envs/tomoseg.yaml"
+    threads: config["etsam"]["threads"]
     resources:
         gpu=1,
         mem_mb=config["etsam"]["mem_mb"],
         runtime=config["etsam"]["runtime"],
     params:
-        options={k: v for k, v in etsam_options().items() if k != "model_config"},
+        options={k: v for k, v in ETSAM_OPTIONS.items() if k != "model_config"},
     script:
         "../scripts/etsam_trained_stage1.py"
 
@@ -100,12 +102,13 @@ rule etsam_trained_stage2:
         "results/benchmarks/etsam_trained_stage2/{tomo}.tsv"
     conda:
         "../envs/tomoseg.yaml"
+    threads: config["etsam"]["threads"]
     resources:
         gpu=1,
         mem_mb=config["etsam"]["mem_mb"],
         runtime=config["etsam"]["runtime"],
     params:
-        options={k: v for k, v in etsam_options().items() if k != "model_config"},
+        options={k: v for k, v in ETSAM_OPTIONS.items() if k != "model_config"},
         method="etsam_trained",
     script:
         "../scripts/etsam_trained_stage2.py"

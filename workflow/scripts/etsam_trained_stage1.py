@@ -10,7 +10,12 @@ run_stage1(
     Path(snakemake.input.normalized),
     Path(out.logits),
     Path(out.mask),
-    EtsamOptions(stage1_checkpoint=snakemake.input.checkpoint, progress=False, **snakemake.params.options),
+    EtsamOptions(
+        stage1_checkpoint=snakemake.input.checkpoint,
+        progress=False,
+        threads=snakemake.threads,
+        **snakemake.params.options,
+    ),
     provenance_out=Path(out.provenance),
     gpu_json=Path(out.gpu),
     labels={"trained_on": read_json(snakemake.input.record)["trained_on"]},

@@ -12,7 +12,12 @@ run_stage2(
     Path(out.logits),
     Path(out.mask),
     Path(out.provenance),
-    EtsamOptions(stage2_checkpoint=snakemake.input.checkpoint, progress=False, **snakemake.params.options),
+    EtsamOptions(
+        stage2_checkpoint=snakemake.input.checkpoint,
+        progress=False,
+        threads=snakemake.threads,
+        **snakemake.params.options,
+    ),
     gpu_json=Path(out.gpu),
     labels={"trained_on": read_json(snakemake.input.record)["trained_on"]},
     method=snakemake.params.method,

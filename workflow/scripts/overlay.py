@@ -2,7 +2,7 @@ from pathlib import Path
 
 from tomoseg.core.provenance import untrained_methods
 from tomoseg.core.runlog import log_to
-from tomoseg.reporting.figures import overlay_files
+from tomoseg.reporting.overlays import overlay_files
 
 log_to(snakemake.log[0])
 overlay_files(

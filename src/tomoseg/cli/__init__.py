@@ -33,8 +33,8 @@ COMMAND_MODULES = (
 # Packages that only some commands need (optional extras). Command modules import them when they run,
 # so `tomoseg --help` and the other commands work without them; a command that needs a missing one
 # says where it comes from, in one line (exit status 1).
-_ETSAM = "the etsam extra: pip install 'tomoseg[etsam]' (README, Installing)"
-_SAM2 = "SAM2_BUILD_CUDA=0 pip install --no-build-isolation --no-deps sam2==1.1.0 (README, Installing)"
+_ETSAM = "the etsam extra: pip install 'tomoseg[etsam]' (docs/install.md)"
+_SAM2 = "SAM2_BUILD_CUDA=0 pip install --no-build-isolation --no-deps sam2==1.1.0 (docs/install.md)"
 _WORKFLOW = "the workflow extra: pip install 'tomoseg[workflow]'"
 OPTIONAL_PACKAGES = {
     "torch": _ETSAM,

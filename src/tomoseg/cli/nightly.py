@@ -1,4 +1,4 @@
-"""`tomoseg nightly`: one nightly batch of new CryoET Data Portal runs (see docs/portal.md)."""
+"""`tomoseg nightly`: one nightly batch of new CryoET Data Portal runs (see docs/nightly.md)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tomoseg.core.presets import NORMALIZATION_ALIASES, PRESET_NAMES, resolve
+from tomoseg.core.presets import ETSAM_PRESET_KEYS, NORMALIZATION_ALIASES, PRESET_NAMES, resolve
 from tomoseg.etsam.options import (
     DTYPE_CHOICES,
     STAGE1_MODES,
@@ -16,23 +16,17 @@ from tomoseg.etsam.options import (
 )
 from tomoseg.preprocess import NORMALIZATION_MODES
 
-# the options a preset decides (default None = the preset's value)
-PRESET_OPTIONS = (
-    "prompt_stage1",
-    "prompt_stage2",
-    "every_n",
-    "grid_spacing",
-    "stage1_threshold",
-    "threshold",
-    "split",
-    "split_grid_spacing",
-    "split_every_n",
-)
-
 
 def add_engine_options(p: argparse.ArgumentParser) -> None:
     """Options shared by every command that runs the ETSAM engine (defaults = the paper)."""
     d = EtsamOptions()
+    _add_model_options(p, d)
+    _add_preset_options(p)
+    _add_run_options(p, d)
+
+
+def _add_model_options(p: argparse.ArgumentParser, d: EtsamOptions) -> None:
+    """Checkpoints, the sam2 model, device, dtype and the preset."""
     p.add_argument("--stage1-checkpoint", default=d.stage1_checkpoint, help="Stage 1 checkpoint")
     p.add_argument("--stage2-checkpoint", default=d.stage2_checkpoint, help="Stage 2 checkpoint")
     p.add_argument(
@@ -66,6 +60,10 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
         help="paper: the paper's published code; upstream: current upstream ETSAM's defaults "
         "(docs/etsam.md). Options given explicitly win over the preset",
     )
+
+
+def _add_preset_options(p: argparse.ArgumentParser) -> None:
+    """The options a preset decides (tomoseg.core.presets.ETSAM_PRESET_KEYS; None = the preset's value)."""
     p.add_argument(
         "--prompt-stage1",
         choices=STAGE1_MODES + UPSTREAM_STAGE1_NAMES,
@@ -130,6 +128,10 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="slice interval of the *_every_n modes in split tiles (default: the preset's, 10 as upstream's)",
     )
+
+
+def _add_run_options(p: argparse.ArgumentParser, d: EtsamOptions) -> None:
+    """How the engine runs: encoder batch, aspect, binning, both directions, progress bar."""
     p.add_argument(
         "--encoder-batch", type=int, default=d.encoder_batch, help="frames per image-encoder batch"
     )
@@ -171,7 +173,7 @@ def _resolve_device(device: str) -> str:
 
 def settings_from(a: argparse.Namespace) -> dict:
     """The preset's settings with the options given on the command line over them (tomoseg.core.presets)."""
-    given = {k: getattr(a, k) for k in PRESET_OPTIONS}
+    given = {k: getattr(a, k) for k in ETSAM_PRESET_KEYS}
     return resolve(a.preset, {"normalization": getattr(a, "normalization", None), "etsam": given})
 
 
@@ -191,7 +193,7 @@ def options_from(a: argparse.Namespace) -> EtsamOptions:
         bidirectional=a.bidirectional,
         progress=not a.no_progress,
         threads=a.threads,
-        **{k: e[k] for k in PRESET_OPTIONS},
+        **{k: e[k] for k in ETSAM_PRESET_KEYS},
     )
 
 

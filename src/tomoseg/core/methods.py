@@ -29,6 +29,7 @@ class Method:
     gpu_rules: tuple[
         str, ...
     ] = ()  # the GPU rules whose jobs make the method's files (their cost is its cost)
+    cpu_rules: tuple[str, ...] = ()  # CPU rules also counted in its runtime and memory (e.g. postprocess)
     compare_with: str | None = None  # a variant's reference method in the variants table (what it changes)
 
     def path(self, file: str, tomo: str = "{tomo}") -> str:
@@ -85,6 +86,7 @@ METHODS: dict[str, Method] = {
             "provenance.json",
             "#009E73",
             gpu_rules=("etsam_stage1", "etsam_stage2"),
+            cpu_rules=("postprocess",),
         ),
         Method(
             "membrain",

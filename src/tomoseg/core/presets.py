@@ -39,31 +39,28 @@ POSTPROCESS_ALIASES: dict[str, str] = {
     "remove_parallel_membrane_misconnections": "rungs",
 }
 
-_COMMON_ETSAM = {
-    "prompt_stage1": "grid_first",
-    "prompt_stage2": "empty",
-    "every_n": 50,
-    "grid_spacing": 50,
-    "threshold": -0.25,
-    "split": 1,
-    "split_grid_spacing": 10,
-    "split_every_n": 10,
-}
+# The engine options every preset decides, shared by both presets except Stage 1's threshold (which sits
+# between them: the dicts' order is the order of ETSAM_PRESET_KEYS, hence of the workflow's params).
+_PROMPTS = {"prompt_stage1": "grid_first", "prompt_stage2": "empty", "every_n": 50, "grid_spacing": 50}
+_THRESHOLD_AND_SPLIT = {"threshold": -0.25, "split": 1, "split_grid_spacing": 10, "split_every_n": 10}
 _COMMON_POSTPROCESS = {"min_slices": 10, "max_bridge_len": 5, "max_spur_len": 0}
 
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {
         "normalization": "max_positive",
-        "etsam": {**_COMMON_ETSAM, "stage1_threshold": 0.0},
+        "etsam": {**_PROMPTS, "stage1_threshold": 0.0, **_THRESHOLD_AND_SPLIT},
         "postprocess": {**_COMMON_POSTPROCESS, "steps": ["thin_noise"]},
     },
     "upstream": {
         "normalization": "max_positive",
-        "etsam": {**_COMMON_ETSAM, "stage1_threshold": -0.25},
+        "etsam": {**_PROMPTS, "stage1_threshold": -0.25, **_THRESHOLD_AND_SPLIT},
         "postprocess": {**_COMMON_POSTPROCESS, "steps": ["thin_noise", "rungs"]},
     },
 }
 """Every setting a preset decides: `normalization`, `etsam` (engine options), `postprocess`."""
+
+ETSAM_PRESET_KEYS: tuple[str, ...] = tuple(PRESETS["paper"]["etsam"])
+"""The engine options a preset decides, in the order the CLI and the workflow's params list them."""
 
 
 def canonical_prompt(mode: str) -> str:

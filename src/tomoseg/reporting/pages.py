@@ -1,6 +1,7 @@
-"""A page per tomogram for the report: thumbnail overlays, mask fractions, metrics, runtime, provenance.
+"""The report's HTML pages: a page per tomogram (thumbnail overlays, mask fractions, metrics, runtime,
+provenance) and the nightly's index of a night's runs, linking to their tomogram pages.
 
-The page is one self-contained HTML file (images inlined as data URIs) so that `snakemake --report`
+A page is one self-contained HTML file (images inlined as data URIs) so that `snakemake --report`
 can embed it and a browser can open it on its own.
 """
 
@@ -20,7 +21,7 @@ import pandas as pd
 
 from tomoseg.core.io import atomic_path, read_json
 from tomoseg.core.methods import label
-from tomoseg.reporting.summary import runtime_records
+from tomoseg.reporting.runtime import runtime_records
 from tomoseg.reporting.tables import html_page, to_html_table, untrained_banner
 
 log = logging.getLogger(__name__)
@@ -92,26 +93,8 @@ def tomogram_page(
         f"<p>Shape (z, y, x): {html.escape(str(tuple(stats.get('shape', []))))}; voxel size (Å, z y x): "
         f"{html.escape(' '.join(f'{v:g}' for v in vs))}.</p>"
     )
-    # metrics of every method
-    parts.append('<h2 id="metrics">Metrics</h2>')
-    if metrics:
-        parts.append(to_html_table(metrics_frame(metrics, untrained), "metrics"))
-        missing = [m for m in methods if m not in metrics]
-        if missing:
-            parts.append(f"<p>Not scored: {html.escape(', '.join(missing))} (see the failures table).</p>")
-    elif "truth_fraction" in stats:
-        parts.append("<p>Not scored: no metrics records for this tomogram.</p>")
-    else:
-        parts.append("<p>No ground truth for this tomogram: not scored (overlays only).</p>")
-    # mask fraction
-    fractions = [
-        {"mask": label(m, untrained), "fraction of voxels": f}
-        for m, f in stats.get("mask_fraction", {}).items()
-    ]
-    if "truth_fraction" in stats:
-        fractions.insert(0, {"mask": "groundtruth", "fraction of voxels": stats["truth_fraction"]})
-    parts.append('<h2 id="fractions">Mask fraction</h2>')
-    parts.append(to_html_table(pd.DataFrame(fractions, columns=["mask", "fraction of voxels"]), "fractions"))
+    parts += _metrics_section(methods, metrics, untrained, stats)
+    parts += _fractions_section(untrained, stats)
     # images
     parts.append('<h2 id="overlays">Slice overlays</h2>')
     parts.append(
@@ -129,20 +112,57 @@ def tomogram_page(
         parts.append(to_html_table(rt.drop(columns=["tomo"]), "runtime"))
     else:
         parts.append("<p>No complete benchmark records for this tomogram.</p>")
-    # provenance
-    parts.append('<h2 id="provenance">Provenance</h2>')
-    for method, path in (provenance or {}).items():
+    parts += _provenance_section(provenance or {}, untrained)
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        tmp.write_text(html_page(f"tomogram {tomo}", "\n".join(parts)))
+    log.info("wrote the page of tomogram %s: %s", tomo, out)
+    return out
+
+
+def _metrics_section(
+    methods: Sequence[str],
+    metrics: dict[str, str | os.PathLike] | None,
+    untrained: Sequence[str],
+    stats: dict[str, Any],
+) -> list[str]:
+    """A tomogram page's metrics of every method (or why it was not scored)."""
+    parts = ['<h2 id="metrics">Metrics</h2>']
+    if metrics:
+        parts.append(to_html_table(metrics_frame(metrics, untrained), "metrics"))
+        missing = [m for m in methods if m not in metrics]
+        if missing:
+            parts.append(f"<p>Not scored: {html.escape(', '.join(missing))} (see the failures table).</p>")
+    elif "truth_fraction" in stats:
+        parts.append("<p>Not scored: no metrics records for this tomogram.</p>")
+    else:
+        parts.append("<p>No ground truth for this tomogram: not scored (overlays only).</p>")
+    return parts
+
+
+def _fractions_section(untrained: Sequence[str], stats: dict[str, Any]) -> list[str]:
+    """A tomogram page's table of foreground fractions: the ground truth's, then each mask's."""
+    fractions = [
+        {"mask": label(m, untrained), "fraction of voxels": f}
+        for m, f in stats.get("mask_fraction", {}).items()
+    ]
+    if "truth_fraction" in stats:
+        fractions.insert(0, {"mask": "groundtruth", "fraction of voxels": stats["truth_fraction"]})
+    table = to_html_table(pd.DataFrame(fractions, columns=["mask", "fraction of voxels"]), "fractions")
+    return ['<h2 id="fractions">Mask fraction</h2>', table]
+
+
+def _provenance_section(provenance: dict[str, str | os.PathLike], untrained: Sequence[str]) -> list[str]:
+    """A tomogram page's provenance records, one folded block per method."""
+    parts = ['<h2 id="provenance">Provenance</h2>']
+    for method, path in provenance.items():
         p = Path(path)
         body = html.escape(json.dumps(read_json(p), indent=2, default=str)) if p.exists() else "(no record)"
         parts.append(
             f"<details><summary>{html.escape(label(method, untrained))}: <code>{html.escape(str(p))}</code>"
             f"</summary><pre>{body}</pre></details>"
         )
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        tmp.write_text(html_page(f"tomogram {tomo}", "\n".join(parts)))
-    log.info("wrote the page of tomogram %s: %s", tomo, out)
-    return out
+    return parts
 
 
 def _untrained_status(
@@ -168,3 +188,60 @@ def _untrained_status(
 def _isnan(value: object) -> bool:
     """Whether a runs-sheet value is a float NaN (an empty cell)."""
     return isinstance(value, float) and math.isnan(value)
+
+
+INDEX_TEXT_COLUMNS = (
+    *("tomo", "dataset_id", "run_id", "name", "status", "tomogram_id", "shape", "untrained"),
+    *("attempts", "retry_after", "reason"),
+)
+"""Columns of the night's HTML table shown empty, not as NaN, where a run has no value."""
+
+
+def write_index(
+    night_dir: Path,
+    night_id: str,
+    status: str,
+    since: str,
+    rows: list[dict[str, Any]],
+    pending: int,
+    methods: list[str],
+    backlog: str | None = None,
+) -> Path:
+    """The night's HTML page (`index.html`): status, backlog, untrained banner and a table of the runs that
+    links each run to its page (`tomogram_page`, one per run under `pages/`)."""
+    columns = ["tomo", "dataset_id", "run_id", "name", "status", "tomogram_id", "shape", "voxel_spacing"]
+    columns += ["truth_fraction", *(f"{m}_{k}" for m in methods for k in ("fraction", "dice", "iou"))]
+    columns += ["untrained", "gpu_hours", "attempts", "retry_after", "reason"]
+    columns = [c for c in columns if c in ("tomo", "status") or any(r.get(c) not in (None, "") for r in rows)]
+    table = pd.DataFrame(
+        [
+            {
+                c: r.get(c) if r.get(c) is not None else ("" if c in INDEX_TEXT_COLUMNS else math.nan)
+                for c in columns
+            }
+            for r in rows
+        ],
+        columns=columns,
+    )
+    done = sum(r["status"] == "processed" for r in rows)
+    untrained = sorted({m for r in rows for m in str(r.get("untrained") or "").split(", ") if m})
+    parts = [
+        f"<h1>Night {html.escape(night_id)}</h1>",
+        f"<p><strong>Status:</strong> {html.escape(status)}.</p>",
+        f"<p>Runs released or modified since {html.escape(since)}: {len(rows)} in this batch, {done} processed, "
+        f"{len(rows) - done} failed, {pending} still pending.</p>",
+        untrained_banner(untrained),
+    ]
+    if backlog:
+        parts.append(f"<h2>Backlog</h2><p>{html.escape(backlog)}</p>")
+    parts += [
+        "<h2>Runs</h2>",
+        to_html_table(table, "runs", links={"tomo": [r.get("page") for r in rows]}),
+        "<p>A run's key (tomo) links to its page (overlays, mask fractions, metrics, runtime, provenance); pages are "
+        'drawn for the first <code>report_figures</code> processed runs. Also: <a href="report.md">report.md</a>, '
+        '<a href="report.tsv">report.tsv</a>.</p>',
+    ]
+    index = night_dir / "index.html"
+    with atomic_path(index) as tmp:
+        tmp.write_text(html_page(f"night {night_id}", "\n".join(p for p in parts if p)))
+    return index

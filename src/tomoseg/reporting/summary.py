@@ -33,11 +33,11 @@ from tomoseg.evaluation.metrics import (
 )
 from tomoseg.evaluation.stats import METRICS, TTEST_COLUMNS, paired_tests, summary_table
 from tomoseg.reporting import planes, tables
+from tomoseg.reporting.runtime import runtime_records
 
 log = logging.getLogger(__name__)
 
 FAILURE_COLUMNS = ["tomo", "method", "status", "reason"]
-RUNTIME_COLUMNS = ["method", "tomo", "runtime_s", "cpu_mem_mb", "gpu_mem_mb", "device", "rules"]
 SUPP_TABLE3_COLUMNS = [
     "method",
     "n",
@@ -121,47 +121,6 @@ def _record_row(tomo: str, rec: dict[str, Any], path: Path) -> dict[str, Any]:
         "best_threshold_dice": best.get("dice", math.nan),
         "untrained": rec.get("untrained"),
         "_json": str(path),
-    }
-
-
-def runtime_records(
-    methods: Sequence[str], tomos: Sequence[str], results: Path, benchmark_rules: dict[str, list[str]]
-) -> pd.DataFrame:
-    """Per method and tomogram: summed runtime, max CPU RSS and max GPU memory over the method's rules."""
-    rows = []
-    for method in methods:
-        rules = benchmark_rules.get(method, [])
-        for tomo in tomos:
-            row = _runtime_row(method, tomo, rules, results) if rules else None
-            if row is not None:
-                rows.append(row)
-    return pd.DataFrame(rows, columns=RUNTIME_COLUMNS)
-
-
-def _runtime_row(method: str, tomo: str, rules: list[str], results: Path) -> dict[str, Any] | None:
-    """A method's runtime and memory on one tomogram, None unless every one of its rules has a record."""
-    seconds, rss, gpu, devices = 0.0, math.nan, math.nan, set()
-    for rule in rules:
-        tsv = results / "benchmarks" / rule / f"{tomo}.tsv"
-        if not tsv.exists():
-            return None
-        bench = pd.read_csv(tsv, sep="\t")
-        seconds += float(bench["s"].iloc[-1])
-        rss = np.nanmax([rss, float(bench["max_rss"].iloc[-1])]) if "max_rss" in bench else rss
-        gpu_json = tsv.with_suffix(".gpu.json")
-        if gpu_json.exists():
-            g = read_json(gpu_json)
-            devices.add(str(g.get("gpu_name") or g.get("device")))
-            if g.get("peak_gpu_memory_mb") is not None:
-                gpu = np.nanmax([gpu, float(g["peak_gpu_memory_mb"])])
-    return {
-        "method": method,
-        "tomo": tomo,
-        "runtime_s": seconds,
-        "cpu_mem_mb": rss,
-        "gpu_mem_mb": gpu,
-        "device": ";".join(sorted(devices)) or "unknown",
-        "rules": "+".join(rules),
     }
 
 
