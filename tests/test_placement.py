@@ -83,7 +83,7 @@ def test_local_import(inputs, tmp_path):
 def test_etsam_stages_and_segment(inputs, tmp_path, monkeypatch):
     """The three ETSAM entry points' writers (the engine itself is stubbed: tests/etsam/ test it)."""
 
-    def segment(volume, opts, stages=("stage1", "stage2"), stage1_logits=None, name=""):
+    def segment(volume, opts, stages=("stage1", "stage2"), stage1_logits=None, name="", models=None):
         logits = np.where(volume < 0.1, 5.0, -5.0).astype(np.float32)
         return pipeline.EtsamResult(stage1_logits=logits, stage2_logits=logits)
 

@@ -96,6 +96,7 @@ def test_the_registry_gives_each_methods_benchmark_rules():
         "etsam_postprocessed": ["etsam_stage1", "etsam_stage2", "postprocess"],
         "membrain": ["membrain"],
         "tardis": ["tardis"],
+        "etsam_trained": ["etsam_trained_stage1", "etsam_trained_stage2"],
     }
     assert planning.method_benchmark_rules({"tardis": ["tardis", "extra"]})["tardis"] == ["tardis", "extra"]
     for path in (REPO / "config").rglob("*.yaml"):

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 from browser_helpers import report_browser
 from test_escape import HOSTILE, WORKFLOW_RST, _snakemake_render, demo_config  # noqa: F401 (fixture)
 
 SCRIPT_VALUES = [v for v in HOSTILE if "pwned" in v]
+pytestmark = pytest.mark.browser  # headless Chromium: left out of `make check`
+
 PAGE = "<!DOCTYPE html><html><head><title>report</title></head><body>{}</body></html>"
 
 

@@ -199,7 +199,8 @@ def options_from(a: argparse.Namespace) -> EtsamOptions:
 
 def _run(a: argparse.Namespace) -> int:
     # torch and sam2: loaded only when segmenting
-    from tomoseg.etsam.pipeline import expand_inputs, run_segment, segment_many
+    from tomoseg.etsam.many import expand_inputs, segment_many
+    from tomoseg.etsam.pipeline import run_segment
 
     tomograms = expand_inputs(a.tomogram)
     common = dict(

@@ -186,7 +186,8 @@ METHODS: dict[str, Method] = {
             "provenance.json",
             "#DDCC77",
             compare_with="etsam",
-            gpu_rules=("train_etsam", "etsam_trained_stage1", "etsam_trained_stage2"),
+            # per-tomogram inference cost, as for etsam; the one-off training job is not per tomogram
+            gpu_rules=("etsam_trained_stage1", "etsam_trained_stage2"),
         ),
     )
 }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import os
 import shutil
@@ -18,7 +17,6 @@ import torch
 
 from tomoseg.core.errors import OutputError
 from tomoseg.core.io import (
-    VOLUME_SUFFIXES,
     InputError,
     read_header,
     read_placement,
@@ -26,7 +24,6 @@ from tomoseg.core.io import (
     require_space,
     require_writable_dir,
     sha256sum,
-    volume_name,
     write_error,
     write_json,
     write_volume,
@@ -123,10 +120,8 @@ def segment_tomogram(
     name: str = "tomogram",
     models: ModelCache | None = None,
 ) -> EtsamResult:
-    """Run ETSAM Stage 1 and/or Stage 2 on a normalized tomogram; Stage 2 alone needs `stage1_logits`.
-
-    `models`: a cache shared by the tomograms of one process (a new one when not given).
-    """
+    """ETSAM Stage 1 and/or Stage 2 on a normalized tomogram (Stage 2 alone needs `stage1_logits`); `models`
+    is a cache shared by the tomograms of one process (a new one when not given)."""
     opts.validate()
     check_volume(normalized, name)
     if opts.threads is not None:  # a job's share of the cores (the rule's threads:), not all of them
@@ -305,7 +300,8 @@ def gpu_record(device: str) -> dict[str, Any]:
     return {"device": "cpu", "gpu_name": None, "peak_gpu_memory_mb": None}
 
 
-def _parameters(opts: EtsamOptions) -> dict[str, Any]:
+def option_parameters(opts: EtsamOptions) -> dict[str, Any]:
+    """The options a provenance record keeps: what decides the result (not progress bars or thread counts)."""
     p = asdict(opts)
     p.pop("progress")
     p.pop("threads")  # how many cores ran it, not what was computed
@@ -317,7 +313,7 @@ def _provenance(
 ) -> dict[str, Any]:
     return provenance_record(
         f"etsam:{method}",
-        _parameters(opts),
+        option_parameters(opts),
         inputs,
         method=method,
         untrained=result.untrained,
@@ -508,7 +504,7 @@ def run_segment(
         volume = normalize_volume(volume, normalization, name=str(tomogram))  # type: ignore[arg-type]
     result = segment_tomogram(volume, opts, name=str(tomogram), models=models)
     record = _provenance(result, opts, {"tomogram": str(tomogram)}, "etsam")
-    record["parameters"].update(_segment_parameters(normalized, normalization, preset))
+    record["parameters"].update(segment_parameters(normalized, normalization, preset))
     writers = {
         "mask": lambda p: write(p, threshold(result.stage2_logits, opts.threshold)),
         "provenance": lambda p: write_json(p, record),
@@ -522,7 +518,7 @@ def run_segment(
     return result
 
 
-def _segment_parameters(normalized: bool, normalization: str, preset: str | None) -> dict[str, Any]:
+def segment_parameters(normalized: bool, normalization: str, preset: str | None) -> dict[str, Any]:
     """What `run_segment` records beside the engine options: the input's normalization and the preset."""
     params: dict[str, Any] = {
         "normalized_input": normalized,
@@ -531,92 +527,6 @@ def _segment_parameters(normalized: bool, normalization: str, preset: str | None
     if preset is not None:
         params["preset"] = preset
     return params
-
-
-def segment_finished(
-    tomogram: Path, out_dir: Path, opts: EtsamOptions, store_logits: bool, extra: dict[str, Any]
-) -> bool:
-    """True when `out_dir` holds a finished `run_segment` of `tomogram` with these settings: its provenance
-    names the same input, parameters and checkpoints, and every output is there and newer than the input.
-
-    Lets a many-tomogram run that was killed redo only the tomograms it had not finished.
-    """
-    names = ("mask.mrc", "provenance.json") + (STALE_LOGITS if store_logits else ())
-    outputs = [out_dir / name for name in names]
-    if not all(p.is_file() for p in outputs):
-        return False
-    try:
-        record = json.loads((out_dir / "provenance.json").read_text())
-        since = min(p.stat().st_mtime for p in outputs)
-        newer = since >= Path(tomogram).stat().st_mtime
-    except (OSError, ValueError):
-        return False
-    wanted = json.loads(json.dumps({**_parameters(opts), **extra}))  # as JSON stores it (tuples -> lists)
-    checkpoints = {k: v.get("path") for k, v in (record.get("checkpoints") or {}).items()}
-    return (
-        newer
-        and record.get("inputs") == {"tomogram": str(tomogram)}
-        and record.get("parameters") == wanted
-        and checkpoints == {"stage1": opts.stage1_checkpoint, "stage2": opts.stage2_checkpoint}
-    )
-
-
-def segment_many(
-    tomograms: list[Path],
-    out_dir: Path,
-    opts: EtsamOptions,
-    normalized: bool = False,
-    normalization: str = "max_positive",
-    store_logits: bool = False,
-    preset: str | None = None,
-) -> list[Path]:
-    """`tomoseg segment A B ...`: each tomogram into `out_dir/<name>/`, the models built and loaded once.
-
-    Every input's header and the output names are checked before the first tomogram runs; tomograms whose
-    folder already holds a finished run with the same settings (`segment_finished`) are skipped, so a run
-    killed midway redoes only what it had not finished. Returns the output folders, in input order.
-    """
-    folders = [Path(out_dir) / volume_name(t) for t in tomograms]
-    seen: dict[Path, Path] = {}
-    for tomogram, folder in zip(tomograms, folders, strict=True):
-        if folder in seen:
-            raise InputError(
-                f"{tomogram}: its output folder {folder} is also {seen[folder]}'s; rename one of them"
-            )
-        seen[folder] = tomogram
-        read_header(tomogram)  # an unreadable input fails before any tomogram runs
-    models = ModelCache(opts)
-    extra = _segment_parameters(normalized, normalization, preset)
-    todo = [
-        (t, f) for t, f in zip(tomograms, folders, strict=True)
-        if not segment_finished(t, f, opts, store_logits, extra)
-    ]  # fmt: skip
-    if len(todo) < len(tomograms):
-        log.info(
-            "%d of %d tomograms already segmented with these settings: skipped",
-            len(tomograms) - len(todo),
-            len(tomograms),
-        )
-    for i, (tomogram, folder) in enumerate(todo, 1):
-        log.info("tomogram %d of %d: %s -> %s", i, len(todo), tomogram, folder)
-        run_segment(tomogram, folder, opts, normalized, normalization, store_logits, preset, models)
-    return folders
-
-
-def expand_inputs(paths: list[Path]) -> list[Path]:
-    """The tomograms named by `paths`: a file (or .zarr store) as given, a folder as the volumes directly in it."""
-    found: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_dir() and not path.name.lower().endswith(".zarr"):
-            inside = sorted(p for p in path.iterdir() if p.name.lower().endswith(VOLUME_SUFFIXES))
-            if not inside:
-                raise InputError(
-                    f"{path}: a folder with no tomograms in it (looked for {', '.join(VOLUME_SUFFIXES)})"
-                )
-            found += inside
-        else:
-            found.append(path)
-    return found
 
 
 def _remove_stale(out_dir: Path, names: tuple[str, ...]) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from tomoseg.core.io import read_json
+from tomoseg.core.methods import PAPER_METHODS
 from tomoseg.evaluation.planewise import PLANE_METRICS, PLANES
 from tomoseg.evaluation.stats import TTEST_COLUMNS, paired_tests
 
@@ -185,3 +186,33 @@ def plane_metric_columns() -> list[str]:
 def theta_metric_columns(bins: Sequence[tuple[float, float]]) -> list[str]:
     """The per-tomogram columns of the theta-wise paired tests: `recall_<bin>`, `precision_<bin>`."""
     return [f"{m}_{bin_name(lo, hi)}" for lo, hi in bins for m in ("recall", "precision")]
+
+
+def write_tables(summary: Any) -> None:
+    """Plane-wise and θ-bin tables of every method, and the paired tests of the paper's methods on them, through
+    the summary step's writer (`reporting.summary`: its frames, labels and `write`)."""
+    off = "not computed (evaluate.plane_wise / evaluate.theta_wise off, or no record has them)"
+    per = plane_frames(summary.frames)
+    summary.write(
+        "plane_wise",
+        plane_table(per, summary.label),
+        "Plane-wise metrics: per-slice scores averaged per plane, mean ± sd over tomograms",
+        ["sd with ddof=1", *convention_notes(per), *([] if per else [off])],
+    )
+    main = {m: per[m] for m in PAPER_METHODS if m in per}
+    tests, notes = paired(main, plane_metric_columns())
+    summary.write("plane_wise_ttests", tests, "Paired tests on plane-wise metrics", notes)
+    per, bins, other_bins = theta_frames(summary.frames)
+    summary.write(
+        "theta_wise",
+        theta_table(per, bins, summary.label),
+        "Recall and precision per θ bin (angle between membrane normal and beam)",
+        [
+            "recall from ground-truth normals, precision from prediction normals; pooled = counts summed over tomograms",
+            *([] if per else [off]),
+            *([f"left out, scored with other θ bins: {', '.join(other_bins)}"] if other_bins else []),
+        ],
+    )
+    main = {m: per[m] for m in PAPER_METHODS if m in per}
+    tests, notes = paired(main, theta_metric_columns(bins))
+    summary.write("theta_wise_ttests", tests, "Paired tests on recall and precision per θ bin", notes)

@@ -186,7 +186,7 @@ def build_summaries(
     _write_table1_and_tests(summary, auprc)
     _write_per_tomogram(summary, methods, runs)
     _write_stage_pairs(summary)
-    _write_planes(summary)
+    planes.write_tables(summary)
     th_rows = _write_thresholds(summary, thresholds)
     s3 = _write_runtime(summary, methods, sorted({t for _, t in expected}), benchmark_rules or {})
     _write_paper_comparison(summary, auprc, s3, th_rows)
@@ -374,38 +374,6 @@ def _write_per_tomogram(summary: _Summary, methods: Sequence[str], runs: pd.Data
             per[c] = [runs.loc[t, c] if t in runs.index else "" for t in per["tomo"]]
         path = summary.results / "tables" / "per_tomogram" / f"{method}.csv"
         tables.write_table(per, path, f"{method}: per tomogram")
-
-
-# ---------------------------------------------------------------- plane-wise and theta-wise metrics
-
-
-def _write_planes(summary: _Summary) -> None:
-    """Plane-wise and θ-bin tables of every method, and the paired tests of the paper's methods on them."""
-    off = "not computed (evaluate.plane_wise / evaluate.theta_wise off, or no record has them)"
-    per = planes.plane_frames(summary.frames)
-    summary.write(
-        "plane_wise",
-        planes.plane_table(per, summary.label),
-        "Plane-wise metrics: per-slice scores averaged per plane, mean ± sd over tomograms",
-        ["sd with ddof=1", *planes.convention_notes(per), *([] if per else [off])],
-    )
-    main = {m: per[m] for m in PAPER_METHODS if m in per}
-    tests, notes = planes.paired(main, planes.plane_metric_columns())
-    summary.write("plane_wise_ttests", tests, "Paired tests on plane-wise metrics", notes)
-    per, bins, other_bins = planes.theta_frames(summary.frames)
-    summary.write(
-        "theta_wise",
-        planes.theta_table(per, bins, summary.label),
-        "Recall and precision per θ bin (angle between membrane normal and beam)",
-        [
-            "recall from ground-truth normals, precision from prediction normals; pooled = counts summed over tomograms",
-            *([] if per else [off]),
-            *([f"left out, scored with other θ bins: {', '.join(other_bins)}"] if other_bins else []),
-        ],
-    )
-    main = {m: per[m] for m in PAPER_METHODS if m in per}
-    tests, notes = planes.paired(main, planes.theta_metric_columns(bins))
-    summary.write("theta_wise_ttests", tests, "Paired tests on recall and precision per θ bin", notes)
 
 
 # ---------------------------------------------------------------- Supplementary Table 2 and the stages
