@@ -245,6 +245,9 @@ def test_report_in_a_browser(report_html, tmp_path):
         assert "segments cell membranes" in home and "What ran" in home
         assert "Methods: etsam, etsam_stage1, etsam_postprocessed, membrain, tardis" in home
         assert "This run used untrained models" in home
+        # preset-decided values as they ran and who decided them, never "None" (issue 26 item 3)
+        assert "prompts grid_first (preset paper) / empty (preset paper)" in home
+        assert "at least 10 (preset paper) Z slices" in home and "None" not in home.split("Results:")[0]
         page.screenshot(shots / "report_home.png")
         table = page.open_entry("Tables", "Table 1: mean ± sd")
         assert table["headers"][:5] == ["method", "dice", "iou", "precision", "recall"]

@@ -63,6 +63,14 @@ SETTINGS = presets.resolve(
     },
 )
 
+# The report's home page (report/workflow.rst) shows what ran: each preset-decided value as resolved, and
+# whether the preset or the config decided it (a null in the config means the preset's).
+config["resolved"] = {
+    "preset": PRESET,
+    **{k: SETTINGS[k] for k in ("normalization", "postprocess")},
+    "etsam": {k: SETTINGS["etsam"][k] for k in presets.ETSAM_PRESET_KEYS},
+}
+
 runs = read_runs_sheet(config["runs"])
 try:
     # No defaults to fill (every column is required above); filling them costs ~1 ms per row.
