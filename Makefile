@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 CORES ?= 2
 SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: setup baselines demo test check ci-demo lint clean-demo
+.PHONY: setup baselines demo report test check ci-demo lint clean-demo
 
 # The two baseline environments build in parallel (each is mostly pip waiting on I/O).
 setup: $(VENV)/.installed
@@ -54,9 +54,16 @@ $(BASELINE_VENVS)/tardis/.installed: workflow/envs/constraints-cpu.txt
 	$(BASELINE_VENVS)/tardis/bin/python -c "import tardis_em"
 	touch $@
 
+DEMO_CONFIG ?= config/demo/config.yaml
 demo: setup
-	$(SNAKEMAKE) --cores $(CORES) --configfile config/demo/config.yaml --profile profiles/local
-	@echo "Demo outputs are in results/ (all segmentations there come from untrained weights)."
+	$(SNAKEMAKE) --cores $(CORES) --configfile $(DEMO_CONFIG) --profile profiles/local
+	$(MAKE) --no-print-directory report
+	@echo "Demo outputs are in results/, the report in report.html (all segmentations there come from untrained weights)."
+
+# The report of the last run of $(DEMO_CONFIG) (or REPORT_CONFIG=...): one HTML file to open in a browser.
+REPORT_CONFIG ?= $(DEMO_CONFIG)
+report: setup
+	$(SNAKEMAKE) --cores $(CORES) --configfile $(REPORT_CONFIG) --profile profiles/local --report report.html
 
 define LINT
 	$(BIN)/ruff check src tests workflow/scripts benchmarks docs
