@@ -81,7 +81,7 @@ rule etsam_trained_stage1:
     params:
         options={k: v for k, v in ETSAM_OPTIONS.items() if k != "model_config"},
     script:
-        "../scripts/etsam_trained_stage1.py"
+        "../scripts/etsam_stage1.py"
 
 
 rule etsam_trained_stage2:
@@ -111,4 +111,4 @@ rule etsam_trained_stage2:
         options={k: v for k, v in ETSAM_OPTIONS.items() if k != "model_config"},
         method="etsam_trained",
     script:
-        "../scripts/etsam_trained_stage2.py"
+        "../scripts/etsam_stage2.py"
