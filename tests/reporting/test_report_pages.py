@@ -5,6 +5,7 @@ from html.parser import HTMLParser
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from tomoseg.core.io import write_volume
 from tomoseg.evaluation import stats
@@ -158,3 +159,36 @@ def test_threshold_curves_from_histogram_counts():
     curves = figures.threshold_curves([("a", hist)], [-2.0, 0.0, 2.0])
     np.testing.assert_allclose(curves["dice"], [[8 / 14, 6 / 8, 0.0]])
     np.testing.assert_allclose(curves["fraction"], [[1.0, 0.4, 0.0]])
+
+
+@pytest.mark.browser
+def test_a_demo_size_tomogram_page_stays_under_chromiums_data_uri_limit(tmp_path):
+    """Issue 26 item 1: Snakemake embeds each page as a data URI and Chromium refuses those over 2 MB. A
+    `make demo`-size page (a 64 x 256 x 256 phantom, the demo's seven methods) stays well under it, and the
+    browser shows its overlay when the page is opened as such a data URI."""
+    import base64
+
+    from tomoseg.acquisition.phantoms import make_phantom
+
+    phantom = make_phantom(1)
+    rng = np.random.default_rng(0)
+    methods = ["etsam", "etsam_stage1", "etsam_postprocessed", "membrain", "tardis", "etsam_upstream", "x"]
+    masks = {m: (rng.random(phantom.truth.shape) < 0.3).astype(np.uint8) for m in methods}
+    overlays.slice_overlays(phantom.tomogram, masks, tmp_path / "ov", "phantom-001", truth=phantom.truth)
+    assert (tmp_path / "ov.png").stat().st_size > 2_000_000  # as large as the demo's: the case that failed
+    (tmp_path / "s.json").write_text(json.dumps(overlays.mask_statistics(masks, phantom.truth)))
+    page = tomogram_page(
+        "phantom-001", tmp_path / "p.html", methods, tmp_path / "s.json", tmp_path / "ov.png"
+    )
+    html = page.read_bytes()
+    assert len(base64.b64encode(html)) < 1_500_000, len(html)  # the data URI, with room to spare
+    assert b"image/jpeg" in html and str(tmp_path / "ov.png").encode() in html  # full resolution named
+
+    from browser_helpers import report_browser
+
+    with report_browser(page) as browser:
+        browser.driver.get("data:text/html;base64," + base64.b64encode(html).decode("ascii"))
+        width = browser.driver.execute_script(
+            "const i = document.querySelector('img.figure'); return i && i.complete ? i.naturalWidth : 0"
+        )
+    assert width > 0

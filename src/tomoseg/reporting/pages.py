@@ -29,12 +29,56 @@ log = logging.getLogger(__name__)
 METRIC_COLUMNS = ("dice", "iou", "precision", "recall", "auprc")
 
 
+SCREEN_WIDTH = 1600
+"""Widest an image is inlined into a page, in pixels: a screen's width, not the figure's print resolution."""
+IMAGE_BUDGET = 600_000
+"""Most bytes one inlined image may take. Snakemake embeds each page in the report as a data URI, and
+Chromium (Chrome, Edge) refuses data URIs over 2 MB, so a page must stay well under 2 MB / (4/3 for base64)."""
+
+
+def screen_image(
+    path: str | os.PathLike, width: int = SCREEN_WIDTH, budget: int = IMAGE_BUDGET
+) -> tuple[bytes, str]:
+    """`path` (a PNG) as image bytes sized for a page: the PNG itself when small enough, else scaled to at most
+    `width` px and encoded as JPEG, its quality and then its size stepped down until it fits `budget` bytes.
+    Returns (bytes, MIME type)."""
+    import io
+
+    from PIL import Image  # matplotlib's own dependency
+
+    raw = Path(path).read_bytes()
+    if len(raw) <= budget:
+        return raw, "image/png"
+    with Image.open(io.BytesIO(raw)) as img:
+        rgb = img.convert("RGB")
+    for scale in (1.0, 0.75, 0.5, 0.35, 0.25):
+        w = min(rgb.width, int(width * scale))
+        scaled = (
+            rgb.resize((w, max(1, round(rgb.height * w / rgb.width))), Image.LANCZOS)
+            if w < rgb.width
+            else rgb
+        )
+        for quality in (85, 70, 55):
+            out = io.BytesIO()
+            scaled.save(out, format="JPEG", quality=quality, optimize=True)
+            if out.tell() <= budget:
+                return out.getvalue(), "image/jpeg"
+    return out.getvalue(), "image/jpeg"  # the smallest tried (a 400 px JPEG at quality 55)
+
+
 def _image(path: str | os.PathLike | None, alt: str) -> str:
-    """An inline PNG (data URI), or a line saying why there is none."""
+    """An inline image sized for the screen (data URI; the full-resolution file is named), or why there is none."""
     if path is None or not Path(path).exists():
         return f"<p><em>{html.escape(alt)}: not drawn.</em></p>"
-    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-    return f'<img class="figure" alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+    data, mime = screen_image(path)
+    encoded = base64.b64encode(data).decode("ascii")
+    img = f'<img class="figure" alt="{html.escape(alt)}" src="data:{mime};base64,{encoded}">'
+    if mime == "image/png":
+        return img
+    return (
+        img
+        + f"<p><small>Sized for the screen; full resolution: <code>{html.escape(str(path))}</code>.</small></p>"
+    )
 
 
 def metrics_frame(metrics: dict[str, str | os.PathLike], untrained: Iterable[str] = ()) -> pd.DataFrame:
