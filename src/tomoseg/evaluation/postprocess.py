@@ -14,6 +14,9 @@ membranes; with ``max_spur_len`` > 0 a segment of at most that length touching o
 holding an end point (one neighbour) is a spur. Every mask pixel whose nearest skeleton pixel (Euclidean
 distance transform) lies on a rung or spur is removed: the bridge is cut at its full width. Upstream
 runs thin-noise removal first, then rung cutting; so does `postprocess_mask`.
+
+Instances (`label_instances`, `tomoseg instances`): the same 26-connected labelling, components under
+``min_voxels`` dropped, numbered 1 = largest (ties in z, y, x order of their first voxel), stored as uint16.
 """
 
 from __future__ import annotations
