@@ -27,7 +27,8 @@ HEAVY = (
 ABSENT = ("torch", "sam2", "hydra", "pandas", "matplotlib")  # what a base install may lack
 COMMANDS = (
     "phantom", "normalize", "segment", "train", "fetch-weights", "make-test-checkpoints", "pin-runs", "nightly",
-    "postprocess", "evaluate", "threshold", "stats", "make-baseline-checkpoints", "baseline", "profile", "view",
+    "postprocess", "instances", "evaluate", "threshold", "stats", "make-baseline-checkpoints", "baseline", "profile",
+    "view",
 )  # fmt: skip
 
 # Runs `tomoseg.cli.main(argv)` with imports of BLOCKED failing like absent packages, then prints the

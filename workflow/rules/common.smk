@@ -355,6 +355,14 @@ MASK_FILES = sorted({METHODS[m].mask for m in METHODS})
 SCORE_FILES = sorted({METHODS[m].scores for m in METHODS if METHODS[m].scores})
 
 
+# instances.write: labelled components of each configured ETSAM method's mask (rule instances).
+INSTANCE_METHODS = [
+    m
+    for m in config["methods"]
+    if config["instances"]["write"] and not METHODS[m].baseline
+]
+
+
 def format_targets():
     """Masks written into copick projects (copick.segmentation.write) and OME-Zarr copies (output_format)."""
     targets = [
@@ -362,6 +370,10 @@ def format_targets():
         for m in COPICK_METHODS
         for t in tomos(source="copick")
     ]
+    for m in INSTANCE_METHODS:
+        targets += expand(
+            METHODS[m].mask_path().removesuffix(".mrc") + "_instances.mrc", tomo=tomos()
+        )
     if OME_ZARR_OUT:
         for m in config["methods"]:
             files = [METHODS[m].mask_path(), METHODS[m].scores_path()]

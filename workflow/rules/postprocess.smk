@@ -40,3 +40,25 @@ rule postprocess_variant:
         settings=lambda wc: POSTPROCESSED_VARIANTS[wc.variant].settings()["postprocess"],
     script:
         "../scripts/postprocess.py"
+
+
+# instances.write: labelled 26-connected components of an ETSAM method's mask (1 = largest), size-filtered.
+rule instances:
+    input:
+        "results/{folder}/{tomo}/{mask}.mrc",
+    output:
+        labels="results/{folder}/{tomo}/{mask}_instances.mrc",
+        provenance="results/{folder}/{tomo}/{mask}_instances.provenance.json",
+    log:
+        "results/logs/instances/{folder}/{tomo}/{mask}.log",
+    benchmark:
+        "results/benchmarks/instances/{folder}/{tomo}/{mask}.tsv"
+    wildcard_constraints:
+        folder=one_of(sorted({METHODS[m].folder for m in METHODS})),
+        mask=one_of(sorted({METHODS[m].mask.removesuffix(".mrc") for m in METHODS})),
+    conda:
+        "../envs/tomoseg.yaml"
+    params:
+        min_voxels=config["instances"]["min_voxels"],
+    script:
+        "../scripts/instances.py"

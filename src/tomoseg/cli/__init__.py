@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "tomoseg.cli.portal",
     "tomoseg.cli.nightly",
     "tomoseg.cli.postprocess",
+    "tomoseg.cli.instances",
     "tomoseg.cli.evaluate",
     "tomoseg.cli.threshold",
     "tomoseg.cli.stats",

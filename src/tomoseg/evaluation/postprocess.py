@@ -14,6 +14,9 @@ membranes; with ``max_spur_len`` > 0 a segment of at most that length touching o
 holding an end point (one neighbour) is a spur. Every mask pixel whose nearest skeleton pixel (Euclidean
 distance transform) lies on a rung or spur is removed: the bridge is cut at its full width. Upstream
 runs thin-noise removal first, then rung cutting; so does `postprocess_mask`.
+
+Instances (`label_instances`, `tomoseg instances`): the same 26-connected labelling, components under
+``min_voxels`` dropped, numbered 1 = largest (ties in z, y, x order of their first voxel), stored as uint16.
 """
 
 from __future__ import annotations
@@ -232,4 +235,70 @@ def run_postprocess(
             k: summary[k] for k in ("min_slices", "steps", "max_bridge_len", "max_spur_len") if k in summary
         }
         write_json(provenance, provenance_record("postprocess", params, {"mask": str(mask)}, **summary))
+    return summary
+
+
+# Instances (issue 26 item 8): what Membrain-Seg's --store-connected-components stores, with a size filter.
+MAX_INSTANCES = int(np.iinfo(np.uint16).max)  # labels are stored as MRC mode 6 (uint16); MRC has no uint32
+
+
+def check_min_voxels(min_voxels: int) -> None:
+    """A component holds at least one voxel, so a minimum below 1 is a mistake (InputError)."""
+    if isinstance(min_voxels, bool) or not isinstance(min_voxels, int | np.integer) or min_voxels < 1:
+        raise InputError(f"min_voxels must be a whole number >= 1, got {min_voxels!r}")
+
+
+def label_instances(mask: np.ndarray, min_voxels: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Label 26-connected components of >= min_voxels voxels, 1 = largest (ties: first in z, y, x order).
+
+    Returns (uint16 labels with 0 = background, int64 sizes of labels 1..n in order); more than 65535 kept
+    components raise InputError, as uint16 (MRC mode 6) cannot number them.
+    """
+    check_min_voxels(min_voxels)
+    binary = np.asarray(mask) != 0
+    labels, count = _label_26(binary)
+    sizes = np.bincount(labels.ravel(), minlength=count + 1).astype(np.int64)
+    sizes[0] = 0
+    kept = np.flatnonzero(sizes >= min_voxels)
+    kept = kept[kept > 0]
+    # scipy numbers components in order of their first voxel (C order): a stable sort keeps that for ties
+    order = kept[np.argsort(-sizes[kept], kind="stable")]
+    if len(order) > MAX_INSTANCES:
+        raise InputError(
+            f"{len(order)} components of >= {min_voxels} voxels: more than the {MAX_INSTANCES} labels an "
+            "MRC uint16 volume holds; raise min_voxels"
+        )
+    relabel = np.zeros(count + 1, dtype=np.uint16)
+    relabel[order] = np.arange(1, len(order) + 1, dtype=np.uint16)
+    out = np.zeros(binary.shape, dtype=np.uint16)
+    fg = np.flatnonzero(binary)
+    out.ravel()[fg] = relabel[labels.ravel()[fg]]
+    log.info(
+        "%d components, %d kept (>= %d voxels), %d dropped", count, len(order), min_voxels, count - len(order)
+    )
+    return out, sizes[order]
+
+
+def run_instances(mask: Path, out: Path, min_voxels: int = 1, provenance: Path | None = None) -> dict:
+    """Write the labelled instances of one mask file (uint16 MRC, same voxel size and placement) and a record."""
+    check_min_voxels(min_voxels)
+    check_outputs([out, provenance], [mask])
+    data, voxel_size = read_volume(mask)
+    labels, sizes = label_instances(data, min_voxels)
+    write_volume(Path(out), labels, voxel_size, placement=read_placement(mask))
+    summary: dict = {
+        "min_voxels": min_voxels,
+        "instances": len(sizes),
+        "foreground_before": int(np.count_nonzero(data)),
+        "foreground_after": int(sizes.sum()),
+        "sizes": [int(s) for s in sizes],
+    }
+    log.info("%s -> %s: %d instances", mask, out, len(sizes))
+    if provenance is not None:
+        write_json(
+            provenance,
+            provenance_record(
+                "instances", {"min_voxels": min_voxels, "connectivity": 26}, {"mask": str(mask)}, **summary
+            ),
+        )
     return summary
