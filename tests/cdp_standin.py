@@ -356,6 +356,9 @@ class Portal:
                 if parsed.path.startswith("/files/"):
                     name = parsed.path[len("/files/") :]
                     return self._serve(name, portal.files.get(name))
+                if parsed.path.startswith("/records/") and "/files/" in parsed.path:  # Zenodo's file address
+                    name = parsed.path.split("/files/", 1)[1]
+                    return self._serve(name, portal.files.get(name))
                 self._send(404, b"<html><body>Not Found</body></html>", "text/html")
 
             def _serve(self, name: str, data: bytes | None) -> None:

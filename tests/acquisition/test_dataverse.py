@@ -97,3 +97,15 @@ def test_listing_is_paged(portal, fast):
     entries = list_dataset_files(portal.url, DOI, fast, page_size=2)
     assert len(entries) == 5
     assert portal.count("dataverse-list") == 3
+
+
+def test_progress_bar_shows_bytes(portal, tmp_path, tomogram, fast, capsys):
+    from dataclasses import replace
+
+    from tqdm import tqdm
+
+    data = mrc_bytes(np.ones((6, 10, 12), np.uint8), 13.48)
+    portal.add_dataverse_file("10000/TS_026/target_mask", "m.mrc", data)
+    _get(portal, tmp_path, tomogram, replace(fast, progress=True))
+    total = tqdm.format_sizeof(len(data), "", 1024)
+    assert f"{total}/{total}" in capsys.readouterr().err

@@ -223,3 +223,22 @@ def test_wrong_dataset_in_sheet(portal, tmp_path, fast):
     add_run(portal, 10000, 245, "TS_026")
     with pytest.raises(InputError, match="belongs to dataset 10000"):
         _download(portal, tmp_path, fast, dataset=10001)
+
+
+def test_progress_bar_shows_bytes_and_rate_on_stderr(portal, tmp_path, fast, capsys):
+    """Forced on (as on a terminal), the bar names the item and shows the bytes so far, the total and the rate."""
+    from dataclasses import replace
+
+    from tqdm import tqdm
+
+    info = add_run(portal, 10000, 245, "TS_026", shape=(32, 64, 64))
+    _download(portal, tmp_path, replace(fast, progress=True))
+    err = capsys.readouterr().err
+    total = tqdm.format_sizeof(len(info["bytes"]), "", 1024)
+    assert "portal run 245" in err and f"{total}/{total}" in err and "B/s" in err
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(portal, tmp_path, fast, capsys):
+    add_run(portal, 10000, 245, "TS_026")
+    _download(portal, tmp_path, fast)  # progress=None: only on a terminal; capsys's stderr is not one
+    assert "B/s" not in capsys.readouterr().err

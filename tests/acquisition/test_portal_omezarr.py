@@ -288,3 +288,17 @@ def test_a_chunk_that_inflates_past_a_chunk_is_refused_without_inflating_it(
     assert f"{served['zarr_url']}/0/0/0/0" in str(err.value)
     assert peak < 16 * 2**20, f"decoding a hostile chunk allocated {peak / 2**20:.0f} MiB"
     assert _nothing_finished(tmp_path)
+
+
+def test_one_progress_bar_counts_every_file_of_the_image(portal, tmp_path, fast, served, capsys):
+    """OME-Zarr: one bar for the metadata and all chunks, in bytes with the rate (not a bar per chunk)."""
+    from dataclasses import replace
+
+    from tqdm import tqdm
+
+    _download(portal, tmp_path, replace(fast, progress=True))
+    err = capsys.readouterr().err
+    sizes = [len(portal.files[e["detail"].split(" range=")[0]]) for e in portal.log if e["kind"] == "file"]
+    last = err.replace("\r", "\n").strip().splitlines()[-1]  # each request of this clean run got a whole file
+    assert "B/s" in last and tqdm.format_sizeof(sum(sizes), "", 1024) in last
+    assert err.count("\n") <= 2  # one bar (redrawn with \r), not one per chunk

@@ -30,40 +30,74 @@ def test_present_files_are_not_downloaded_and_checksums_recorded(tmp_path):
     assert json.loads((tmp_path / "weights.json").read_text())["sha256"] == sums
 
 
-def test_download_resumes_a_part_file(tmp_path):
-    """A stand-in HTTP server on 127.0.0.1 that honours Range: the .part file is continued, not restarted."""
-    import http.server
-    import threading
+def _zenodo(portal):
+    """The stand-in serves both checkpoints at Zenodo's file addresses; returns (base URL, payloads)."""
+    payload = {name: bytes(range(256)) * 2048 + name.encode() for name in WEIGHT_FILES}
+    for name, data in payload.items():
+        portal.add_file(name, data)
+    return portal.url, payload
 
-    payload = {name: bytes(range(256)) * 40 + name.encode() for name in WEIGHT_FILES}
-    ranges = []
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - http.server's naming
-            name = self.path.split("/files/")[1].split("?")[0]
-            body, start = payload[name], 0
-            if self.headers.get("Range"):
-                start = int(self.headers["Range"].split("=")[1].rstrip("-"))
-                ranges.append((name, start))
-                self.send_response(206)
-            else:
-                self.send_response(200)
-            self.send_header("Content-Length", str(len(body) - start))
-            self.end_headers()
-            self.wfile.write(body[start:])
+def _requests(portal):
+    return [e["detail"] for e in portal.log if e["kind"] == "file"]
 
-        def log_message(self, *args):
-            pass
 
-    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        first = WEIGHT_FILES[0]
-        (tmp_path / f"{first}.part").write_bytes(payload[first][:1000])
-        fetch_weights(tmp_path, base=f"http://127.0.0.1:{server.server_port}")
-    finally:
-        server.shutdown()
-    assert ranges == [(first, 1000)]
+def test_a_cut_download_resumes_with_range_and_is_recorded(portal, tmp_path):
+    """The connection drops half-way through the first file: the same call continues it from there."""
+    base, payload = _zenodo(portal)
+    first = WEIGHT_FILES[0]
+    portal.faults[first] = ["drop"]
+    sums = fetch_weights(tmp_path, base=base, progress=False)
+    first_requests = [r for r in _requests(portal) if r.startswith(first)]
+    assert len(first_requests) == 2 and first_requests[0].endswith("range=None")
+    resumed_at = int(first_requests[1].rsplit("range=bytes=", 1)[1].rstrip("-"))
+    assert 0 < resumed_at <= len(payload[first]) // 2
     for name in WEIGHT_FILES:
         assert (tmp_path / name).read_bytes() == payload[name]
-        assert not (tmp_path / f"{name}.part").exists()
+        assert sums[name] == hashlib.sha256(payload[name]).hexdigest()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no partial files left
+
+
+def test_a_partial_file_from_an_interrupted_run_is_continued(portal, tmp_path):
+    """Every attempt cut: the call fails saying what to do; the next call resumes the bytes already there."""
+    base, payload = _zenodo(portal)
+    first = WEIGHT_FILES[0]
+    portal.faults[first] = ["drop"] * 3  # all attempts of the first call (retries=2)
+    with pytest.raises(InputError, match="cannot download"):
+        fetch_weights(tmp_path, base=base, progress=False)
+    assert not (tmp_path / first).exists()
+    fetch_weights(tmp_path, base=base, progress=False)
+    assert (tmp_path / first).read_bytes() == payload[first]
+    starts = [r.rsplit("range=", 1)[1] for r in _requests(portal) if r.startswith(first)]
+    assert starts[0] == "None" and all(s.startswith("bytes=") for s in starts[1:])  # never from scratch again
+
+
+def test_sha256_differing_from_the_recorded_one_is_an_error_and_nothing_is_kept(portal, tmp_path):
+    base, payload = _zenodo(portal)
+    first = WEIGHT_FILES[0]
+    (tmp_path / "weights.json").write_text(json.dumps({"sha256": {first: "0" * 64}}))
+    with pytest.raises(InputError) as err:
+        fetch_weights(tmp_path, base=base, progress=False)
+    assert (
+        "sha256" in str(err.value) and "0" * 64 in str(err.value) and str(tmp_path / first) in str(err.value)
+    )
+    assert not (tmp_path / first).exists() and not list(tmp_path.glob(".*.part"))
+
+
+def test_size_differing_from_the_expected_one_is_an_error(portal, tmp_path):
+    base, payload = _zenodo(portal)
+    first = WEIGHT_FILES[0]
+    with pytest.raises(InputError, match="size mismatch"):
+        fetch_weights(tmp_path, base=base, progress=False, expected={first: (len(payload[first]) - 1, None)})
+    assert not (tmp_path / first).exists()
+
+
+def test_progress_bar_shows_bytes(portal, tmp_path, capsys):
+    from tqdm import tqdm
+
+    base, payload = _zenodo(portal)
+    fetch_weights(tmp_path, base=base, progress=True)
+    err = capsys.readouterr().err
+    for name in WEIGHT_FILES:
+        total = tqdm.format_sizeof(len(payload[name]), "", 1024)
+        assert f"{name}: 100%" in err and f"{total}/{total}" in err

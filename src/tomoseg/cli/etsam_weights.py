@@ -15,6 +15,11 @@ def _make_test_checkpoints(a: argparse.Namespace) -> int:
     return 0
 
 
+def _fetch_weights(a: argparse.Namespace) -> int:
+    fetch_weights(a.out, a.record, progress=False if a.no_progress else None)
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `fetch-weights` and `make-test-checkpoints` sub-commands."""
     p = sub.add_parser(
@@ -22,7 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", type=Path, default=Path("resources/etsam"), help="output folder")
     p.add_argument("--record", default=ZENODO_RECORD, help="Zenodo record to download from")
-    p.set_defaults(func=lambda a: fetch_weights(a.out, a.record) and 0)
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (off anyway when not a terminal)"
+    )
+    p.set_defaults(func=_fetch_weights)
 
     q = sub.add_parser(
         "make-test-checkpoints", help="write tiny randomly initialised (untrained) ETSAM checkpoints"

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import requests
+from tqdm import tqdm
 
 from tomoseg import __version__
 from tomoseg.core.io import InputError
@@ -33,7 +35,10 @@ class _Transient(Exception):
 
 @dataclass(frozen=True)
 class DownloadOptions:
-    """How hard to try: connect/read timeouts (s), attempts after the first, backoff base (s), query timeout."""
+    """How hard to try: connect/read timeouts (s), attempts after the first, backoff base (s), query timeout.
+
+    `progress`: a bytes-and-rate bar on stderr; None = only when stderr is a terminal, False = never.
+    """
 
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 60.0
@@ -41,6 +46,7 @@ class DownloadOptions:
     backoff_s: float = 5.0
     max_backoff_s: float = 120.0
     query_timeout_s: float = 120.0
+    progress: bool | None = None
 
     @classmethod
     def from_config(cls, cfg: dict | None) -> DownloadOptions:
@@ -57,6 +63,19 @@ class DownloadOptions:
 
 
 DEFAULT_OPTIONS = DownloadOptions()
+
+
+def progress_bar(what: str, options: DownloadOptions, total: int | None = None) -> tqdm:
+    """A bytes-and-rate bar on stderr for one download (shown per `options.progress`, see DownloadOptions)."""
+    return tqdm(
+        total=total,
+        desc=what,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        file=sys.stderr,
+        disable=None if options.progress is None else not options.progress,
+    )
 
 
 def partial_path(dest: Path) -> Path:
@@ -83,11 +102,14 @@ def fetch(
     expected_size: int | None,
     options: DownloadOptions = DEFAULT_OPTIONS,
     session: requests.Session | None = None,
+    bar: tqdm | None = None,
 ) -> Path:
     """Download `url` into the partial file of `dest` (resuming if possible) and return that path.
 
     The caller validates the content and renames it into place, so `dest` itself never holds a
     partial or unchecked file. `what` names the item (e.g. the run) in every error message.
+    `bar` is a shared progress bar that only counts bytes (many files, one bar); without it the
+    download shows its own bar, from the resumed offset to `expected_size`.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -99,8 +121,9 @@ def fetch(
             log.info("%s: discarding a partial download of another file (%s)", what, part)
             part.unlink()
     meta.write_text(json.dumps(signature))
-    own_session = session is None
+    own_session, own_bar = session is None, bar is None
     session = session or requests.Session()
+    bar = bar if bar is not None else progress_bar(what, options, expected_size)
     session.headers.setdefault("User-Agent", USER_AGENT)
     last_error = "no attempt made"
     try:
@@ -112,7 +135,7 @@ def fetch(
                 )
                 time.sleep(delay)
             try:
-                _attempt(session, url, part, what, expected_size, options)
+                _attempt(session, url, part, what, expected_size, options, bar, own_bar)
                 log.info("%s: downloaded %s (%d bytes)", what, url, part.stat().st_size)
                 meta.unlink(missing_ok=True)
                 return part
@@ -129,13 +152,27 @@ def fetch(
     finally:
         if own_session:
             session.close()
+        if own_bar:
+            bar.close()
     raise DownloadError(
         f"{what}: download of {url} failed after {options.retries + 1} attempts: {last_error}"
     )
 
 
+def _total(start: int, announced: str | None) -> int | None:
+    """The whole file's size from the resume offset and the announced length, None when not announced."""
+    return start + int(announced) if announced is not None else None
+
+
 def _attempt(
-    session: requests.Session, url: str, part: Path, what: str, expected: int | None, options: DownloadOptions
+    session: requests.Session,
+    url: str,
+    part: Path,
+    what: str,
+    expected: int | None,
+    options: DownloadOptions,
+    bar: tqdm,
+    own_bar: bool,
 ) -> None:
     """One GET (ranged when a partial file exists); raises _Transient for retryable failures."""
     offset = part.stat().st_size if part.exists() else 0
@@ -173,9 +210,13 @@ def _attempt(
             None if response.headers.get("Content-Encoding") else response.headers.get("Content-Length")
         )
         start = offset if mode == "ab" else 0
+        if own_bar:  # this attempt starts at `start` bytes of the whole file
+            bar.reset(total=expected if expected is not None else _total(start, announced))
+            bar.update(start)
         with open(part, mode) as handle:
             for chunk in response.iter_content(CHUNK):
                 handle.write(chunk)
+                bar.update(len(chunk))
         size = part.stat().st_size
         if announced is not None and size != start + int(announced):
             raise _Transient(f"connection closed early: {size - start} of {announced} announced bytes")

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import requests
+from tqdm import tqdm
 
 from tomoseg.core.errors import InputError
 from tomoseg.core.fetch import (
@@ -33,6 +34,7 @@ from tomoseg.core.fetch import (
     DownloadOptions,
     fetch,
     partial_path,
+    progress_bar,
     same_download,
 )
 from tomoseg.core.omezarr import ZarrLevel, check_multiscales, check_zarray, choose_level, zarr_levels
@@ -87,16 +89,16 @@ def _start_partial(part: Path, signature: dict[str, Any], what: str) -> None:
 
 
 def _fetch_file(
-    url: str, dest: Path, what: str, options: DownloadOptions, session: requests.Session
+    url: str, dest: Path, what: str, options: DownloadOptions, session: requests.Session, bar: tqdm
 ) -> bytes:
     """Fetch one (small) metadata file into `dest` and return its bytes."""
-    part = fetch(url, dest, what, None, options, session)
+    part = fetch(url, dest, what, None, options, session, bar)
     os.replace(part, dest)
     return dest.read_bytes()
 
 
 def _metadata(
-    url: str, part: Path, what: str, options: DownloadOptions, session: requests.Session
+    url: str, part: Path, what: str, options: DownloadOptions, session: requests.Session, bar: tqdm
 ) -> tuple[tuple[ZarrLevel, ...], dict[str, dict[str, Any]]]:
     """Fetch the group's and every level's metadata into `part`; the levels and each level's `.zarray`.
 
@@ -106,7 +108,7 @@ def _metadata(
     fresh = {}
     for name in GROUP_FILES:
         old = (part / name).read_bytes() if (part / name).exists() else None
-        fresh[name] = _fetch_file(f"{url}/{name}", part / name, what, options, session)
+        fresh[name] = _fetch_file(f"{url}/{name}", part / name, what, options, session, bar)
         if old is not None and old != fresh[name]:
             log.info("%s: %s/%s changed since the interrupted download; starting again", what, url, name)
             for child in part.iterdir():
@@ -123,7 +125,7 @@ def _metadata(
     arrays = {}
     for path in datasets:
         name = f"{path}/.zarray"
-        raw = _fetch_file(f"{url}/{name}", part / path / ".zarray", what, options, session)
+        raw = _fetch_file(f"{url}/{name}", part / path / ".zarray", what, options, session, bar)
         try:
             arrays[path] = check_zarray(url, name, json.loads(raw))
         except ValueError as err:  # InputError from the check, or JSON that does not parse
@@ -251,8 +253,9 @@ def fetch_ome_zarr_level(
     _start_partial(part, {"url": url, "target_voxel_size": target_voxel_size}, what)
     session = requests.Session()
     session.headers["User-Agent"] = USER_AGENT
+    bar = progress_bar(what, options)  # one bar for all files: bytes so far and the rate
     try:
-        levels, arrays = _metadata(url, part, what, options, session)
+        levels, arrays = _metadata(url, part, what, options, session, bar)
         index = choose_level(levels, target_voxel_size)
         shapes = tuple(tuple(arrays[level.path]["shape"]) for level in levels)
         remote = RemoteLevel(levels, shapes, index)
@@ -279,7 +282,7 @@ def fetch_ome_zarr_level(
             if target.exists():
                 continue  # verified and kept by an earlier, interrupted run
             chunk_url = f"{url}/{remote.level.path}/{key}"
-            chunk = fetch(chunk_url, target, what, None, options, session)
+            chunk = fetch(chunk_url, target, what, None, options, session, bar)
             try:
                 _check_chunk(chunk, chunk_url, what, array)
             except DownloadError:
@@ -289,6 +292,7 @@ def fetch_ome_zarr_level(
             fetched += 1
     finally:
         session.close()
+        bar.close()
     if len(keys) - fetched:
         log.info("%s: %d chunks were already complete from an earlier run", what, len(keys) - fetched)
     size = sum(p.stat().st_size for p in part.rglob("*") if p.is_file())
