@@ -62,6 +62,7 @@ def test_dry_run_plans_exactly_the_ten_test_tomograms_offline(tmp_path):
         "tardis": 1,
         "overlay": 1,
         "tomogram_page": 1,
+        "theta_map": 1,  # the ground truth's θ map (evaluate.theta_wise, on in the paper config)
         "evaluate_scored": 8,  # etsam, etsam_stage1, membrain, tardis + 4 computed ablation variants
         "evaluate_mask": 1,  # etsam_postprocessed
         "etsam_ablation_stage1": 1,  # grid_every_n (grid_first is the main Stage 1)
