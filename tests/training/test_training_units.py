@@ -150,6 +150,22 @@ def test_loss_terms_and_weights():
     assert float(empty["focal"]) == float(empty["dice"]) == 0.0 and float(empty["object"]) > 5
 
 
+def test_demo_supervises_every_candidate_mask_the_paper_only_the_best():
+    target = torch.zeros(1, 1, 16, 16)
+    target[..., 4:8, 4:8] = 1
+    good = target * 20 - 10
+    masks = torch.cat([good, -good, -good], 1).requires_grad_(True)  # one fitting candidate, two wrong
+    ious, obj = torch.ones(1, 3), torch.full((1, 1), 10.0)
+    paper = frame_loss(masks, ious, obj, target, preset("paper"))
+    assert float(paper["focal"]) < 1e-3 and float(paper["dice"]) < 0.05
+    (grad,) = torch.autograd.grad(paper["total"], masks)
+    assert float(grad[0, 1:].abs().sum()) == 0.0  # the wrong candidates get no mask gradient
+    demo = frame_loss(masks, ious, obj, target, SETTINGS)
+    assert float(demo["dice"]) > 0.5  # two of three candidates are wrong
+    (grad,) = torch.autograd.grad(demo["total"], masks)
+    assert all(float(grad[0, m].abs().sum()) > 0 for m in range(3))
+
+
 def test_layer_decay_and_no_decay_groups():
     net = model(0)
     settings = preset("paper")

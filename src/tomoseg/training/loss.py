@@ -1,5 +1,6 @@
 """SAM2's training loss for one frame: focal and dice on the best of the multimask outputs (only where the
-object is present), L1 on every IoU prediction, and binary cross-entropy on the object score."""
+object is present; on every output with `supervise_all_masks`), L1 on every IoU prediction, and binary
+cross-entropy on the object score."""
 
 from __future__ import annotations
 
@@ -60,9 +61,13 @@ def frame_loss(
     combined = settings.weight_focal * focal + settings.weight_dice * dice
     best = combined.argmin(dim=-1)  # the multimask output that fits best is the one supervised
     rows = torch.arange(len(best), device=best.device)
+    if settings.supervise_all_masks:  # a demo deviation: every candidate mask trained, not just the best
+        focal_m, dice_m = focal.mean(-1), dice.mean(-1)
+    else:
+        focal_m, dice_m = focal[rows, best], dice[rows, best]
     terms = {
-        "focal": (focal[rows, best] * present).mean(),
-        "dice": (dice[rows, best] * present).mean(),
+        "focal": (focal_m * present).mean(),
+        "dice": (dice_m * present).mean(),
         "iou": (iou.mean(-1) * present).mean(),  # every IoU head supervised
         "object": F.binary_cross_entropy_with_logits(object_logits.float()[:, 0], present),
     }

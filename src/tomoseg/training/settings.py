@@ -51,6 +51,9 @@ class TrainSettings:
     weight_iou: float = 1.0
     weight_object: float = 1.0
     focal_alpha: float = 0.25
+    # not in the paper (False there, as in SAM2: only the best-fitting multimask output gets focal and dice):
+    # every candidate mask gets them, so the one inference picks by predicted IoU is a trained one
+    supervise_all_masks: bool = False
     focal_gamma: float = 2.0
     # augmentation: one transform for all frames of a sample, image and label alike
     prob_flip: float = 0.5
@@ -111,7 +114,8 @@ PRESETS: dict[str, TrainSettings] = {
     "paper": TrainSettings(),
     # Hiera-tiny at 128 px, 6-slice samples, from random weights: fits 2 CPU cores in minutes. Random
     # initialisation needs far larger learning rates than fine-tuning, and no layer decay; frame 0 gets
-    # inference's own prompt in 30% of the samples (the paper: never).
+    # inference's own prompt in 30% of the samples (the paper: never); every candidate mask is supervised (the
+    # paper: the best one only), since an IoU head that has not learned yet makes inference pick an untrained one.
     "demo": TrainSettings(
         model_config=TINY_MODEL,
         image_size=128,
@@ -130,6 +134,7 @@ PRESETS: dict[str, TrainSettings] = {
         correction_frames=1,
         correction_clicks=1,
         prob_inference_prompt=0.3,
+        supervise_all_masks=True,
         checkpoint_every=25,
         val_every=5,
     ),
