@@ -13,6 +13,7 @@ from tomoseg.etsam.options import (
     UPSTREAM_STAGE1_NAMES,
     UPSTREAM_STAGE2_NAMES,
     EtsamOptions,
+    resolve_device,
 )
 from tomoseg.preprocess import NORMALIZATION_MODES
 
@@ -162,15 +163,6 @@ def _add_run_options(p: argparse.ArgumentParser, d: EtsamOptions) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _resolve_device(device: str) -> str:
-    """'auto' means the GPU when torch sees one, else the CPU; anything else is taken as given."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def settings_from(a: argparse.Namespace) -> dict:
     """The preset's settings with the options given on the command line over them (tomoseg.core.presets)."""
     given = {k: getattr(a, k) for k in ETSAM_PRESET_KEYS}
@@ -185,7 +177,7 @@ def options_from(a: argparse.Namespace) -> EtsamOptions:
         stage2_checkpoint=a.stage2_checkpoint,
         model_config=a.model_config,
         model_overrides=a.model_override,
-        device=_resolve_device(a.device),
+        device=resolve_device(a.device),
         dtype=a.dtype,
         encoder_batch=a.encoder_batch,
         keep_aspect=a.keep_aspect,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tomoseg.cli.segment import _resolve_device
+from tomoseg.etsam.options import resolve_device
 from tomoseg.training.settings import PRESET_NAMES
 
 
@@ -71,7 +71,7 @@ def _run(a: argparse.Namespace) -> int:
         out=a.out,
         settings=settings,
         data_dir=a.data,
-        device=_resolve_device(a.device),
+        device=resolve_device(a.device),
         init=a.init,
         stages=(a.stage,) if a.stage else (1, 2),
         progress=not a.no_progress,

@@ -28,6 +28,16 @@ DEVICE = re.compile(r"cpu|cuda(:[0-9]+)?")
 """The torch devices ETSAM runs on: cpu, cuda (the current GPU) or cuda:N."""
 
 
+def resolve_device(device: str) -> str:
+    """'auto' means the GPU when torch sees one, else the CPU; anything else is taken as given (torch is
+    imported only for 'auto', so that building options stays torch-free)."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def resolve_dtype(dtype: str, device: str) -> str:
     """'auto' -> bfloat16 autocast on a CUDA device (the paper's setting), float32 on the CPU (where bf16
     autocast is slower and only approximates); any other value is returned as given."""
