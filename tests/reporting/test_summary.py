@@ -88,3 +88,59 @@ def test_variants_table_pairs_each_variant_with_its_reference(tmp_path):
     assert row["mean_difference"] == np.mean(dice["etsam_upstream_split"]) - np.mean(dice["etsam_upstream"])
     assert row["n"] == 4
     assert "Upstream ETSAM variants" in (res / "tables" / "upstream_variants.md").read_text()
+
+
+def test_tables_and_figures_say_what_a_model_was_trained_on(tmp_path):
+    """A model trained here carries "trained on ..." from its provenance into tables, notes and figures."""
+    from tomoseg.core.io import write_json
+    from tomoseg.core.methods import label, method_marks, unlabel
+    from tomoseg.evaluation.metrics import evaluate_method_output
+
+    res = tmp_path / "results"
+    rng = np.random.default_rng(1)
+    for tomo in "abc":
+        truth = (rng.random((4, 16, 16)) < 0.2).astype(np.uint8)
+        write_volume(tmp_path / f"t{tomo}.mrc", truth, 1.0)
+        for method, params in (
+            ("etsam", {"untrained": True, "parameters": {}}),
+            ("etsam_trained", {"untrained": False, "parameters": {"trained_on": "synthetic phantoms"}}),
+        ):
+            logits = (truth * 3 - 1.5 + rng.normal(0, 1, truth.shape)).astype(np.float32)
+            write_volume(tmp_path / f"{method}{tomo}_s.mrc", logits, 1.0)
+            write_volume(tmp_path / f"{method}{tomo}_p.mrc", (logits > 0).astype(np.uint8), 1.0)
+            write_json(tmp_path / f"{method}{tomo}.json", params)
+            evaluate_method_output(
+                tmp_path / f"{method}{tomo}_p.mrc",
+                tmp_path / f"t{tomo}.mrc",
+                res / "metrics" / method / f"{tomo}.json",
+                tmp_path / f"{method}{tomo}_s.mrc",
+                "logits",
+                method,
+                tomo,
+                provenance=tmp_path / f"{method}{tomo}.json",
+            )
+    assert json.loads((res / "metrics" / "etsam_trained" / "a.json").read_text())["trained_on"] == (
+        "synthetic phantoms"
+    )
+    runs = pd.DataFrame({"tomo": list("abc"), "dataset_id": ["1"] * 3, "run_id": ["5", "6", "7"]})
+    methods = ["etsam", "etsam_trained"]
+    build_summaries(
+        [(m, t) for m in methods for t in "abc"], methods, res, runs.set_index("tomo", drop=False)
+    )
+    table1 = (res / "tables" / "table1.md").read_text()
+    assert "etsam_trained (trained on synthetic phantoms)" in table1 and "etsam (untrained)" in table1
+    assert "etsam_trained: weights trained here (tomoseg train) on synthetic phantoms" in table1
+    info = json.loads((res / "tables" / "methods.json").read_text())
+    assert info["etsam_trained"]["trained_on"] == "synthetic phantoms" and info["etsam"]["trained_on"] is None
+    assert len(build_figures(res, methods, res / "figures")) == 14
+    marks = method_marks(["etsam"], {"etsam_trained": "x", "etsam": None})
+    assert [label(m, marks) for m in ("etsam", "etsam_trained", "membrain")] == [
+        "etsam (untrained)",
+        "etsam_trained (trained on x)",
+        "membrain",
+    ]
+    assert [unlabel(label(m, marks), marks) for m in ("etsam", "etsam_trained", "membrain")] == [
+        "etsam",
+        "etsam_trained",
+        "membrain",
+    ]

@@ -72,3 +72,60 @@ def test_two_gloo_processes_equal_one_process_on_the_whole_batch(tmp_path):
         torch.testing.assert_close(two["model"][key], value, rtol=1e-5, atol=1e-6)
         moved += int(not torch.equal(value, init[key]))
     assert moved > 0
+
+
+def _train_cli(sheet: Path, data: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    """`tomoseg train` (demo preset, tiny: one step a stage with a batch of 2) in a subprocess."""
+    settings = ["--preset", "demo", "--epochs-stage1", "1", "--epochs-stage2", "1", "--batch-size", "2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tomoseg",
+        "train",
+        "--runs",
+        str(sheet),
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+    ]
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1")
+    return subprocess.run(
+        [*cmd, *settings, "--device", "cpu", "--no-progress", *extra], env=env, capture_output=True, text=True
+    )
+
+
+@pytest.mark.slow  # trains SAM2 (tiny) twice, once in two processes; ~2 min on an idle 2-core machine
+def test_train_processes_two_equals_one_process_on_the_whole_batch(tmp_path):
+    """`tomoseg train --processes 2` (torch's elastic launcher, as torchrun, gloo on CPU) writes the checkpoints
+    and record one process writes with the same batch."""
+    import json
+
+    data = tmp_path / "data"
+    lines = ["tomo\tsource\tdataset_id\trun_id\ttomogram_id\tpath\ttruth_path\ttruth\tsplit"]
+    for seed in (41, 42):
+        write_phantom(data / f"phantom-{seed}", seed, (8, 64, 64), 13.48, 0.5)
+        lines.append(f"phantom-{seed}\tphantom\t\t{seed}\t\t\t\tphantom\ttrain")
+    sheet = tmp_path / "runs.tsv"
+    sheet.write_text("\n".join(lines) + "\n")
+    for name, extra in (("one", ()), ("two", ("--processes", "2"))):
+        proc = _train_cli(sheet, data, tmp_path / name, *extra)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    records = [json.loads((tmp_path / n / "training.json").read_text()) for n in ("one", "two")]
+    for stage in ("stage1", "stage2"):
+        one, two = (r["stages"][stage] for r in records)
+        assert one["steps"] == two["steps"] == 4  # 2 rows x 4 repeats, 2 samples a step
+        assert two["final_loss"]["total"] == pytest.approx(one["final_loss"]["total"], rel=1e-5)
+        a, b = (torch.load(tmp_path / n / f"etsam_{stage}.pt", weights_only=False) for n in ("one", "two"))
+        weights_a, weights_b = (x.get("model", x) for x in (a, b))
+        for key, value in weights_a.items():
+            torch.testing.assert_close(weights_b[key], value, rtol=1e-5, atol=1e-6)
+
+
+def test_train_processes_refuses_a_batch_it_cannot_split(tmp_path):
+    """--processes W with a batch that is not a multiple of W: one line, rc 2, before anything starts."""
+    proc = _train_cli(
+        tmp_path / "missing.tsv", tmp_path, tmp_path / "out", "--processes", "2", "--batch-size", "3"
+    )
+    assert proc.returncode == 2 and "not a multiple of the 2 training processes" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()

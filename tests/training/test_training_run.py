@@ -103,6 +103,36 @@ def test_training_record(trained):
 
 
 @pytest.mark.slow  # trains SAM2 (tiny); ~1 min on an idle 2-core machine
+def test_training_curves_figure_from_the_record(trained, tmp_path):
+    """The report's training figure is drawn from training.json; a record without steps says so instead."""
+    from tomoseg.reporting.figures import training_curves
+
+    job, record = trained
+    written = training_curves(job.out / "training.json", tmp_path / "curves")
+    assert [p.suffix for p in written] == [".png", ".pdf"] and all(p.stat().st_size > 1000 for p in written)
+    (tmp_path / "empty.json").write_text(json.dumps({**record, "stages": {}}))
+    assert training_curves(tmp_path / "empty.json", tmp_path / "none")[0].is_file()
+
+
+@pytest.mark.slow  # trains SAM2 (tiny); ~1 min on an idle 2-core machine
+def test_stage2_starts_from_the_trained_stage1_only_when_asked(trained):
+    """stage2_from_stage1 (demo): Stage 2's starting weights are the trained Stage 1's; off (paper): random."""
+    from dataclasses import replace
+
+    from tomoseg.etsam.model import read_checkpoint
+    from tomoseg.training.run import new_model
+
+    job, _ = trained
+    stage1 = read_checkpoint(new_model(job, 1), job.checkpoint(1))
+    for flag in (True, False):
+        start = new_model(
+            replace(job, settings=replace(job.settings, stage2_from_stage1=flag)), 2
+        ).state_dict()
+        same = all(torch.equal(start[k], v) for k, v in stage1.items())
+        assert same is flag
+
+
+@pytest.mark.slow  # trains SAM2 (tiny); ~1 min on an idle 2-core machine
 def test_stage2_inputs_are_the_inference_fusion_bit_for_bit(trained):
     """What Stage 2 trained on = the trained Stage 1 run by the inference pipeline, fused as inference fuses."""
     job, _ = trained

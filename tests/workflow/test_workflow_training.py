@@ -33,6 +33,7 @@ def test_etsam_trained_segments_the_selected_runs_with_the_trained_model(tmp_pat
     assert jobs["train_etsam"] == 1
     assert jobs["etsam_trained_stage1"] == jobs["etsam_trained_stage2"] == jobs["etsam_stage1"] == 2
     assert "results/etsam_trained/phantom-001/mask.mrc" in proc.stdout
+    assert jobs["training_curves"] == 1  # the loss and validation curves go into the report
 
 
 def test_train_without_a_training_sheet_says_so(tmp_path):

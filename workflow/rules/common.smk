@@ -414,6 +414,8 @@ def all_targets():
                 ],
                 tomo=tomos(),
             )
+    if "etsam_trained" in config["methods"]:
+        targets.append("results/figures/training_curves.png")
     targets += evaluation_targets()
     targets += format_targets()
     return targets

@@ -1,7 +1,8 @@
 # Training ETSAM (tomoseg.training, docs/training.md): `snakemake train` trains both stages on the train/val
 # rows of the training sheet (config training.runs), and the method etsam_trained segments the selected runs
 # with the result, labelled with what it was trained on. Phantom rows are made here; local rows use their
-# files. The training job is one GPU job; it resumes from its last checkpoint when rerun.
+# files. The training job is one job on training.gpus GPUs (one DDP process each); it resumes from its last
+# checkpoint when rerun.
 
 
 rule training_phantom:
@@ -39,7 +40,7 @@ rule train_etsam:
         "../envs/tomoseg.yaml"
     threads: config["etsam"]["threads"]
     resources:
-        gpu=1,
+        gpu=TRAINING.get("gpus", 1),
         mem_mb=TRAINING.get("mem_mb", 32000),
         runtime=TRAINING.get("runtime", 2880),
     params:
@@ -48,6 +49,8 @@ rule train_etsam:
         device=TRAINING.get("device", "cuda"),
         epochs_stage1=TRAINING.get("epochs_stage1"),
         epochs_stage2=TRAINING.get("epochs_stage2"),
+        batch_size=TRAINING.get("batch_size"),
+        processes=TRAINING.get("gpus", 1),
     script:
         "../scripts/train_etsam.py"
 
@@ -112,3 +115,22 @@ rule etsam_trained_stage2:
         method="etsam_trained",
     script:
         "../scripts/etsam_stage2.py"
+
+
+rule training_curves:
+    input:
+        record=f"{TRAIN_DIR}/training.json",
+    output:
+        png=report(
+            "results/figures/training_curves.png",
+            caption="../report/training_curves.rst",
+            category="Figures",
+            labels={"figure": "training: loss and validation Dice"},
+        ),
+        pdf="results/figures/training_curves.pdf",
+    log:
+        "results/logs/training_curves/training_curves.log",
+    conda:
+        "../envs/tomoseg.yaml"
+    script:
+        "../scripts/training_curves.py"

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from tomoseg.core.provenance import untrained_methods
+from tomoseg.core.provenance import provenance_marks
 from tomoseg.core.runlog import log_to
 from tomoseg.reporting.overlays import overlay_files
 
@@ -11,7 +11,7 @@ overlay_files(
     Path(snakemake.output.png).with_suffix(""),
     truth=snakemake.input.get("truth"),
     title=snakemake.wildcards.tomo,
-    untrained=untrained_methods(snakemake.params.provenance),
+    untrained=provenance_marks(snakemake.params.provenance),
     dice_z_stem=Path(snakemake.output.dice_z_png).with_suffix(""),
     stats_json=snakemake.output.stats,
 )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
+from tomoseg.core.errors import InputError
 from tomoseg.etsam.options import resolve_device
 from tomoseg.training.settings import PRESET_NAMES
 
@@ -56,16 +58,39 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--epochs-stage2", type=int, default=None, metavar="N", help="Stage 2 epochs (default: the preset's)"
     )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="samples per optimizer step over all processes (default: the preset's, 1; with --processes W a "
+        "multiple of W)",
+    )
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        metavar="W",
+        help="data-parallel training processes on this machine (DDP; one GPU each on CUDA, gloo on CPU), as "
+        "torchrun --standalone --nproc-per-node W starts them; under torchrun itself leave it at 1",
+    )
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the preset's, 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)
 
 
 def _run(a: argparse.Namespace) -> int:
-    from tomoseg.training.run import TrainJob, train  # torch and sam2: loaded only when training
+    # torch and sam2: loaded only when training
+    from tomoseg.training.run import TrainJob, join_process_group, train, train_processes
     from tomoseg.training.settings import preset
 
-    settings = preset(a.preset, epochs_stage1=a.epochs_stage1, epochs_stage2=a.epochs_stage2, seed=a.seed)
+    settings = preset(
+        a.preset,
+        epochs_stage1=a.epochs_stage1,
+        epochs_stage2=a.epochs_stage2,
+        seed=a.seed,
+        batch_size=a.batch_size,
+    )
     job = TrainJob(
         runs=a.runs,
         out=a.out,
@@ -76,5 +101,10 @@ def _run(a: argparse.Namespace) -> int:
         stages=(a.stage,) if a.stage else (1, 2),
         progress=not a.no_progress,
     )
-    train(job)
+    if a.processes < 1:
+        raise InputError(f"--processes must be >= 1, got {a.processes}")
+    if a.processes > 1:
+        train_processes(job, a.processes)
+    else:  # one process, or one of torchrun's
+        train(replace(job, device=join_process_group(job.device)))
     return 0

@@ -8,7 +8,7 @@ that writes its files.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 
@@ -208,9 +208,24 @@ def method(name: str) -> Method:
         raise KeyError(f"unknown method {name!r} (known: {', '.join(METHOD_NAMES)})") from None
 
 
-def label(name: str, untrained: Iterable[str] = ()) -> str:
-    """Display name of a method in tables and figures, marked when it came from untrained weights."""
+def label(name: str, untrained: Iterable[str] | Mapping[str, str] = ()) -> str:
+    """Display name of a method in tables and figures, marked when it came from untrained weights; given a
+    mapping (`method_marks`), marked with what the mapping says (untrained, or what it was trained on)."""
+    if isinstance(untrained, Mapping):
+        return name + untrained.get(name, "")
     return name + (UNTRAINED_MARK if name in set(untrained) else "")
+
+
+def unlabel(shown: str, marks: Mapping[str, str]) -> str:
+    """The method name behind a display name that `label(name, marks)` made (unmarked names pass through)."""
+    return next((name for name, mark in marks.items() if shown == name + mark), shown)
+
+
+def method_marks(untrained: Iterable[str], trained_on: Mapping[str, str | None]) -> dict[str, str]:
+    """The display marks of `label`: " (untrained)", or " (trained on ...)" for a model trained here."""
+    marks = {m: f" (trained on {what})" for m, what in trained_on.items() if what}
+    marks.update({m: UNTRAINED_MARK for m in untrained})
+    return marks
 
 
 def colour(name: str, order: Iterable[str] = ()) -> str:

@@ -110,6 +110,25 @@ def untrained_flag(provenance: str | os.PathLike | None) -> bool | None:
     return bool(value) if value is not None else None
 
 
+def trained_on(provenance: str | os.PathLike | None) -> str | None:
+    """What a model trained here learned from (its provenance's `trained_on` parameter), None otherwise."""
+    if provenance is None or not Path(provenance).exists():
+        return None
+    record = read_json(provenance)
+    value = (record.get("parameters") or {}).get("trained_on") if isinstance(record, dict) else None
+    return str(value) if value else None
+
+
 def untrained_methods(provenance_by_method: dict[str, str | os.PathLike]) -> list[str]:
     """Methods whose provenance says untrained."""
     return [m for m, p in provenance_by_method.items() if untrained_flag(p)]
+
+
+def provenance_marks(provenance_by_method: dict[str, str | os.PathLike]) -> dict[str, str]:
+    """Display marks of the methods (`core.methods.label`): untrained, or what a model trained here learned from."""
+    from tomoseg.core.methods import method_marks
+
+    return method_marks(
+        untrained_methods(provenance_by_method),
+        {m: trained_on(p) for m, p in provenance_by_method.items()},
+    )

@@ -537,14 +537,18 @@ def evaluate_method_output(
     reason (and an empty histogram) instead of failing the job, so that summaries can list it.
     """
     from tomoseg.core.io import write_json
-    from tomoseg.core.provenance import untrained_flag
+    from tomoseg.core.provenance import trained_on, untrained_flag
 
     flag = untrained_flag(provenance)
     if flag is None:
         log.warning(
             "%s: no provenance.json with 'untrained' at %s; untrained status unknown", method, provenance
         )
-    extra = {"untrained": flag, "provenance": str(provenance) if provenance else None}
+    extra = {
+        "untrained": flag,
+        "trained_on": trained_on(provenance),
+        "provenance": str(provenance) if provenance else None,
+    }
     try:
         return evaluate_files(
             pred,

@@ -21,7 +21,7 @@ import pandas as pd  # noqa: E402
 
 from tomoseg.core.io import atomic_path, read_json  # noqa: E402
 from tomoseg.core.layout import METHODS_JSON, PR_CURVES, TABLE_FILES  # noqa: E402
-from tomoseg.core.methods import PAPER_METHODS, UNTRAINED_MARK, colour, label  # noqa: E402
+from tomoseg.core.methods import PAPER_METHODS, colour, label, method_marks, unlabel  # noqa: E402
 from tomoseg.evaluation.metrics import ScoreHistogram  # noqa: E402
 from tomoseg.evaluation.stats import METRICS, MIN_TEST_N, too_few_marker  # noqa: E402
 
@@ -349,6 +349,40 @@ def threshold_explorer(
     return save(fig, stem)
 
 
+def training_curves(record_json: str | os.PathLike, stem: str | os.PathLike, window: int = 10) -> list[Path]:
+    """Loss per optimizer step (and its running mean) and validation Dice per epoch of each trained stage,
+    from a `tomoseg train` record (training.json): is the model still learning, over-fitting, or stuck?"""
+    record = read_json(record_json)
+    stages = {k: v for k, v in sorted((record.get("stages") or {}).items()) if v.get("losses")}
+    if not stages:
+        return placeholder(f"no training steps recorded in {Path(record_json).name}", stem)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for i, (stage, info) in enumerate(stages.items()):
+        c = f"C{i}"
+        steps = np.array([row["step"] for row in info["losses"]])
+        loss = np.array([row["total"] for row in info["losses"]], dtype=float)
+        axes[0].plot(steps, loss, color=c, alpha=0.3, lw=0.8)
+        k = min(window, len(loss))
+        mean = np.convolve(loss, np.ones(k) / k, mode="valid")
+        axes[0].plot(steps[k - 1 :], mean, color=c, lw=1.6, label=f"{stage} (running mean of {k})")
+        val = info.get("val_dice") or []
+        if val:
+            axes[1].plot([v["epoch"] for v in val], [v["mean"] for v in val], "o-", color=c, label=stage)
+    axes[0].set_xlabel("optimizer step")
+    axes[0].set_ylabel("training loss (weighted total)")
+    axes[0].legend(frameon=False, fontsize=8)
+    axes[1].set_xlabel("epoch")
+    axes[1].set_ylabel("validation Dice (mean over val rows)")
+    axes[1].set_ylim(0, 1)
+    if axes[1].lines:
+        axes[1].legend(frameon=False, fontsize=8)
+    else:
+        axes[1].text(0.5, 0.5, "no val rows", ha="center", va="center", transform=axes[1].transAxes)
+    fig.suptitle(f"Training on {record.get('trained_on', '?')}")
+    fig.tight_layout()
+    return save(fig, stem)
+
+
 # ---------------------------------------------------------------- the paper's figures from the summary tables
 
 
@@ -358,7 +392,10 @@ def build_figures(
     """Figures 1a-1d, 4 and the θ-bin figure from the summary tables (a figure without data says so on its canvas)."""
     results, out_dir = Path(results), Path(out_dir)
     info = read_json(results / METHODS_JSON)
-    untrained = [m for m, v in info.items() if v["untrained"]]
+    # label marks: untrained, or what a model trained here learned from
+    untrained = method_marks(
+        [m for m, v in info.items() if v["untrained"]], {m: v.get("trained_on") for m, v in info.items()}
+    )
     frames = _per_tomogram_frames(results, methods, info)
     return [
         *_figure1ab(results, frames, out_dir, untrained),
@@ -381,7 +418,7 @@ def _per_tomogram_frames(results: Path, methods: Sequence[str], info: dict) -> d
 
 
 def _figure1ab(
-    results: Path, frames: dict[str, pd.DataFrame], out_dir: Path, untrained: list[str]
+    results: Path, frames: dict[str, pd.DataFrame], out_dir: Path, untrained: dict[str, str]
 ) -> list[Path]:
     """Figures 1a (per-tomogram bars) and 1b (box plots with the paired tests) of the paper's methods."""
     main = {m: frames[m] for m in PAPER_METHODS if m in frames}
@@ -397,7 +434,7 @@ def _figure1ab(
     ]
 
 
-def _figure1c(results: Path, out_dir: Path, untrained: list[str]) -> list[Path]:
+def _figure1c(results: Path, out_dir: Path, untrained: dict[str, str]) -> list[Path]:
     """Figure 1c: the pooled PR curves the summary saved."""
     curves = read_json(results / PR_CURVES)
     if not curves:
@@ -405,17 +442,17 @@ def _figure1c(results: Path, out_dir: Path, untrained: list[str]) -> list[Path]:
     return pr_curves(curves, {m: c["auprc"] for m, c in curves.items()}, out_dir / "figure1c", untrained)
 
 
-def _figure1d(results: Path, out_dir: Path, untrained: list[str]) -> list[Path]:
+def _figure1d(results: Path, out_dir: Path, untrained: dict[str, str]) -> list[Path]:
     """Figure 1d: runtime and memory from Supplementary Table 3."""
     s3 = pd.read_csv(results / TABLE_FILES["supp_table3"])
     if not len(s3):
         return placeholder("no benchmark records", out_dir / "figure1d")
-    # the table's labels carry the untrained mark; the figure colours by method name and marks them itself
-    s3["method"] = s3["method"].str.replace(UNTRAINED_MARK, "", regex=False)
+    # the table's labels carry the marks; the figure colours by method name and marks them itself
+    s3["method"] = [unlabel(m, untrained) for m in s3["method"]]
     return runtime_memory(s3, out_dir / "figure1d", untrained)
 
 
-def _figure4(frames: dict[str, pd.DataFrame], out_dir: Path, untrained: list[str]) -> list[Path]:
+def _figure4(frames: dict[str, pd.DataFrame], out_dir: Path, untrained: dict[str, str]) -> list[Path]:
     """Figure 4: ETSAM per tomogram before and after post-processing."""
     if "etsam" not in frames or "etsam_postprocessed" not in frames:
         return placeholder("etsam and etsam_postprocessed not both evaluated", out_dir / "figure4")
@@ -424,17 +461,17 @@ def _figure4(frames: dict[str, pd.DataFrame], out_dir: Path, untrained: list[str
     )
 
 
-def _figure_theta(results: Path, out_dir: Path, untrained: list[str]) -> list[Path]:
+def _figure_theta(results: Path, out_dir: Path, untrained: dict[str, str]) -> list[Path]:
     """Recall and precision per θ bin per method, from the theta-wise table."""
     table = pd.read_csv(results / TABLE_FILES["theta_wise"], dtype={"bin": str})
     if not len(table):
         return placeholder("no theta-wise metrics (evaluate.theta_wise)", out_dir / "figure_theta")
-    table["method"] = table["method"].str.replace(UNTRAINED_MARK, "", regex=False)
+    table["method"] = [unlabel(m, untrained) for m in table["method"]]
     return theta_bin_bars(table, out_dir / "figure_theta", untrained)
 
 
 def _threshold_explorer(
-    results: Path, frames: dict[str, pd.DataFrame], out_dir: Path, untrained: list[str]
+    results: Path, frames: dict[str, pd.DataFrame], out_dir: Path, untrained: dict[str, str]
 ) -> list[Path]:
     """The threshold explorer of every scored method with score histograms."""
     curves = {}

@@ -8,7 +8,7 @@ The workflow's `overlay` rule and the nightly's run pages draw them; the summary
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -75,7 +75,7 @@ def slice_overlays(
     masks: dict[str, np.ndarray],
     stem: str | os.PathLike,
     title: str,
-    untrained: Iterable[str] = (),
+    untrained: Iterable[str] | Mapping[str, str] = (),
     formats: Sequence[str] = ("png", "pdf"),
     truth: np.ndarray | None = None,
     voxel_size_nm: float | None = None,
@@ -176,7 +176,7 @@ def mask_statistics(masks: dict[str, np.ndarray], truth: np.ndarray | None = Non
 
 
 def dice_along_z(
-    stats: dict, stem: str | os.PathLike, title: str, untrained: Iterable[str] = ()
+    stats: dict, stem: str | os.PathLike, title: str, untrained: Iterable[str] | Mapping[str, str] = ()
 ) -> list[Path]:
     """Dice of each method per Z slice (drift of slice-to-slice propagation shows as a trend along Z)."""
     if "dice_z" not in stats:
@@ -206,7 +206,7 @@ def overlay_files(
     stem: str | os.PathLike,
     truth: str | os.PathLike | None = None,
     title: str | None = None,
-    untrained: Iterable[str] = (),
+    untrained: Iterable[str] | Mapping[str, str] = (),
     formats: Sequence[str] = ("png", "pdf"),
     dice_z_stem: str | os.PathLike | None = None,
     stats_json: str | os.PathLike | None = None,

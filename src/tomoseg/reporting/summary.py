@@ -22,7 +22,7 @@ import pandas as pd
 
 from tomoseg.core.io import read_json, write_json
 from tomoseg.core.layout import METHODS_JSON, PR_CURVES, TABLE_FILES
-from tomoseg.core.methods import METHODS, PAPER_METHODS, label
+from tomoseg.core.methods import METHODS, PAPER_METHODS, label, method_marks
 from tomoseg.core.runlog import last_error_line
 from tomoseg.evaluation.metrics import (
     ScoreHistogram,
@@ -78,6 +78,7 @@ def load_records(
     """Per-method frames of the metrics that exist, untrained flags, and a failures table for the rest."""
     rows: dict[str, list[dict[str, Any]]] = {}
     untrained: dict[str, set[bool | None]] = {}
+    trained_on: dict[str, str] = {}
     failures = []
     for method, tomo in expected:
         path = results / "metrics" / method / f"{tomo}.json"
@@ -94,11 +95,14 @@ def load_records(
         for metric, why in (rec.get("undefined") or {}).items():
             failures.append({"tomo": tomo, "method": method, "status": f"{metric} undefined", "reason": why})
         untrained.setdefault(method, set()).add(rec.get("untrained"))
+        if rec.get("trained_on"):
+            trained_on.setdefault(method, str(rec["trained_on"]))
         rows.setdefault(method, []).append(_record_row(tomo, rec, path))
     frames = {m: pd.DataFrame(r).set_index("tomo", drop=False) for m, r in rows.items()}
     flags = {m: (True in v) for m, v in untrained.items()}
     unknown = {m for m, v in untrained.items() if None in v}
-    return frames, {"untrained": flags, "unknown": unknown}, pd.DataFrame(failures, columns=FAILURE_COLUMNS)
+    flags_out = {"untrained": flags, "unknown": unknown, "trained_on": trained_on}
+    return frames, flags_out, pd.DataFrame(failures, columns=FAILURE_COLUMNS)
 
 
 def _missing_reason(results: Path, method: str, tomo: str, inputs: list[str]) -> str:
@@ -148,12 +152,14 @@ class _Summary:
     results: Path
     frames: dict[str, pd.DataFrame]
     untrained: set[str]
+    marks: dict[str, str]  # label marks: untrained, or what a model trained here learned from
+    trained_on: dict[str, str]  # methods whose weights were trained here: what on
     notes: list[str]
     written: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     def label(self, method: str) -> str:
-        """The method's display name, marked when untrained."""
-        return label(method, self.untrained)
+        """The method's display name, marked when untrained or trained here."""
+        return label(method, self.marks)
 
     def write(self, key: str, df: pd.DataFrame, title: str, notes: Sequence[str] = ()) -> None:
         """Write table `key` (CSV + Markdown) with its own notes followed by the common ones."""
@@ -180,7 +186,9 @@ def build_summaries(
         results,
         {m: frames[m] for m in methods if m in frames},
         untrained,
-        _common_notes(untrained, flags["unknown"], failures),
+        method_marks(untrained, flags["trained_on"]),
+        flags["trained_on"],
+        _common_notes(untrained, flags["unknown"], failures, flags["trained_on"]),
     )
     auprc = _write_scores(summary)
     _write_table1_and_tests(summary, auprc)
@@ -197,6 +205,7 @@ def build_summaries(
             m: {
                 "untrained": m in untrained,
                 "untrained_unknown": m in flags["unknown"],
+                "trained_on": flags["trained_on"].get(m),
                 "n": len(summary.frames.get(m, [])),
             }
             for m in methods
@@ -211,11 +220,18 @@ def _with_skipped(failures: pd.DataFrame, skipped: Sequence[tuple[str, str]]) ->
     return pd.concat([failures, rows], ignore_index=True) if len(rows) else failures
 
 
-def _common_notes(untrained: set[str], unknown: set[str], failures: pd.DataFrame) -> list[str]:
-    """Notes under every table: which methods are untrained or unknown, and that entries are missing."""
+def _common_notes(
+    untrained: set[str], unknown: set[str], failures: pd.DataFrame, trained_on: dict[str, str] | None = None
+) -> list[str]:
+    """Notes under every table: which methods are untrained, trained here or unknown, and missing entries."""
     notes = [
         f"{m}: produced with untrained weights (random/test checkpoints); numbers are not the method's"
         for m in sorted(untrained)
+    ]
+    notes += [
+        f"{m}: weights trained here (tomoseg train) on {what}; see its training record (training.json)"
+        for m, what in sorted((trained_on or {}).items())
+        if m not in untrained
     ]
     notes += [f"{m}: untrained status unknown (no provenance.json)" for m in sorted(unknown)]
     if len(failures):
@@ -232,7 +248,7 @@ def _write_scores(summary: _Summary) -> pd.DataFrame:
     """AUPRC and calibration tables and the pooled PR curves (Figure 1c); returns the AUPRC table."""
     auprc_rows, calib_rows, curves = [], [], {}
     for method, frame in summary.frames.items():
-        row, calib, curve = _method_scores(method, frame, summary.untrained)
+        row, calib, curve = _method_scores(method, frame, summary.marks)
         calib_rows += calib
         if row is not None:
             auprc_rows.append(row)
@@ -264,7 +280,7 @@ def _write_scores(summary: _Summary) -> pd.DataFrame:
 
 
 def _method_scores(
-    method: str, frame: pd.DataFrame, untrained: set[str]
+    method: str, frame: pd.DataFrame, untrained: dict[str, str]
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]], dict[str, Any] | None]:
     """One method's AUPRC row, calibration rows and pooled PR curve (None without histograms)."""
     pooled, dice_sum, n_dice, edges = None, None, 0, None
@@ -334,9 +350,11 @@ def _overall_calibration(
 
 
 def _write_table1_and_tests(summary: _Summary, auprc: pd.DataFrame) -> None:
-    """Table 1 (with the pooled AUPRC) and the paired tests of the paper's three methods."""
+    """Table 1 (with the pooled AUPRC) and the paired tests of the paper's three methods; a model trained here
+    gets its row in Table 1 beside them, outside the paper's tests (their Bonferroni alpha stays the paper's)."""
     main = {m: summary.frames[m] for m in PAPER_METHODS if m in summary.frames}
-    t1 = tables.table1(summary_table(main), METRICS, summary.untrained)
+    trained = {m: f for m, f in summary.frames.items() if m in summary.trained_on and m not in main}
+    t1 = tables.table1(summary_table({**main, **trained}), METRICS, summary.marks)
     if len(t1):
         pooled_by = dict(zip(auprc["method"], auprc["pooled_auprc"], strict=True))
         t1["pooled_auprc"] = [tables.fmt(pooled_by.get(lbl, math.nan)) for lbl in t1["method"]]

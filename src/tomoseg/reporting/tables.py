@@ -7,7 +7,7 @@ import logging
 import math
 import numbers
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -38,7 +38,9 @@ def fmt(value: float, digits: int = 4) -> str:
 
 
 def table1(
-    summary: pd.DataFrame, metrics: tuple[str, ...] = METRICS, untrained: Iterable[str] = ()
+    summary: pd.DataFrame,
+    metrics: tuple[str, ...] = METRICS,
+    untrained: Iterable[str] | Mapping[str, str] = (),
 ) -> pd.DataFrame:
     """Table 1 as text cells 'mean ± sd' per method (rows) and metric (columns), with n."""
     rows = []

@@ -159,7 +159,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _world() -> tuple[int, int]:
+def world_rank() -> tuple[int, int]:
     """(number of processes, this process's rank) of torch.distributed, (1, 0) without it."""
     dist = torch.distributed
     if dist.is_available() and dist.is_initialized():
@@ -291,7 +291,7 @@ class StageTrainer:
         so W processes take the same step as one process on the whole batch.
         """
         b = self.settings.batch_size
-        world, rank = _world()
+        world, rank = world_rank()
         if b % world:
             raise InputError(f"batch size {b} is not a multiple of the {world} training processes")
         self.model.train()
@@ -318,7 +318,7 @@ class StageTrainer:
     def run(self, stop_after: int | None = None) -> StageLog:
         """Train to the last step (or `stop_after` steps in this call), checkpointing and validating on the way."""
         self.load_state()
-        _, rank = _world()  # under DDP, process 0 alone validates and writes checkpoints
+        _, rank = world_rank()  # under DDP, process 0 alone validates and writes checkpoints
         end = self.total_steps if stop_after is None else min(self.total_steps, self.step + stop_after)
         bar = tqdm(
             total=self.total_steps, initial=self.step, desc=f"train stage {self.stage}", unit="step",
@@ -334,18 +334,22 @@ class StageTrainer:
             bar.set_postfix(loss=f"{terms['total']:.4f}", rate=f"{self.log.samples_per_second:.2f} samples/s")
             epoch_done = self.step % self.steps_per_epoch == 0
             epoch = self.step // self.steps_per_epoch
-            if (
+            validated = (
                 rank == 0
                 and epoch_done
-                and self.validate
+                and self.validate is not None
                 and (epoch % self.settings.val_every == 0 or self.step == self.total_steps)
-            ):
+            )
+            if validated:
                 self.model.eval()
                 scores = self.validate(self.model)
                 self.log.val_dice.append({"epoch": epoch, "step": self.step, **scores})
                 log.info("stage %d epoch %d: validation Dice %s", self.stage, epoch, scores)
+            # not at every epoch end: a resume state is the size of the model and its optimizer (0.47 GB for
+            # Hiera-tiny), and the data position is the step, so any step resumes; after a validation, so
+            # that no validation is lost
             if rank == 0 and (
-                self.step % self.settings.checkpoint_every == 0 or self.step == end or epoch_done
+                self.step % self.settings.checkpoint_every == 0 or self.step == end or validated
             ):
                 self.save_state()
         bar.close()

@@ -4,7 +4,9 @@ inference pipeline, fuse as inference fuses, train Stage 2, write both checkpoin
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import torch
 
 from tomoseg.core.io import (
     InputError,
+    read_json,
     read_mask,
     read_placement,
     read_volume,
@@ -36,7 +39,7 @@ from tomoseg.etsam.pipeline import segment_tomogram
 from tomoseg.evaluation.metrics import scores_from_counts
 from tomoseg.preprocess import normalize_file
 from tomoseg.training.data import Item, SliceDataset, TrainRow, check_row, read_rows
-from tomoseg.training.loop import StageLog, StageTrainer
+from tomoseg.training.loop import StageLog, StageTrainer, world_rank
 from tomoseg.training.settings import TrainSettings
 
 log = logging.getLogger(__name__)
@@ -119,6 +122,8 @@ def _fingerprint(job: TrainJob, rows: list[TrainRow], stage: int, inputs: dict[s
         "rows": [(r.tomo, r.split, inputs[r.tomo]) for r in rows],
         "init": None if job.init is None else sha256sum(job.init),
         "stage": stage,
+        # Stage 2 learns from the trained Stage 1's outputs (and may start from its weights)
+        "stage1": sha256sum(job.checkpoint(1)) if stage == 2 else None,
     }
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -136,11 +141,13 @@ def normalized_inputs(job: TrainJob, rows: list[TrainRow]) -> dict[str, Path]:
 
 
 def new_model(job: TrainJob, stage: int) -> torch.nn.Module:
-    """The model a stage starts from: `--init` weights, else random weights (seeded)."""
+    """The model a stage starts from: `--init` weights, else random weights (seeded); Stage 2 from the trained
+    Stage 1 with `stage2_from_stage1`."""
     torch.manual_seed(job.settings.seed + stage)
     model = build_model(training_spec(job.settings))
-    if job.init is not None:
-        model.load_state_dict(read_checkpoint(model, job.init), strict=True)
+    start = job.checkpoint(1) if stage == 2 and job.settings.stage2_from_stage1 else job.init
+    if start is not None:
+        model.load_state_dict(read_checkpoint(model, start), strict=True)
     return model
 
 
@@ -243,33 +250,110 @@ def train_stage(
         validate=make_validator(job, rows, stage, normalized),
         fingerprint=_fingerprint(job, rows, stage, inputs),
     )
+    world, rank = world_rank()
     try:
         result = trainer.run(job.stop_after)
     finally:
         dataset.close()
+        if world > 1:
+            torch.distributed.barrier()  # process 0 may still be validating with the scratch checkpoint
         for scratch in (job.out / f".validate-stage{stage}.pt", job.out / f".validate-stage{stage}.json"):
-            scratch.unlink(missing_ok=True)
-    if trainer.step == trainer.total_steps:
+            if rank == 0:
+                scratch.unlink(missing_ok=True)
+    if trainer.step == trainer.total_steps and rank == 0:
         write_checkpoint(job.checkpoint(stage), model, model_spec(job.settings), untrained=False)
+    if world > 1:
+        torch.distributed.barrier()  # Stage 2 and the record need the checkpoint
     return result
 
 
+def _on_rank0_first(rank: int, make: Callable[[], Any]) -> Any:
+    """Under DDP process 0 makes shared files first and the others then find them (`make` skips finished
+    files); one process just makes them."""
+    if rank == 0:
+        result = make()
+    if world_rank()[0] > 1:
+        torch.distributed.barrier()
+    return make() if rank > 0 else result
+
+
 def train(job: TrainJob) -> dict[str, Any]:
-    """Train the job's stages; returns the provenance record written to DIR/training.json."""
+    """Train the job's stages; returns the provenance record written to DIR/training.json.
+
+    Under torch.distributed (`train_processes`, or torchrun) every process runs this: process 0 writes the
+    shared files (normalized inputs, checkpoints, Stage 2's inputs, the record), the others wait for them.
+    """
     rows = check_inputs(job)
+    _, rank = world_rank()
     job.out.mkdir(parents=True, exist_ok=True)
     inputs = {r.tomo: f"{sha256sum(r.tomogram)}:{sha256sum(r.truth)}" for r in rows}
-    normalized = normalized_inputs(job, rows)
+    normalized = _on_rank0_first(rank, lambda: normalized_inputs(job, rows))
     logs: dict[int, StageLog] = {}
     if 1 in job.stages:
         logs[1] = train_stage(job, rows, 1, normalized, normalized, inputs)
     if 2 in job.stages and job.checkpoint(1).is_file():
-        fused = stage2_inputs(job, rows, normalized)
+        fused = _on_rank0_first(rank, lambda: stage2_inputs(job, rows, normalized))
         logs[2] = train_stage(job, rows, 2, fused, normalized, inputs)
     record = provenance(job, rows, inputs, logs)
-    write_json(job.out / PROVENANCE, record)
-    log.info("wrote %s", job.out / PROVENANCE)
+    if rank == 0:
+        write_json(job.out / PROVENANCE, record)
+        log.info("wrote %s", job.out / PROVENANCE)
     return record
+
+
+def join_process_group(device: str) -> str:
+    """Join torchrun's process group when started by it (WORLD_SIZE > 1): NCCL with one GPU per process
+    (LOCAL_RANK) on CUDA, gloo on CPU. Returns this process's device."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return device
+    cuda = device.startswith("cuda")
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if cuda else "gloo")
+    if not cuda:
+        return device
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    torch.cuda.set_device(local)
+    return f"cuda:{local}"
+
+
+def _train_worker(job: TrainJob) -> None:
+    """One process of `train_processes` (started by torch's elastic launcher, as torchrun starts them)."""
+    device = join_process_group(job.device)
+    try:
+        train(replace(job, device=device, progress=job.progress and os.environ.get("RANK", "0") == "0"))
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def train_processes(job: TrainJob, processes: int) -> dict[str, Any]:
+    """Train with `processes` DDP processes on this machine (one per GPU on CUDA, gloo on CPU), as
+    `torchrun --standalone --nproc-per-node N` would; returns the record. One process: `train` itself."""
+    if processes <= 1:
+        return train(job)
+    if job.settings.batch_size % processes:
+        raise InputError(
+            f"batch size {job.settings.batch_size} is not a multiple of the {processes} training processes "
+            "(--batch-size: samples per optimizer step over all processes)"
+        )
+    if job.device.startswith("cuda") and torch.cuda.device_count() < processes:
+        raise InputError(
+            f"{processes} training processes need {processes} GPUs; torch sees {torch.cuda.device_count()}"
+        )
+    check_inputs(job)  # bad input: one line here, not one per process
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    config = LaunchConfig(
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=processes,
+        rdzv_backend="c10d",
+        rdzv_endpoint="127.0.0.1:0",
+        run_id=f"tomoseg-train-{os.getpid()}",
+        max_restarts=0,
+    )
+    elastic_launch(config, _train_worker)(job)
+    return read_json(job.out / PROVENANCE)
 
 
 def provenance(

@@ -50,11 +50,14 @@ class TrainSettings:
     weight_dice: float = 1.0
     weight_iou: float = 1.0
     weight_object: float = 1.0
-    focal_alpha: float = 0.25
+    focal_alpha: float = 0.25  # < 0: no class weight
     # not in the paper (False there, as in SAM2: only the best-fitting multimask output gets focal and dice):
     # every candidate mask gets them, so the one inference picks by predicted IoU is a trained one
     supervise_all_masks: bool = False
     focal_gamma: float = 2.0
+    # not in the paper (False there: both stages start from --init, SAM2.1's weights): Stage 2 starts from the
+    # trained Stage 1, the nearest thing to a pretrained start when there are no pretrained weights
+    stage2_from_stage1: bool = False
     # augmentation: one transform for all frames of a sample, image and label alike
     prob_flip: float = 0.5
     rotation_deg: float = 25.0
@@ -112,17 +115,20 @@ class TrainSettings:
 
 PRESETS: dict[str, TrainSettings] = {
     "paper": TrainSettings(),
-    # Hiera-tiny at 128 px, 6-slice samples, from random weights: fits 2 CPU cores in minutes. Random
-    # initialisation needs far larger learning rates than fine-tuning, and no layer decay; frame 0 gets
-    # inference's own prompt in 30% of the samples (the paper: never); every candidate mask is supervised (the
-    # paper: the best one only), since an IoU head that has not learned yet makes inference pick an untrained one.
+    # Hiera-tiny at 128 px, 6-slice samples, from random weights: fits 2 CPU cores in minutes. Deviations from
+    # the paper, each because the demo starts from random weights and has minutes (docs/training.md): far
+    # larger learning rates and no layer decay; frame 0 always gets inference's own prompt (so no point, box or
+    # mask prompts and no correction clicks: the demo only ever segments with inference's prompts); every
+    # candidate mask is supervised (an IoU head that has not learned yet makes inference pick an untrained
+    # one); focal loss without the class weight alpha and dice x5 (with alpha 0.25 and dice x1 the logits
+    # stay below 0 for a long time); Stage 2 starts from the trained Stage 1.
     "demo": TrainSettings(
         model_config=TINY_MODEL,
         image_size=128,
         frames=6,
         batch_size=1,
-        epochs_stage1=30,
-        epochs_stage2=10,
+        epochs_stage1=20,  # held-out Dice stops rising after ~20 epochs (benchmarks/results/training_demo.md)
+        epochs_stage2=5,
         repeats=4,
         lr=3e-4,
         lr_encoder=3e-4,
@@ -133,8 +139,11 @@ PRESETS: dict[str, TrainSettings] = {
         drop_path=0.0,
         correction_frames=1,
         correction_clicks=1,
-        prob_inference_prompt=0.3,
+        prob_inference_prompt=1.0,
         supervise_all_masks=True,
+        focal_alpha=-1.0,
+        weight_dice=5.0,
+        stage2_from_stage1=True,
         checkpoint_every=25,
         val_every=5,
     ),
