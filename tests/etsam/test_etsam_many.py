@@ -94,3 +94,33 @@ def test_clashing_names_and_empty_folders_are_refused_before_any_work(
     empty.mkdir()
     assert segment(tmp_path / "out", s1, s2, empty) == 2
     assert "no tomograms in it" in capsys.readouterr().err
+
+
+def test_out_format_writes_ome_zarr_beside_or_instead(tmp_path, tomograms, checkpoints):
+    """--out-format both: each output MRC and its OME-Zarr copy (same values, voxel size); ome-zarr: the copy
+    alone; `threshold` and `postprocess` take it too."""
+    from tomoseg.core.io import read_mask
+
+    s1, s2 = checkpoints
+    assert segment(tmp_path / "both", s1, s2, tomograms[0], "--out-format", "both") == 0
+    for name in ("mask", "stage1_logits", "stage2_logits"):
+        mrc, mrc_voxel = read_volume(tmp_path / "both" / f"{name}.mrc")
+        zarr, zarr_voxel = read_volume(tmp_path / "both" / f"{name}.zarr")
+        np.testing.assert_array_equal(zarr, mrc)
+        assert zarr_voxel == pytest.approx(mrc_voxel)
+    assert segment(tmp_path / "zarr", s1, s2, *tomograms, "--out-format", "ome-zarr") == 0
+    for name in ("a", "b"):
+        folder = tmp_path / "zarr" / name
+        assert not list(folder.glob("*.mrc")) and (folder / "mask.zarr").is_dir()
+        assert (folder / "provenance.json").is_file()
+    logits = tmp_path / "both" / "stage2_logits.mrc"
+    for argv in (
+        ["threshold", logits, "--threshold", "0.5", "--out", tmp_path / "t.mrc", "--out-format", "ome-zarr"],
+        ["postprocess", tmp_path / "both" / "mask.mrc", "--out", tmp_path / "p.mrc", "--out-format", "both"],
+    ):
+        assert cli.main([str(a) for a in argv]) == 0
+    assert not (tmp_path / "t.mrc").exists()
+    mask, _ = read_mask(tmp_path / "t.zarr")
+    raw, _ = read_volume(logits)
+    np.testing.assert_array_equal(mask, (raw > 0.5).astype(mask.dtype))
+    np.testing.assert_array_equal(read_mask(tmp_path / "p.zarr")[0], read_mask(tmp_path / "p.mrc")[0])

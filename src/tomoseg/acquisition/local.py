@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 from tomoseg.core.io import (
@@ -13,6 +14,8 @@ from tomoseg.core.io import (
     read_placement,
     read_volume,
     sha256sum,
+    volume_name,
+    volumes_in,
     write_json,
     write_volume,
 )
@@ -92,3 +95,78 @@ def import_local(
 
 def _folder_size(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+TRUTH_SUFFIXES = (
+    "_groundtruth",
+    "_ground_truth",
+    "_truth",
+    "_gt",
+    "_labels",
+    "_label",
+    "_mask",
+    "_membranes",
+    "_seg",
+)
+"""Name endings that make a volume the ground truth of the tomogram named without them (case-insensitive)."""
+
+
+def _truth_base(name: str) -> str | None:
+    """The tomogram name a truth volume's name points to (`tomo_gt` -> `tomo`), None when it has no such ending."""
+    for suffix in TRUTH_SUFFIXES:
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return None
+
+
+def row_key(name: str) -> str:
+    """A runs-sheet `tomo` key from a file name: characters outside [A-Za-z0-9._-] become '-', at most 100."""
+    key = re.sub(r"[^A-Za-z0-9._-]", "-", name).lstrip("._-")[:100]
+    if not key:
+        raise InputError(f"{name!r}: no usable runs-sheet key in this name (letters or digits needed)")
+    return key
+
+
+def folder_rows(folder: Path, truth_folder: Path | None = None, split: str = "test") -> list[dict[str, str]]:
+    """Runs-sheet rows (source local) for the tomograms in `folder`, sorted by name, each with its ground truth
+    when names pair up: `NAME_gt.mrc` (any of TRUTH_SUFFIXES) beside `NAME.mrc`, or `NAME.mrc` / `NAME_gt.mrc`
+    in `truth_folder`. Pairs are checked as the workflow checks them (same shape); paths are absolute."""
+    names = {volume_name(v): v for v in volumes_in([folder])}
+    truths: dict[str, list[Path]] = {}
+    for name, path in names.items():
+        base = _truth_base(name)
+        if base is not None and base in names:
+            truths.setdefault(base, []).append(path)
+    paired = {p for found in truths.values() for p in found}
+    tomograms = {n: p for n, p in names.items() if p not in paired}
+    if truth_folder is not None:
+        for path in volumes_in([truth_folder]):
+            name = volume_name(path)
+            base = name if name in tomograms else _truth_base(name)
+            if base in tomograms:
+                truths.setdefault(base, []).append(path)
+    rows, keys = [], {}
+    for name, path in sorted(tomograms.items()):
+        found = truths.get(name, [])
+        if len(found) > 1:
+            raise InputError(
+                f"{path}: several ground truths pair with it ({', '.join(map(str, found))}); keep one"
+            )
+        key = row_key(name)
+        if key in keys:
+            raise InputError(f"{path} and {keys[key]} give the same runs-sheet key {key!r}; rename one")
+        keys[key] = path
+        truth = found[0] if found else None
+        if truth is not None:
+            check_pair(path, truth)
+        rows.append(
+            {
+                "tomo": key,
+                "source": "local",
+                "path": str(path.resolve()),
+                "truth": "local" if truth else "none",
+                "truth_path": str(truth.resolve()) if truth else "",
+                "split": split,
+            }
+        )
+    return rows

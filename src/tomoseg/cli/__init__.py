@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "tomoseg.cli.baselines",
     "tomoseg.cli.profile",
     "tomoseg.cli.view",
+    "tomoseg.cli.runs_sheet",
 )
 
 # Packages that only some commands need (optional extras). Command modules import them when they run,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tomoseg.core.io import OUT_FORMAT_HELP, OUT_FORMATS, convert_outputs
 from tomoseg.core.presets import POSTPROCESS_STEPS, PRESET_NAMES, canonical_steps, resolve
 
 
@@ -20,11 +21,13 @@ def settings_from(a: argparse.Namespace) -> dict:
 
 
 def _run(a: argparse.Namespace) -> int:
+
     # scipy and scikit-image: loaded only when it runs
     from tomoseg.evaluation.postprocess import run_postprocess
 
     s = settings_from(a)
     run_postprocess(a.mask, a.out, s["min_slices"], None, s["steps"], s["max_bridge_len"], s["max_spur_len"])
+    convert_outputs({a.out: True}, a.out_format)
     return 0
 
 
@@ -36,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--steps rungs or --preset upstream, cut short skeleton bridges between parallel membranes",
     )
     p.add_argument("mask", type=Path, help="binary mask MRC (non-zero = foreground)")
+    p.add_argument("--out-format", choices=OUT_FORMATS, default="mrc", help=OUT_FORMAT_HELP)
     p.add_argument("--out", type=Path, required=True, help="output mask MRC (uint8 0/1)")
     p.add_argument(
         "--preset",

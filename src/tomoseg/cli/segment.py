@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tomoseg.core.io import OUT_FORMAT_HELP, OUT_FORMATS, convert_outputs, volumes_in
 from tomoseg.core.presets import ETSAM_PRESET_KEYS, NORMALIZATION_ALIASES, PRESET_NAMES, resolve
 from tomoseg.etsam.options import (
     DTYPE_CHOICES,
@@ -191,10 +192,10 @@ def options_from(a: argparse.Namespace) -> EtsamOptions:
 
 def _run(a: argparse.Namespace) -> int:
     # torch and sam2: loaded only when segmenting
-    from tomoseg.etsam.many import expand_inputs, segment_many
-    from tomoseg.etsam.pipeline import run_segment
+    from tomoseg.etsam.many import segment_many
+    from tomoseg.etsam.pipeline import STALE_LOGITS, run_segment
 
-    tomograms = expand_inputs(a.tomogram)
+    tomograms = volumes_in(a.tomogram)
     common = dict(
         normalized=a.normalized,
         normalization=settings_from(a)["normalization"],
@@ -203,8 +204,12 @@ def _run(a: argparse.Namespace) -> int:
     )
     if len(a.tomogram) == 1 and tomograms == a.tomogram:  # one file: its outputs go into --out itself
         run_segment(tomograms[0], a.out, options_from(a), **common)
+        folders = [a.out]
     else:
-        segment_many(tomograms, a.out, options_from(a), **common)
+        folders = segment_many(tomograms, a.out, options_from(a), **common)
+    for folder in folders:
+        volumes = {folder / "mask.mrc": True} | {folder / name: False for name in STALE_LOGITS}
+        convert_outputs(volumes, a.out_format)
     return 0
 
 
@@ -232,6 +237,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--store-logits", action="store_true", help="also write stage1_logits.mrc and stage2_logits.mrc"
     )
+    p.add_argument("--out-format", choices=OUT_FORMATS, default="mrc", help=OUT_FORMAT_HELP)
     p.add_argument("--normalized", action="store_true", help="the input is already normalized to [0, 1]")
     p.add_argument(
         "--normalization",

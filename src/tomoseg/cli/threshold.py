@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tomoseg.core.io import OUT_FORMAT_HELP, OUT_FORMATS, convert_outputs
 from tomoseg.evaluation.metrics import SCORE_KINDS
 
 
@@ -12,6 +13,7 @@ def _run(a: argparse.Namespace) -> int:
     from tomoseg.evaluation.threshold import rethreshold_file
 
     rethreshold_file(a.logits, a.out, a.threshold, a.score_kind, a.provenance)
+    convert_outputs({a.out: True}, a.out_format)
     return 0
 
 
@@ -29,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--threshold", type=float, required=True, metavar="T", help="logit threshold: mask = logit > T"
     )
+    p.add_argument("--out-format", choices=OUT_FORMATS, default="mrc", help=OUT_FORMAT_HELP)
     p.add_argument("--out", type=Path, required=True, metavar="MASK", help="output mask MRC")
     p.add_argument(
         "--score-kind",

@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from tomoseg.core.io import VOLUME_SUFFIXES, InputError, read_header, volume_name
+from tomoseg.core.io import InputError, read_header, volume_name
 from tomoseg.etsam.options import EtsamOptions
 from tomoseg.etsam.pipeline import (
     STALE_LOGITS,
@@ -91,19 +91,3 @@ def segment_many(
         log.info("tomogram %d of %d: %s -> %s", i, len(todo), tomogram, folder)
         run_segment(tomogram, folder, opts, normalized, normalization, store_logits, preset, models)
     return folders
-
-
-def expand_inputs(paths: list[Path]) -> list[Path]:
-    """The tomograms named by `paths`: a file (or .zarr store) as given, a folder as the volumes directly in it."""
-    found: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_dir() and not path.name.lower().endswith(".zarr"):
-            inside = sorted(p for p in path.iterdir() if p.name.lower().endswith(VOLUME_SUFFIXES))
-            if not inside:
-                raise InputError(
-                    f"{path}: a folder with no tomograms in it (looked for {', '.join(VOLUME_SUFFIXES)})"
-                )
-            found += inside
-        else:
-            found.append(path)
-    return found
