@@ -48,7 +48,7 @@ def _options(command: str) -> dict[str, argparse.Action]:
 def _preset_defaults(command: str) -> dict[str, object]:
     """Values the paper preset gives to options whose argparse default is None (they defer to the preset)."""
     if command == "segment":
-        from tomoseg.cli.segment import settings_from
+        from tomoseg.cli.engine_args import settings_from
 
         settings = settings_from(build_parser().parse_args(["segment", "t.mrc", "--out", "o"]))
         return {**settings["etsam"], "normalization": settings["normalization"]}

@@ -28,7 +28,7 @@ ABSENT = ("torch", "sam2", "hydra", "pandas", "matplotlib")  # what a base insta
 COMMANDS = (
     "phantom", "normalize", "segment", "train", "fetch-weights", "make-test-checkpoints", "pin-runs", "nightly",
     "postprocess", "instances", "evaluate", "threshold", "stats", "make-baseline-checkpoints", "baseline", "profile",
-    "view", "runs-sheet",
+    "view", "runs-sheet", "copick",
 )  # fmt: skip
 
 # Runs `tomoseg.cli.main(argv)` with imports of BLOCKED failing like absent packages, then prints the

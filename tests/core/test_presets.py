@@ -80,7 +80,7 @@ def test_variants_switch_one_upstream_option_each():
 def test_the_preset_keys_are_one_list_every_preset_decides():
     """Issue 22: the CLI and the workflow take the nine preset keys from the presets, in a fixed order
     (the workflow's params keep their order, so existing ETSAM jobs are not rerun)."""
-    from tomoseg.cli.segment import settings_from
+    from tomoseg.cli.engine_args import settings_from
     from tomoseg.core.presets import ETSAM_PRESET_KEYS, PRESETS
 
     assert ETSAM_PRESET_KEYS == (

@@ -197,7 +197,7 @@ def test_bin_option(monkeypatch, tmp_path, tomogram, checkpoints):
 
 def test_preset_and_explicit_options_resolve(tmp_path):
     """--preset gives the defaults; options given explicitly (upstream's names too) win."""
-    from tomoseg.cli.segment import options_from, settings_from
+    from tomoseg.cli.engine_args import options_from, settings_from
 
     parse = cli.build_parser().parse_args
     paper = parse(["segment", "t.mrc", "--out", str(tmp_path)])

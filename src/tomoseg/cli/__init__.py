@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "tomoseg.cli.profile",
     "tomoseg.cli.view",
     "tomoseg.cli.runs_sheet",
+    "tomoseg.cli.copick",
 )
 
 # Packages that only some commands need (optional extras). Command modules import them when they run,
