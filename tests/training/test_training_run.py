@@ -105,7 +105,7 @@ def test_training_record(trained):
 @pytest.mark.slow  # trains SAM2 (tiny); ~1 min on an idle 2-core machine
 def test_training_curves_figure_from_the_record(trained, tmp_path):
     """The report's training figure is drawn from training.json; a record without steps says so instead."""
-    from tomoseg.reporting.figures import training_curves
+    from tomoseg.reporting.training_figure import training_curves
 
     job, record = trained
     written = training_curves(job.out / "training.json", tmp_path / "curves")

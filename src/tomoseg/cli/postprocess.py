@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tomoseg.core.io import OUT_FORMAT_HELP, OUT_FORMATS, convert_outputs
+from tomoseg.core.outformat import OUT_FORMAT_HELP, OUT_FORMATS, convert_outputs
 from tomoseg.core.presets import POSTPROCESS_STEPS, PRESET_NAMES, canonical_steps, resolve
 
 

@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from tomoseg.cli.engine_args import add_engine_options, add_normalization_options, options_from, settings_from
-from tomoseg.core.io import OUT_FORMAT_HELP, OUT_FORMATS, convert_outputs, volumes_in
+from tomoseg.core.io import volumes_in
+from tomoseg.core.outformat import OUT_FORMAT_HELP, OUT_FORMATS, convert_outputs
 
 
 def _run(a: argparse.Namespace) -> int:

@@ -532,34 +532,6 @@ def copy_as_ome_zarr(source: str | os.PathLike, out: str | os.PathLike, mask: bo
     log.info("%s: written as OME-Zarr %s (shape %s, voxel size %s A)", source, out, volume.shape, voxel_size)
 
 
-OUT_FORMATS = ("mrc", "ome-zarr", "both")
-OUT_FORMAT_HELP = (
-    "mrc (default), ome-zarr (each output MRC replaced by a multiscale OME-Zarr image NAME.zarr, same voxel "
-    "size and origin) or both"
-)
-
-
-def convert_outputs(outputs: dict[Path, bool], out_format: str) -> list[Path]:
-    """A command's MRC outputs in the format asked for (`--out-format`): as written (mrc), with an OME-Zarr
-    copy beside each (both: NAME.zarr), or replaced by it (ome-zarr). `outputs` maps each MRC to whether it is
-    a mask; missing ones are skipped. Returns the OME-Zarr images written."""
-    if out_format not in OUT_FORMATS:
-        raise InputError(f"output format {out_format!r} unknown; choose one of {OUT_FORMATS}")
-    if out_format == "mrc":
-        return []
-    written = []
-    for mrc, mask in outputs.items():
-        if not mrc.is_file():
-            continue
-        zarr = mrc.with_suffix(".zarr")
-        copy_as_ome_zarr(mrc, zarr, mask=mask)
-        log.info("wrote %s", zarr)
-        written.append(zarr)
-        if out_format == "ome-zarr":
-            mrc.unlink()
-    return written
-
-
 VOLUME_SUFFIXES = (".ome.zarr", ".zarr", ".mrc", ".rec", ".map", ".st")
 """The file names of tomograms and masks (matched case-insensitively): a folder of tomograms is searched for
 them, and a volume's name is its file name without one of them."""

@@ -21,7 +21,7 @@ from tomoseg.core.methods import UNTRAINED_MARK
 from tomoseg.evaluation.metrics import ScoreHistogram, histogram_path, threshold_table
 from tomoseg.evaluation.stats import METRICS
 from tomoseg.reporting import tables
-from tomoseg.reporting.summary import load_records, mean_sd
+from tomoseg.reporting.records import load_records, mean_sd
 
 # the paper's published numbers exist for its default modes only (etsam_threshold_sweep.csv)
 PAPER_DEFAULT_MODES = {1: "grid_first", 2: "empty"}
