@@ -97,8 +97,8 @@ def own_provenance_path(path: str | os.PathLike) -> Path:
     return p.with_name(volume_name(p) + ".provenance.json")
 
 
-def untrained_flag(provenance: str | os.PathLike | None) -> bool | None:
-    """True/False from a provenance.json's `untrained`, None when the file or key is absent."""
+def _read_record(provenance: str | os.PathLike | None) -> dict[str, Any] | None:
+    """A provenance record as a dict, None when there is no file; anything but a JSON object is an InputError."""
     if provenance is None or not Path(provenance).exists():
         return None
     record = read_json(provenance)
@@ -106,16 +106,20 @@ def untrained_flag(provenance: str | os.PathLike | None) -> bool | None:
         raise InputError(
             f"{provenance}: a provenance record must be a JSON object, found {type(record).__name__}"
         )
-    value = record.get("untrained")
+    return record
+
+
+def untrained_flag(provenance: str | os.PathLike | None) -> bool | None:
+    """True/False from a provenance.json's `untrained`, None when the file or key is absent."""
+    record = _read_record(provenance)
+    value = record.get("untrained") if record is not None else None
     return bool(value) if value is not None else None
 
 
 def trained_on(provenance: str | os.PathLike | None) -> str | None:
     """What a model trained here learned from (its provenance's `trained_on` parameter), None otherwise."""
-    if provenance is None or not Path(provenance).exists():
-        return None
-    record = read_json(provenance)
-    value = (record.get("parameters") or {}).get("trained_on") if isinstance(record, dict) else None
+    record = _read_record(provenance)
+    value = (record.get("parameters") or {}).get("trained_on") if record is not None else None
     return str(value) if value else None
 
 

@@ -84,10 +84,14 @@ class _Summary:
     results: Path
     frames: dict[str, pd.DataFrame]
     untrained: set[str]
-    marks: dict[str, str]  # label marks: untrained, or what a model trained here learned from
     trained_on: dict[str, str]  # methods whose weights were trained here: what on
     notes: list[str]
     written: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    @property
+    def marks(self) -> dict[str, str]:
+        """Label marks: untrained, or what a model trained here learned from."""
+        return method_marks(self.untrained, self.trained_on)
 
     def label(self, method: str) -> str:
         """The method's display name, marked when untrained or trained here."""
@@ -118,7 +122,6 @@ def build_summaries(
         results,
         {m: frames[m] for m in methods if m in frames},
         untrained,
-        method_marks(untrained, flags["trained_on"]),
         flags["trained_on"],
         _common_notes(untrained, flags["unknown"], failures, flags["trained_on"]),
     )

@@ -159,6 +159,15 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def check_batch_split(batch_size: int, processes: int) -> None:
+    """A step's samples must split evenly over the training processes (InputError naming both otherwise)."""
+    if batch_size % processes:
+        raise InputError(
+            f"batch size {batch_size} is not a multiple of the {processes} training processes "
+            "(--batch-size: samples per optimizer step over all processes)"
+        )
+
+
 def world_rank() -> tuple[int, int]:
     """(number of processes, this process's rank) of torch.distributed, (1, 0) without it."""
     dist = torch.distributed
@@ -292,8 +301,7 @@ class StageTrainer:
         """
         b = self.settings.batch_size
         world, rank = world_rank()
-        if b % world:
-            raise InputError(f"batch size {b} is not a multiple of the {world} training processes")
+        check_batch_split(b, world)
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         sums = torch.zeros(len(LOSS_NAMES) + 1, dtype=torch.float64)

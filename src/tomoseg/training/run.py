@@ -39,7 +39,7 @@ from tomoseg.etsam.pipeline import segment_tomogram
 from tomoseg.evaluation.metrics import scores_from_counts
 from tomoseg.preprocess import normalize_file
 from tomoseg.training.data import Item, SliceDataset, TrainRow, check_row, read_rows
-from tomoseg.training.loop import StageLog, StageTrainer, world_rank
+from tomoseg.training.loop import StageLog, StageTrainer, check_batch_split, world_rank
 from tomoseg.training.settings import TrainSettings
 
 log = logging.getLogger(__name__)
@@ -257,8 +257,8 @@ def train_stage(
         dataset.close()
         if world > 1:
             torch.distributed.barrier()  # process 0 may still be validating with the scratch checkpoint
-        for scratch in (job.out / f".validate-stage{stage}.pt", job.out / f".validate-stage{stage}.json"):
-            if rank == 0:
+        if rank == 0:
+            for scratch in (job.out / f".validate-stage{stage}.pt", job.out / f".validate-stage{stage}.json"):
                 scratch.unlink(missing_ok=True)
     if trainer.step == trainer.total_steps and rank == 0:
         write_checkpoint(job.checkpoint(stage), model, model_spec(job.settings), untrained=False)
@@ -267,12 +267,13 @@ def train_stage(
     return result
 
 
-def _on_rank0_first(rank: int, make: Callable[[], Any]) -> Any:
+def _on_rank0_first(make: Callable[[], Any]) -> Any:
     """Under DDP process 0 makes shared files first and the others then find them (`make` skips finished
     files); one process just makes them."""
+    world, rank = world_rank()
     if rank == 0:
         result = make()
-    if world_rank()[0] > 1:
+    if world > 1:
         torch.distributed.barrier()
     return make() if rank > 0 else result
 
@@ -287,12 +288,12 @@ def train(job: TrainJob) -> dict[str, Any]:
     _, rank = world_rank()
     job.out.mkdir(parents=True, exist_ok=True)
     inputs = {r.tomo: f"{sha256sum(r.tomogram)}:{sha256sum(r.truth)}" for r in rows}
-    normalized = _on_rank0_first(rank, lambda: normalized_inputs(job, rows))
+    normalized = _on_rank0_first(lambda: normalized_inputs(job, rows))
     logs: dict[int, StageLog] = {}
     if 1 in job.stages:
         logs[1] = train_stage(job, rows, 1, normalized, normalized, inputs)
     if 2 in job.stages and job.checkpoint(1).is_file():
-        fused = _on_rank0_first(rank, lambda: stage2_inputs(job, rows, normalized))
+        fused = _on_rank0_first(lambda: stage2_inputs(job, rows, normalized))
         logs[2] = train_stage(job, rows, 2, fused, normalized, inputs)
     record = provenance(job, rows, inputs, logs)
     if rank == 0:
@@ -331,11 +332,7 @@ def train_processes(job: TrainJob, processes: int) -> dict[str, Any]:
     `torchrun --standalone --nproc-per-node N` would; returns the record. One process: `train` itself."""
     if processes <= 1:
         return train(job)
-    if job.settings.batch_size % processes:
-        raise InputError(
-            f"batch size {job.settings.batch_size} is not a multiple of the {processes} training processes "
-            "(--batch-size: samples per optimizer step over all processes)"
-        )
+    check_batch_split(job.settings.batch_size, processes)
     if job.device.startswith("cuda") and torch.cuda.device_count() < processes:
         raise InputError(
             f"{processes} training processes need {processes} GPUs; torch sees {torch.cuda.device_count()}"
