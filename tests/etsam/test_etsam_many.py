@@ -124,3 +124,28 @@ def test_out_format_writes_ome_zarr_beside_or_instead(tmp_path, tomograms, check
     raw, _ = read_volume(logits)
     np.testing.assert_array_equal(mask, (raw > 0.5).astype(mask.dtype))
     np.testing.assert_array_equal(read_mask(tmp_path / "p.zarr")[0], read_mask(tmp_path / "p.mrc")[0])
+
+
+def test_an_ome_zarr_input_is_segmented_at_the_level_asked_for(tmp_path, checkpoints):
+    """--level N and --voxel-size A pick the resolution of an OME-Zarr input: the outputs have that level's
+    shape and voxel size and equal a run on that level written as MRC; a level it lacks is rc 2."""
+    from tomoseg.core.omezarr import open_zarr_volume, write_ome_zarr
+
+    s1, s2 = checkpoints
+    v = np.random.default_rng(3).normal(size=(8, 64, 72)).astype(np.float32)
+    v[:, 30:34] += 3.0
+    write_ome_zarr(tmp_path / "t.zarr", v, 10.0, levels=2)
+    level1 = open_zarr_volume(tmp_path / "t.zarr", 20.0)
+    write_volume(tmp_path / "level1.mrc", np.asarray(level1.data[...]), level1.level.voxel_size)
+    assert segment(tmp_path / "mrc", s1, s2, tmp_path / "level1.mrc") == 0
+    expected, _ = read_volume(tmp_path / "mrc" / "mask.mrc")
+    for flags in (["--level", "1"], ["--voxel-size", "19"]):
+        out = tmp_path / f"out{flags[0]}"
+        assert segment(out, s1, s2, tmp_path / "t.zarr", *flags) == 0
+        mask, voxel = read_volume(out / "mask.mrc")
+        assert mask.shape == (4, 32, 36) and voxel == (20.0, 20.0, 20.0)
+        np.testing.assert_array_equal(mask, expected)
+        record = json.loads((out / "provenance.json").read_text())
+        assert record["parameters"]["ome_zarr_target_voxel_size"] == (20.0 if flags[0] == "--level" else 19.0)
+    assert segment(tmp_path / "bad", s1, s2, tmp_path / "t.zarr", "--level", "5") == 2
+    assert not (tmp_path / "bad" / "mask.mrc").exists()

@@ -31,6 +31,7 @@ MY_RULES = [
     "overlay",
     "tomogram_page",
     "theta_map",
+    "views_figure",
 ]
 BENCH_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 
@@ -125,6 +126,7 @@ TARGETS = [
     *(f"results/figures/overlays/{t}.png" for t in ("t1", "t2", "t3")),
     *(f"results/report/tomograms/{t}.html" for t in ("t1", "t2", "t3")),
     *(f"results/theta/{t}/groundtruth_theta.mrc" for t in ("t1", "t2")),
+    *(f"results/figures/{f}.png" for f in ("figure2", "figure3", "figure5")),
 ]
 
 
@@ -214,6 +216,13 @@ def test_tables_figures_and_failures(report_run):
         assert (res / "figures" / f"{name}.pdf").exists()
     for t in ("t1", "t2", "t3"):
         assert (res / "figures" / "overlays" / f"{t}.png").exists()
+    # the 3-D views figures: none of the paper's tomograms is here, so Figures 2 and 5 draw the runs with
+    # truth (t1, t2; Figure 5 the first) and Figure 3 the run without (t3)
+    for name in ("figure2", "figure3", "figure5"):
+        assert (res / "figures" / f"{name}.png").stat().st_size > 1000
+        assert (res / "figures" / f"{name}.pdf").exists()
+    log = (work / "results" / "logs" / "figures" / "figure5.log").read_text()
+    assert "t1" in log and "t2" not in log
 
 
 @pytest.fixture(scope="module")

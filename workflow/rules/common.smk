@@ -1,6 +1,7 @@
 import functools
 import os
 import re
+import types
 from pathlib import Path
 
 import pandas as pd
@@ -464,6 +465,7 @@ def evaluation_targets():
     targets += summary_targets()
     if config["evaluate"]["theta_wise"]:
         targets += theta_map_targets()
+    targets += expand("results/figures/{figure}.png", figure=VIEW_FIGURES)
     if config["evaluate"]["overlays"]:
         targets += expand("results/figures/overlays/{tomo}.png", tomo=tomos())
         targets += expand("results/report/tomograms/{tomo}.html", tomo=tomos())

@@ -105,3 +105,28 @@ rule tomogram_page:
         run=lambda wc: {k: str(v) for k, v in SELECTED[wc.tomo].items() if pd.notna(v)},
     script:
         "../scripts/tomogram_page.py"
+
+
+rule views_figure:
+    input:
+        views_inputs,
+    output:
+        png=report(
+            "results/figures/{figure}.png",
+            caption="../report/views.rst",
+            category="Figures",
+            labels={"figure": "{figure}: 3-D views"},
+        ),
+        pdf="results/figures/{figure}.pdf",
+    log:
+        "results/logs/figures/{figure}.log",
+    wildcard_constraints:
+        figure="figure2|figure3|figure5",
+    conda:
+        "../envs/tomoseg.yaml"
+    params:
+        rows=views_rows,
+        methods=config["methods"],
+        provenance=views_provenance,
+    script:
+        "../scripts/views_figure.py"

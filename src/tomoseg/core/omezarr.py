@@ -278,6 +278,22 @@ def choose_level(levels: Sequence[ZarrLevel], target_voxel_size: float | None) -
     return min(range(len(levels)), key=lambda i: (round(distance(i), 9), i))
 
 
+def zarr_target_voxel_size(
+    path: str | os.PathLike, voxel_size: float | None = None, level: int | None = None
+) -> float | None:
+    """The target voxel size (Angstrom) that picks the resolution a user asked for in a local OME-Zarr
+    image: `level` (an index into its multiscales, 0 = full resolution) or `voxel_size`; None for an MRC file
+    (one level) or when neither is given. An index the image does not have is an InputError listing its levels."""
+    path = Path(path)
+    if not is_zarr(path) or level is None:
+        return voxel_size if is_zarr(path) else None
+    levels, _ = _read_levels(path)
+    if not 0 <= level < len(levels):
+        sizes = ", ".join(f"{i}: {lv.path} at {sum(lv.voxel_size) / 3:g} A" for i, lv in enumerate(levels))
+        raise InputError(f"{path}: no resolution level {level}; its levels are {sizes}")
+    return sum(levels[level].voxel_size) / 3
+
+
 class CheckedArray:
     """A lazily read zarr array whose reads raise InputError naming the store when a chunk does not decode.
 

@@ -1,5 +1,6 @@
 """What the workflow plans from its config: checkpoints, engine options, post-processing params, the
-methods' benchmark rules and copick ids, as plain functions of config sections and the registries.
+methods' benchmark rules, copick ids and the tomograms of the 3-D views figures, as plain functions of
+config sections and the registries.
 
 The workflow's rules (workflow/rules/common.smk) call these at parse time, so the module stays light
 (presets and the method registry only) and each value is computed here, once, with tests, instead of in
@@ -9,7 +10,7 @@ had: Snakemake reruns a job whose params change.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from tomoseg.core import presets
@@ -110,3 +111,34 @@ def copick_ids(method: str, segmentation: Mapping[str, Any]) -> dict[str, str]:
     return {
         key: str(segmentation[key]).replace("{method}", fill) for key in ("name", "user_id", "session_id")
     }
+
+
+VIEW_FIGURE_SIZES: dict[str, int] = {"figure2": 3, "figure3": 5, "figure5": 1}
+"""How many tomograms each 3-D views figure shows (the paper's Figures 2, 3 and 5)."""
+
+
+def view_figure_tomograms(
+    views: Mapping[str, Sequence[str]],
+    selected: Sequence[str],
+    with_truth: Collection[str],
+    methods: Sequence[str],
+) -> dict[str, list[str]]:
+    """The tomograms of each 3-D views figure: the configured ones among the selected runs, else the first
+    selected runs that fit (Figures 2 and 5 with ground truth, Figure 3 without: the unseen organisms).
+
+    A figure with no tomogram is not made, nor Figure 5 unless both etsam and etsam_postprocessed run.
+    """
+    fits = {
+        "figure2": [t for t in selected if t in with_truth],
+        "figure3": [t for t in selected if t not in with_truth],
+        "figure5": [t for t in selected if t in with_truth],
+    }
+    plan = {}
+    for figure, size in VIEW_FIGURE_SIZES.items():
+        chosen = [t for t in views.get(figure, []) if t in fits[figure]]
+        chosen = (chosen or fits[figure])[:size]
+        if figure == "figure5" and not {"etsam", "etsam_postprocessed"} <= set(methods):
+            chosen = []
+        if chosen:
+            plan[figure] = chosen
+    return plan

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tomoseg.core.io import InputError, read_header, volume_name
+from tomoseg.core.omezarr import zarr_target_voxel_size
 from tomoseg.etsam.options import EtsamOptions
 from tomoseg.etsam.pipeline import (
     STALE_LOGITS,
@@ -59,8 +60,12 @@ def segment_many(
     normalization: str = "max_positive",
     store_logits: bool = False,
     preset: str | None = None,
+    voxel_size: float | None = None,
+    level: int | None = None,
 ) -> list[Path]:
     """`tomoseg segment A B ...`: each tomogram into `out_dir/<name>/`, the models built and loaded once.
+
+    OME-Zarr inputs are read at `level` (an index) or at the level nearest `voxel_size` (Angstrom).
 
     Every input's header and the output names are checked before the first tomogram runs; tomograms whose
     folder already holds a finished run with the same settings (`segment_finished`) are skipped, so a run
@@ -74,12 +79,15 @@ def segment_many(
                 f"{tomogram}: its output folder {folder} is also {seen[folder]}'s; rename one of them"
             )
         seen[folder] = tomogram
-        read_header(tomogram)  # an unreadable input fails before any tomogram runs
+    targets = [zarr_target_voxel_size(t, voxel_size, level) for t in tomograms]
+    for tomogram, target in zip(tomograms, targets, strict=True):
+        read_header(tomogram, target)  # an unreadable input fails before any tomogram runs
     models = ModelCache(opts)
-    extra = segment_parameters(normalized, normalization, preset)
     todo = [
-        (t, f) for t, f in zip(tomograms, folders, strict=True)
-        if not segment_finished(t, f, opts, store_logits, extra)
+        (t, f, target) for t, f, target in zip(tomograms, folders, targets, strict=True)
+        if not segment_finished(
+            t, f, opts, store_logits, segment_parameters(normalized, normalization, preset, target)
+        )
     ]  # fmt: skip
     if len(todo) < len(tomograms):
         log.info(
@@ -87,7 +95,7 @@ def segment_many(
             len(tomograms) - len(todo),
             len(tomograms),
         )
-    for i, (tomogram, folder) in enumerate(todo, 1):
+    for i, (tomogram, folder, target) in enumerate(todo, 1):
         log.info("tomogram %d of %d: %s -> %s", i, len(todo), tomogram, folder)
-        run_segment(tomogram, folder, opts, normalized, normalization, store_logits, preset, models)
+        run_segment(tomogram, folder, opts, normalized, normalization, store_logits, preset, models, target)
     return folders

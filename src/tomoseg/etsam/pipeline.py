@@ -474,8 +474,11 @@ def run_segment(
     store_logits: bool = False,
     preset: str | None = None,
     models: ModelCache | None = None,
+    target_voxel_size: float | None = None,
 ) -> EtsamResult:
     """`tomoseg segment`: both stages on one MRC; mask.mrc, provenance.json and optionally both logits.
+
+    An OME-Zarr input is read at the level nearest `target_voxel_size` (Angstrom; default level 0).
 
     Everything that can be checked is checked before the stages run: the output folder, the options, both
     checkpoints (and sidecars), the input. Logits of an earlier run in `out_dir` that this run does not
@@ -491,12 +494,12 @@ def run_segment(
         opts.spec_for(checkpoint)  # a bad sidecar fails here
         if not Path(checkpoint).is_file():
             load_checkpoint(torch.nn.Module(), checkpoint)  # the "not found, get it here" message
-    shape, _, _ = read_header(tomogram)
+    shape, _, _ = read_header(tomogram, target_voxel_size)
     voxels = int(np.prod(shape))
     # mask (1 byte a voxel), logits (float32, two of them when stored), and 1 MB for provenance and slack
     require_space(out_dir, voxels * (1 + (8 if store_logits else 0)) + (1 << 20))
-    volume, voxel = read_volume(tomogram, dtype=np.float32)
-    write = partial(write_volume, voxel_size=voxel, placement=read_placement(tomogram))
+    volume, voxel = read_volume(tomogram, dtype=np.float32, target_voxel_size=target_voxel_size)
+    write = partial(write_volume, voxel_size=voxel, placement=read_placement(tomogram, target_voxel_size))
     check_volume(volume, str(tomogram))
     if normalized:
         check_normalized(volume, str(tomogram))
@@ -504,7 +507,7 @@ def run_segment(
         volume = normalize_volume(volume, normalization, name=str(tomogram))  # type: ignore[arg-type]
     result = segment_tomogram(volume, opts, name=str(tomogram), models=models)
     record = _provenance(result, opts, {"tomogram": str(tomogram)}, "etsam")
-    record["parameters"].update(segment_parameters(normalized, normalization, preset))
+    record["parameters"].update(segment_parameters(normalized, normalization, preset, target_voxel_size))
     writers = {
         "mask": lambda p: write(p, threshold(result.stage2_logits, opts.threshold)),
         "provenance": lambda p: write_json(p, record),
@@ -518,14 +521,19 @@ def run_segment(
     return result
 
 
-def segment_parameters(normalized: bool, normalization: str, preset: str | None) -> dict[str, Any]:
-    """What `run_segment` records beside the engine options: the input's normalization and the preset."""
+def segment_parameters(
+    normalized: bool, normalization: str, preset: str | None, target_voxel_size: float | None = None
+) -> dict[str, Any]:
+    """What `run_segment` records beside the engine options: the input's normalization, the preset and the
+    OME-Zarr level's target voxel size."""
     params: dict[str, Any] = {
         "normalized_input": normalized,
         "normalization": None if normalized else normalization,
     }
     if preset is not None:
         params["preset"] = preset
+    if target_voxel_size is not None:
+        params["ome_zarr_target_voxel_size"] = target_voxel_size
     return params
 
 
