@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 
 from tomoseg.core.io import write_json, write_volume
-from tomoseg.core.planning import view_figure_tomograms
+from tomoseg.core.planning import view_figure_files, view_figure_rows, view_figure_tomograms
 from tomoseg.reporting.views import (
     binned_mask,
     build_views_figure,
@@ -119,3 +119,20 @@ def test_figure5_writes_png_and_pdf_with_the_changed_scores(tmp_path):
     files = build_views_figure("figure5", rows, tmp_path / "figure5", ["etsam", "etsam_postprocessed"], {})
     assert sorted(p.suffix for p in files) == [".pdf", ".png"]
     assert all(p.stat().st_size > 1000 for p in files)
+
+
+def test_views_rows_put_truth_first_and_give_figure5_its_metrics():
+    masks = {
+        "a": {"etsam": "results/etsam/a/mask.mrc", "etsam_postprocessed": "results/etsam/a/mask_postprocessed.mrc",
+              "membrain": "results/membrain/a/mask.mrc"},
+        "u": {"etsam": "results/etsam/u/mask.mrc"},
+    }  # fmt: skip
+    rows = view_figure_rows("figure2", ["a", "u"], masks, {"a"})
+    assert list(rows["a"]["masks"]) == ["ground truth", "etsam", "etsam_postprocessed", "membrain"]
+    assert rows["a"]["masks"]["ground truth"] == "results/data/a/groundtruth.mrc"
+    assert list(rows["u"]["masks"]) == ["etsam"] and rows["u"]["metrics"] == {}
+    five = view_figure_rows("figure5", ["a"], masks, {"a"})["a"]
+    assert list(five["masks"]) == ["ground truth", "etsam", "etsam_postprocessed"]
+    assert five["metrics"] == {m: f"results/metrics/{m}/a.json" for m in ("etsam", "etsam_postprocessed")}
+    assert view_figure_files({"a": five})[0] == "results/data/a/tomogram.mrc"
+    assert len(view_figure_files({"a": five})) == 1 + 3 + 2

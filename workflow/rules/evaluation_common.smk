@@ -231,40 +231,10 @@ VIEW_FIGURES = (
 
 def views_rows(wildcards):
     """Per tomogram of a views figure: its tomogram, the masks drawn by column, and (Figure 5) the metrics."""
-    shown = (
-        ["etsam", "etsam_postprocessed"]
-        if wildcards.figure == "figure5"
-        else list(OVERLAY_MASKS)
+    figure = wildcards.figure
+    return planning.view_figure_rows(
+        figure,
+        VIEW_FIGURES[figure],
+        {t: overlay_masks(types.SimpleNamespace(tomo=t)) for t in VIEW_FIGURES[figure]},
+        TRUTH_KEYS,
     )
-    rows = {}
-    for tomo in VIEW_FIGURES[wildcards.figure]:
-        drawn = overlay_masks(types.SimpleNamespace(tomo=tomo))
-        masks = {m: drawn[m] for m in shown if m in drawn}
-        if tomo in TRUTH_KEYS:
-            masks = {"ground truth": layout.data_path(tomo, "groundtruth.mrc"), **masks}
-        rows[tomo] = {
-            "tomogram": layout.data_path(tomo, "tomogram.mrc"),
-            "masks": masks,
-            "metrics": (
-                {m: metrics_json(m, tomo) for m in shown}
-                if wildcards.figure == "figure5"
-                else {}
-            ),
-        }
-    return rows
-
-
-def views_provenance(wildcards):
-    """Provenance of each method drawn, from the figure's first tomogram (for the untrained/trained-on marks)."""
-    tomo = VIEW_FIGURES[wildcards.figure][0]
-    return {m: PROVENANCE[m].format(tomo=tomo) for m in OVERLAY_MASKS}
-
-
-def views_inputs(wildcards):
-    """Every file a views figure reads (views_rows)."""
-    rows = views_rows(wildcards).values()
-    return [
-        path
-        for row in rows
-        for path in [row["tomogram"], *row["masks"].values(), *row["metrics"].values()]
-    ]

@@ -109,7 +109,7 @@ rule tomogram_page:
 
 rule views_figure:
     input:
-        views_inputs,
+        lambda wc: planning.view_figure_files(views_rows(wc)),
     output:
         png=report(
             "results/figures/{figure}.png",
@@ -127,6 +127,10 @@ rule views_figure:
     params:
         rows=views_rows,
         methods=config["methods"],
-        provenance=views_provenance,
+        # the first tomogram's provenance gives each method's untrained / trained-on mark
+        provenance=lambda wc: {
+            m: PROVENANCE[m].format(tomo=VIEW_FIGURES[wc.figure][0])
+            for m in OVERLAY_MASKS
+        },
     script:
         "../scripts/views_figure.py"

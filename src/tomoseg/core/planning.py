@@ -3,7 +3,7 @@ methods' benchmark rules, copick ids and the tomograms of the 3-D views figures,
 config sections and the registries.
 
 The workflow's rules (workflow/rules/common.smk) call these at parse time, so the module stays light
-(presets and the method registry only) and each value is computed here, once, with tests, instead of in
+(presets, the method registry and the results layout only) and each value is computed here, once, with tests, instead of in
 a `.smk` file that no linter or type checker reads. The params they return are the ones the rules always
 had: Snakemake reruns a job whose params change.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from tomoseg.core import presets
+from tomoseg.core import layout, presets
 from tomoseg.core.methods import METHODS
 
 ENGINE_KEYS: tuple[str, ...] = ("model_config", "device", "dtype", "encoder_batch")
@@ -142,3 +142,34 @@ def view_figure_tomograms(
         if chosen:
             plan[figure] = chosen
     return plan
+
+
+def view_figure_rows(
+    figure: str,
+    tomos: Sequence[str],
+    masks: Mapping[str, Mapping[str, str]],
+    with_truth: Collection[str],
+) -> dict[str, dict[str, Any]]:
+    """Per tomogram of a views figure: its tomogram, the masks drawn by column (ground truth first where there is
+    one; Figure 5 only etsam and etsam_postprocessed, with their metrics records), from each tomogram's masks by
+    method (those the run draws)."""
+    shown = ("etsam", "etsam_postprocessed") if figure == "figure5" else None
+    rows = {}
+    for tomo in tomos:
+        drawn = {m: p for m, p in masks[tomo].items() if shown is None or m in shown}
+        truth = {"ground truth": layout.data_path(tomo, "groundtruth.mrc")} if tomo in with_truth else {}
+        rows[tomo] = {
+            "tomogram": layout.data_path(tomo, "tomogram.mrc"),
+            "masks": {**truth, **drawn},
+            "metrics": {m: layout.metrics_path(m, tomo) for m in drawn} if shown else {},
+        }
+    return rows
+
+
+def view_figure_files(rows: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Every file a views figure reads (`view_figure_rows`)."""
+    return [
+        path
+        for row in rows.values()
+        for path in [row["tomogram"], *row["masks"].values(), *row["metrics"].values()]
+    ]
