@@ -70,6 +70,7 @@ def test_dry_run_plans_exactly_the_ten_test_tomograms_offline(tmp_path):
     }
     assert {rule: tomos for rule, tomos in planned.items()} == dict.fromkeys(per_tomogram, test)
     once = dict.fromkeys(["fetch_etsam_weights", "summarize", "figures", "ablation_summary", "all"], 1)
+    once["views_figure"] = 2  # Figures 2 and 5 (Figure 3 draws the robustness split, not selected here)
     expected = {rule: 10 * n for rule, n in per_tomogram.items()} | once
     assert job_stats(output) == expected | {"total": sum(expected.values())}
 
