@@ -91,6 +91,27 @@ selected = runs[runs["split"].isin(config["splits"])]
 SELECTED = selected.to_dict("index")
 _TOMOS = {}
 
+# The train/val rows of the training sheet (training.runs; training.smk). Their data files come from the
+# same data rules as the selected runs' (phantoms, portal downloads, copick imports under
+# results/data/{tomo}/); local rows are used in place.
+TRAINING = config.get("training") or {}
+TRAIN_ROWS = {}
+if TRAINING.get("runs"):
+    _train_sheet = read_runs_sheet(TRAINING["runs"])
+    TRAIN_ROWS = (
+        _train_sheet[_train_sheet["split"].isin(["train", "val"])]
+        .set_index("tomo", drop=False)
+        .to_dict("index")
+    )
+for _tomo in TRAIN_ROWS.keys() & SELECTED.keys():
+    if TRAIN_ROWS[_tomo] != SELECTED[_tomo]:
+        raise WorkflowError(
+            f"{_tomo!r} is a row of both {config['runs']} and {TRAINING['runs']} (training.runs) with "
+            "different fields; give one of them another key"
+        )
+# Every row whose data files the data rules may make, by key.
+DATA_ROWS = {**TRAIN_ROWS, **SELECTED}
+
 
 def tomos(source=None, with_truth=None):
     """Keys of the selected runs, optionally of one source or only those with ground truth (computed once per filter)."""
@@ -161,7 +182,7 @@ def source_pattern(source, truth=False):
     Any key when a selected row needs the rule, none otherwise: a workflow with one source (the paper's
     portal rows, the demo's phantoms, a nightly batch) then has one candidate rule per data file.
     """
-    needed = any(_made_by(row, source, truth) for row in SELECTED.values())
+    needed = any(_made_by(row, source, truth) for row in DATA_ROWS.values())
     return r"[^/]+" if needed else NEVER
 
 
@@ -175,6 +196,14 @@ def selected_row(tomo):
     return row
 
 
+def data_row(tomo):
+    """The row whose data files `{tomo}` names: a selected run's or a training row's (the data rules')."""
+    row = DATA_ROWS.get(tomo)
+    if row is None:
+        selected_row(tomo)  # the error that names the runs sheet and the selected splits
+    return row
+
+
 def source_check(source, truth=False, **columns):
     """Input function for the rules of one source's files (or, with truth, its ground truth).
 
@@ -184,7 +213,7 @@ def source_check(source, truth=False, **columns):
     """
 
     def inputs(wildcards):
-        row = selected_row(wildcards.tomo)
+        row = data_row(wildcards.tomo)
         if _made_by(row, source, truth):
             return {name: row[column] for name, column in columns.items()}
         return {
@@ -196,7 +225,7 @@ def source_check(source, truth=False, **columns):
 
 def run_row(wildcards):
     """The runs-sheet row of `{tomo}` as a plain dict."""
-    return selected_row(wildcards.tomo)
+    return data_row(wildcards.tomo)
 
 
 # The checkpoint file of stage 1 or 2 that the config selects (tomoseg.core.planning).
@@ -285,7 +314,7 @@ def portal_row(wildcards):
     With download.format ome-zarr the format and ome_zarr.voxel_size join them (they change the file);
     with the default, mrc, the params stay as before, so existing downloads are not redone.
     """
-    row = selected_row(wildcards.tomo)
+    row = data_row(wildcards.tomo)
     keys = ("tomo", "source", "dataset_id", "run_id", "tomogram_id", "truth")
     fields = {key: row[key] for key in keys}
     if config["download"].get("format", "mrc") == "ome-zarr":
@@ -330,7 +359,7 @@ TOMOSEG_USER_IDS = sorted(
 
 def copick_row(wildcards):
     """The copick fields of `{tomo}`'s row (a copick row; rules of other sources never ask)."""
-    row = selected_row(wildcards.tomo)
+    row = data_row(wildcards.tomo)
     return {"config": row["path"], "run": row["run_id"]}
 
 

@@ -1,27 +1,8 @@
 # Training ETSAM (tomoseg.training, docs/training.md): `snakemake train` trains both stages on the train/val
 # rows of the training sheet (config training.runs), and the method etsam_trained segments the selected runs
-# with the result, labelled with what it was trained on. Phantom rows are made here; local rows use their
-# files. The training job is one job on training.gpus GPUs (one DDP process each); it resumes from its last
-# checkpoint when rerun.
-
-
-rule training_phantom:
-    output:
-        tomogram=f"{TRAIN_DIR}/data/{{tomo}}/tomogram.mrc",
-        truth=f"{TRAIN_DIR}/data/{{tomo}}/groundtruth.mrc",
-    log:
-        "results/logs/training_phantom/{tomo}.log",
-    wildcard_constraints:
-        tomo=one_of(
-            sorted(t for t, r in TRAIN_ROWS.items() if r["source"] == "phantom")
-        ),
-    conda:
-        "../envs/tomoseg.yaml"
-    params:
-        row=lambda wc: TRAIN_ROWS[wc.tomo],
-        phantom=config["phantom"],
-    script:
-        "../scripts/phantom.py"
+# with the result, labelled with what it was trained on. The rows' files come from the data rules (phantoms,
+# portal downloads, copick imports under results/data/{tomo}/); local rows use their files. The training
+# job is one job on training.gpus GPUs (one DDP process each); it resumes from its last checkpoint when rerun.
 
 
 rule train_etsam:
@@ -44,7 +25,7 @@ rule train_etsam:
         mem_mb=TRAINING.get("mem_mb", 32000),
         runtime=TRAINING.get("runtime", 2880),
     params:
-        data=f"{TRAIN_DIR}/data",
+        data=layout.RESULTS + "/data",
         preset=TRAINING.get("preset", "paper"),
         device=TRAINING.get("device", "cuda"),
         epochs_stage1=TRAINING.get("epochs_stage1"),

@@ -1,22 +1,15 @@
-# Training's rows and inputs (training.smk, docs/training.md): read once at parse time.
+# Training's inputs (training.smk, docs/training.md); TRAINING and TRAIN_ROWS are read in common.smk, where the
+# data rules take training rows too.
 
-TRAINING = config.get("training") or {}
-TRAIN_ROWS = {}
-if TRAINING.get("runs"):
-    _train_sheet = read_runs_sheet(TRAINING["runs"])
-    TRAIN_ROWS = (
-        _train_sheet[_train_sheet["split"].isin(["train", "val"])]
-        .set_index("tomo", drop=False)
-        .to_dict("index")
-    )
 TRAIN_DIR = "results/training"
 
 
 def training_file(tomo, name):
-    """A training row's tomogram or truth: its local file, else the phantom made under results/training/data."""
+    """A training row's tomogram or truth: a local row's file, else what the data rules make under
+    results/data/{tomo}/ (phantoms, portal downloads, copick imports), where the training job looks."""
     row = TRAIN_ROWS[tomo]
     column = "path" if name == "tomogram.mrc" else "truth_path"
-    return row[column] if row.get(column) else f"{TRAIN_DIR}/data/{tomo}/{name}"
+    return row[column] if row["source"] == "local" else layout.data_path(tomo, name)
 
 
 def training_inputs(wildcards):
