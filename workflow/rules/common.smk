@@ -200,7 +200,8 @@ def data_row(tomo):
     """The row whose data files `{tomo}` names: a selected run's or a training row's (the data rules')."""
     row = DATA_ROWS.get(tomo)
     if row is None:
-        selected_row(tomo)  # the error that names the runs sheet and the selected splits
+        # the error that names the runs sheet and the selected splits
+        selected_row(tomo)
     return row
 
 

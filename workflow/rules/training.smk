@@ -25,7 +25,7 @@ rule train_etsam:
         mem_mb=TRAINING.get("mem_mb", 32000),
         runtime=TRAINING.get("runtime", 2880),
     params:
-        data=layout.RESULTS + "/data",
+        data="results/data",
         preset=TRAINING.get("preset", "paper"),
         device=TRAINING.get("device", "cuda"),
         epochs_stage1=TRAINING.get("epochs_stage1"),

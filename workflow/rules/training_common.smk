@@ -19,7 +19,8 @@ TRAIN_SETTINGS = (
 
 def training_file(tomo, name):
     """A training row's tomogram or truth: a local row's file, else what the data rules make under
-    results/data/{tomo}/ (phantoms, portal downloads, copick imports), where the training job looks."""
+    results/data/{tomo}/ (phantoms, portal downloads, copick imports), where the training job looks.
+    """
     row = TRAIN_ROWS[tomo]
     column = "path" if name == "tomogram.mrc" else "truth_path"
     return row[column] if row["source"] == "local" else layout.data_path(tomo, name)
