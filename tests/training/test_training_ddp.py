@@ -114,7 +114,7 @@ def test_train_processes_two_equals_one_process_on_the_whole_batch(tmp_path):
     records = [json.loads((tmp_path / n / "training.json").read_text()) for n in ("one", "two")]
     for stage in ("stage1",):  # Stage 2 trains with the same trainer
         one, two = (r["stages"][stage] for r in records)
-        assert one["steps"] == two["steps"] == 4  # 2 rows x 4 repeats, 2 samples a step
+        assert one["steps"] == two["steps"] == 8  # 2 rows x 8 repeats, 2 samples a step
         assert two["final_loss"]["total"] == pytest.approx(one["final_loss"]["total"], rel=1e-5)
         a, b = (torch.load(tmp_path / n / f"etsam_{stage}.pt", weights_only=False) for n in ("one", "two"))
         weights_a, weights_b = (x.get("model", x) for x in (a, b))

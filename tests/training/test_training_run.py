@@ -237,7 +237,7 @@ def _bad_case(root: Path, case: str) -> tuple[list[str], str]:
     if case == "all_membrane":
         truth[:] = 1
     if case == "few_slices":
-        image, truth, named = image[:4], truth[:4], str(folder / "tomogram.mrc")
+        image, truth, named = image[:2], truth[:2], str(folder / "tomogram.mrc")  # < 3 frames
     if case == "no_train":
         split, named = "val", str(root / "runs.tsv")
     _pair(folder, image, truth, truth_voxel=12.0 if case == "voxel" else 10.0)

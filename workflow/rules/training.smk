@@ -32,7 +32,6 @@ rule train_etsam:
         epochs_stage2=TRAINING.get("epochs_stage2"),
         batch_size=TRAINING.get("batch_size"),
         processes=TRAINING.get("gpus", 1),
-        settings=TRAIN_SETTINGS,
     script:
         "../scripts/train_etsam.py"
 

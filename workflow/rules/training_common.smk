@@ -1,20 +1,7 @@
 # Training's inputs (training.smk, docs/training.md); TRAINING and TRAIN_ROWS are read in common.smk, where the
 # data rules take training rows too.
 
-from tomoseg.training.settings import preset as training_preset
-
 TRAIN_DIR = "results/training"
-# Every setting the training job will use, as a digest: a param, so that a changed preset retrains.
-TRAIN_SETTINGS = (
-    training_preset(
-        TRAINING.get("preset", "paper"),
-        epochs_stage1=TRAINING.get("epochs_stage1"),
-        epochs_stage2=TRAINING.get("epochs_stage2"),
-        batch_size=TRAINING.get("batch_size"),
-    ).fingerprint()
-    if TRAINING.get("runs")
-    else None
-)
 
 
 def training_file(tomo, name):
