@@ -285,8 +285,10 @@ def zarr_target_voxel_size(
     image: `level` (an index into its multiscales, 0 = full resolution) or `voxel_size`; None for an MRC file
     (one level) or when neither is given. An index the image does not have is an InputError listing its levels."""
     path = Path(path)
-    if not is_zarr(path) or level is None:
-        return voxel_size if is_zarr(path) else None
+    if not is_zarr(path):
+        return None
+    if level is None:
+        return voxel_size
     levels, _ = _read_levels(path)
     if not 0 <= level < len(levels):
         sizes = ", ".join(f"{i}: {lv.path} at {sum(lv.voxel_size) / 3:g} A" for i, lv in enumerate(levels))
